@@ -1,0 +1,1 @@
+"""melforge components: plain, orchestrator-free pipeline stages (no Prefect imports here)."""

@@ -1,0 +1,334 @@
+"""The one typed configuration schema of melforge, mirroring the sections of ``params.yaml``.
+
+``params.yaml`` is the record DVC tracks: it always holds the complete, resolved configuration.
+Profiles (``demo``, ``full``) are overlays on the schema defaults; ``-S section.key=value``
+overrides use the same syntax as ``dvc exp run -S``. Every problem is reported before any work
+starts, naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user (names the key and what is allowed)."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NsynthMiniConfig(Section):
+    """Grid of General MIDI programs x pitches x velocities rendered from the bundled SoundFont."""
+
+    programs: list[int] = Field(default=[0, 24, 40, 56, 73], description="GM programs 0-127")
+    pitches: list[int] = Field(default=[48, 55, 60, 67, 72], description="MIDI pitches 0-127")
+    velocities: list[int] = Field(default=[64, 100, 127], description="MIDI velocities 1-127")
+    note_seconds: float = Field(default=3.0, gt=0, description="how long the key is held")
+    seconds: float = Field(default=4.0, gt=0, description="clip length incl. release")
+    sample_rate: int = Field(default=16000, ge=4000, le=96000)
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "NsynthMiniConfig":
+        for name, values, lo, hi in (
+            ("programs", self.programs, 0, 127),
+            ("pitches", self.pitches, 0, 127),
+            ("velocities", self.velocities, 1, 127),
+        ):
+            bad = [v for v in values if not lo <= v <= hi]
+            if bad or not values:
+                raise ValueError(f"{name} must be a non-empty list of integers in [{lo}, {hi}], got {values}")
+        if self.note_seconds > self.seconds:
+            raise ValueError("note_seconds must not exceed seconds")
+        return self
+
+
+class DigitsConfig(Section):
+    """Spoken digits from espeak-ng over voices x variants x pitches x speeds (SC09-like)."""
+
+    voices: list[str] = Field(default=["en", "en-us", "en-gb-scotland"])
+    variants: list[str] = Field(default=["m1", "f1", "m3"])
+    pitches: list[int] = Field(default=[35, 50, 65])
+    speeds: list[int] = Field(default=[140, 175])
+    seconds: float = Field(default=1.0, gt=0)
+    sample_rate: int = Field(default=16000, ge=4000, le=96000)
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "DigitsConfig":
+        if not self.voices or not self.variants:
+            raise ValueError("voices and variants must be non-empty")
+        if any(not 0 <= p <= 99 for p in self.pitches) or not self.pitches:
+            raise ValueError(f"pitches must be integers in [0, 99], got {self.pitches}")
+        if any(not 80 <= s <= 450 for s in self.speeds) or not self.speeds:
+            raise ValueError(f"speeds must be words per minute in [80, 450], got {self.speeds}")
+        return self
+
+
+class DataConfig(Section):
+    """Where audio comes from and how it is stored."""
+
+    sources: list[str] = Field(default=["builtin:nsynth-mini"], min_length=1)
+    include: list[str] = Field(default=["**/*.wav", "**/*.flac", "**/*.ogg", "**/*.mp3"])
+    labels: Literal["auto", "csv", "folder", "none"] = "auto"
+    labels_csv: str = Field(default="labels.csv", description="sidecar CSV name inside a source")
+    s3_endpoint_url: str | None = Field(default=None, description="else AWS_ENDPOINT_URL[_S3]")
+    shard_size: int = Field(default=256, ge=1, le=100_000)
+    nsynth_mini: NsynthMiniConfig = NsynthMiniConfig()
+    digits: DigitsConfig = DigitsConfig()
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> "DataConfig":
+        for src in self.sources:
+            if not src.strip():
+                raise ValueError("sources must not contain empty strings")
+            if src.startswith("builtin:") and src.removeprefix("builtin:") not in ("nsynth-mini", "digits"):
+                raise ValueError(f"unknown built-in dataset {src!r}; allowed: builtin:nsynth-mini, builtin:digits")
+        return self
+
+
+class AudioConfig(Section):
+    """How decoded audio becomes clips."""
+
+    sample_rate: int = Field(default=16000, ge=4000, le=192000)
+    clip_seconds: float = Field(default=4.0, gt=0, le=600)
+    hop_seconds: float | None = Field(default=None, gt=0, description="None = clip_seconds")
+    min_last_clip_fraction: float = Field(default=0.5, ge=0, le=1)
+    silence_floor_db: float = Field(default=-60.0, le=0, description="clips with RMS below are dropped")
+    normalise: Literal["peak", "loudness", "none"] = "peak"
+    peak_dbfs: float = Field(default=-1.0, le=0)
+    loudness_dbfs: float = Field(default=-20.0, le=0, description="target RMS level for 'loudness'")
+    min_source_sample_rate: int = Field(default=4000, ge=1)
+    max_source_sample_rate: int = Field(default=384000, ge=1)
+    max_channels: int = Field(default=16, ge=1)
+    max_source_seconds: float = Field(default=4 * 3600, gt=0)
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round((self.hop_seconds or self.clip_seconds) * self.sample_rate))
+
+
+class ValidateConfig(Section):
+    """Great Expectations suite thresholds; expectations in ``warn_only`` are reported, not fatal."""
+
+    min_duration_seconds: float = Field(default=0.25, ge=0)
+    max_duration_seconds: float = Field(default=600.0, gt=0)
+    min_clips_per_class: int = Field(default=1, ge=0)
+    class_label: str | None = Field(default=None, description="label column for per-class minimum; None = first label")
+    warn_only: list[str] = Field(default=["min_clips_per_class"])
+
+
+class MelConfig(Section):
+    """Log-mel spectrogram features."""
+
+    n_mels: int = Field(default=128, ge=8, le=512)
+    n_fft: int = Field(default=1024, ge=64, le=16384)
+    hop_length: int = Field(default=160, ge=16)
+    win_length: int | None = Field(default=None, ge=16)
+    fmin: float = Field(default=0.0, ge=0)
+    fmax: float | None = Field(default=None, gt=0)
+    frames: int = Field(default=384, ge=8, description="frames per example (cropped / padded)")
+    layout: Literal["flat", "snake"] = "flat"
+    pack_channels: int = Field(default=3, ge=1, description="channels of the snake layout")
+    log_floor: float = Field(default=1e-5, gt=0)
+    clip_sigma: float = Field(default=3.0, gt=0)
+    batch_size: int = Field(default=64, ge=1)
+    griffinlim_iters: int = Field(default=32, ge=1)
+    griffinlim_eval_clips: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "MelConfig":
+        if self.win_length is not None and self.win_length > self.n_fft:
+            raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
+        if self.fmax is not None and self.fmax <= self.fmin:
+            raise ValueError(f"fmax ({self.fmax}) must be > fmin ({self.fmin})")
+        if self.layout == "snake" and self.frames % self.pack_channels:
+            raise ValueError(f"frames ({self.frames}) must be divisible by pack_channels ({self.pack_channels}) for layout 'snake'")
+        return self
+
+
+class ModelConfig(Section):
+    """Reserved for the diffusion U-Net (teacher training issue)."""
+
+
+class TrainConfig(Section):
+    """Reserved for teacher training."""
+
+
+class DistillConfig(Section):
+    """Reserved for progressive distillation."""
+
+
+class EvalConfig(Section):
+    """Reserved for evaluation."""
+
+
+class RegistryConfig(Section):
+    """Reserved for the MLflow model registry and promotion gate."""
+
+
+class MelforgeConfig(Section):
+    """The whole of params.yaml."""
+
+    profile: Literal["demo", "full", "custom"] = "demo"
+    seed: int = 0
+    experiment: str = Field(default="melforge", min_length=1, description="MLflow experiment name")
+    data: DataConfig = DataConfig()
+    audio: AudioConfig = AudioConfig()
+    validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    mel: MelConfig = MelConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    distill: DistillConfig = DistillConfig()
+    eval: EvalConfig = EvalConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "MelforgeConfig":
+        nyquist = self.audio.sample_rate / 2
+        if self.mel.fmax is not None and self.mel.fmax > nyquist:
+            raise ValueError(f"mel.fmax ({self.mel.fmax}) must be <= audio.sample_rate/2 ({nyquist})")
+        return self
+
+    def to_params(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# Profiles are overlays on the schema defaults. demo: CPU minutes. full: the reference paper's scale.
+PROFILES: dict[str, dict[str, Any]] = {
+    "demo": {
+        "profile": "demo",
+        "data": {"nsynth_mini": {"programs": [0, 24, 40, 56, 73], "pitches": [48, 55, 60, 67, 72],
+                                  "velocities": [64, 100, 127]}},
+        "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
+    },
+    "full": {
+        "profile": "full",
+        "data": {"nsynth_mini": {"programs": list(range(0, 128, 4)), "pitches": list(range(36, 85, 2)),
+                                  "velocities": [50, 75, 100, 127]}},
+        "mel": {"n_mels": 128, "hop_length": 160, "frames": 384, "layout": "snake"},
+    },
+}
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def profile_params(name: str) -> dict[str, Any]:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
+    return _deep_merge(MelforgeConfig().to_params(), PROFILES[name])
+
+
+def _allowed_keys(path: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = MelforgeConfig
+    for part in path:
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        key = ".".join(loc) or "<root>"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            lines.append(f"{origin}: unknown key '{key}'; allowed keys here: {', '.join(allowed)}")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, (dict, list)) and e["type"] == "value_error" else f" (got {got!r})"
+            lines.append(f"{origin}: '{key}': {e['msg'].removeprefix('Value error, ')}{shown}")
+    return "\n".join(lines)
+
+
+def validate_params(params: dict[str, Any], origin: str = "params.yaml") -> MelforgeConfig:
+    """Validate a params mapping; raise ConfigError naming every bad key."""
+    if not isinstance(params, dict):
+        raise ConfigError(f"{origin}: expected a mapping of sections, got {type(params).__name__}")
+    try:
+        return MelforgeConfig.model_validate(params)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, origin)) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``section.key=value`` (value as YAML, like ``dvc exp run -S``)."""
+    if "=" not in text:
+        raise ConfigError(f"-S {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".")]
+    if not key.strip() or any(not p for p in parts):
+        raise ConfigError(f"-S {text!r}: expected a dotted key such as mel.n_mels")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"-S {text!r}: value is not valid YAML ({exc})") from None
+    return parts, value
+
+
+def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``params`` with every override applied (unknown keys caught on validation)."""
+    result = copy.deepcopy(params)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = result
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"-S {text!r}: '{'.'.join(parts[:i + 1])}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run from the project root or create it with `melforge run --profile demo`")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return data
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> MelforgeConfig:
+    """Load params.yaml, apply ``-S`` overrides, validate."""
+    params = apply_overrides(read_params_file(path), overrides or [])
+    origin = f"{path.name}" + (" with -S overrides" if overrides else "")
+    return validate_params(params, origin)
+
+
+def write_params_file(path: Path, config: MelforgeConfig) -> None:
+    """Write params.yaml atomically (temp file + rename)."""
+    text = "# melforge parameters: the record DVC tracks. Edit, or use `melforge run -S key=value`.\n"
+    text += yaml.safe_dump(config.to_params(), sort_keys=False, default_flow_style=None, width=100)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".params.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

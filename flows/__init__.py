@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration wrappers around components/."""
