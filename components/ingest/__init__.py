@@ -1,0 +1,1 @@
+"""Ingestion: sources -> decoded, mono, resampled, sliced, normalised clips in shards + manifest."""
