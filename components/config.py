@@ -126,7 +126,19 @@ class ValidateConfig(Section):
     max_duration_seconds: float = Field(default=600.0, gt=0)
     min_clips_per_class: int = Field(default=1, ge=0)
     class_label: str | None = Field(default=None, description="label column for per-class minimum; None = first label")
-    warn_only: list[str] = Field(default=["min_clips_per_class"])
+    allowed_labels: dict[str, list[str]] = Field(default={}, description="label column -> allowed values")
+    warn_only: list[str] = Field(default=["min_clips_per_class"], description="checks reported but not fatal")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ValidateConfig":
+        known = {"row_count", "sample_rate", "duration", "finite", "peak", "rms", "unique_clip_ids", "labels",
+                 "min_clips_per_class"}
+        unknown = sorted(set(self.warn_only) - known)
+        if unknown:
+            raise ValueError(f"warn_only: unknown checks {unknown}; allowed: {sorted(known)}")
+        if self.max_duration_seconds <= self.min_duration_seconds:
+            raise ValueError("max_duration_seconds must be > min_duration_seconds")
+        return self
 
 
 class MelConfig(Section):

@@ -1,0 +1,134 @@
+"""The validate stage: run the suite over ``data/clips/manifest.parquet``.
+
+Writes ``data/validation/`` (results.json, failures.csv with the clip ids that broke each
+expectation, and GX Data Docs under docs/). A critical failure raises :class:`ValidationFailed`
+*after* the outputs are written, so the report is there to read; warnings are only reported.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.config import MelforgeConfig
+from components.datasets import builtin_label_values
+from components.ingest.sources import source_kind
+from components.ingest.stage import LABEL_PREFIX, read_manifest
+from components.storage import atomic_write_json, staged_directory
+from components.validate.suite import Check, build_checks
+
+RESULTS = "results.json"
+FAILURES = "failures.csv"
+DOCS = "docs"
+
+
+class ValidationFailed(RuntimeError):
+    """A critical expectation failed; the message names it and how many rows broke it."""
+
+
+def allowed_label_values(cfg: MelforgeConfig) -> dict[str, list[str]]:
+    """Label vocabularies: every built-in source's own, plus ``validate.allowed_labels``."""
+    allowed: dict[str, set[str]] = {k: set(v) for k, v in cfg.validate_.allowed_labels.items()}
+    for source in cfg.data.sources:
+        if source_kind(source) == "builtin":
+            for key, values in builtin_label_values(source.removeprefix("builtin:"), cfg.data).items():
+                allowed.setdefault(key, set()).update(values)
+    return {k: sorted(v) for k, v in allowed.items()}
+
+
+def class_counts(manifest: pd.DataFrame, cfg: MelforgeConfig, label_columns: list[str]) -> pd.DataFrame:
+    column = LABEL_PREFIX + cfg.validate_.class_label if cfg.validate_.class_label else label_columns[0]
+    if column not in manifest.columns:
+        raise ValueError(f"validate.class_label: no label column {column.removeprefix(LABEL_PREFIX)!r}; "
+                         f"have {[c.removeprefix(LABEL_PREFIX) for c in label_columns]}")
+    counts = manifest.groupby(column).size().rename("clips").reset_index()
+    return counts.rename(columns={column: "class"}).assign(label=column.removeprefix(LABEL_PREFIX))
+
+
+def _severity(expectation_config) -> str:
+    severity = getattr(expectation_config, "severity", "critical")
+    return str(getattr(severity, "value", severity))
+
+
+def _run_gx(tables: dict[str, pd.DataFrame], checks: list[Check], docs_dir: Path) -> list[dict[str, Any]]:
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.add_data_docs_site(site_name="melforge", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    source = context.data_sources.add_pandas("melforge")
+    definitions = []
+    for table, frame in tables.items():
+        suite = context.suites.add(gx.ExpectationSuite(name=f"melforge_{table}"))
+        for check in checks:
+            if check.table == table:
+                check.expectation.meta = {"check": check.name}
+                suite.add_expectation(check.expectation)
+        batch = source.add_dataframe_asset(name=table).add_batch_definition_whole_dataframe(f"{table}_all")
+        definitions.append((table, frame, context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"validate_{table}", data=batch, suite=suite))))
+    results = []
+    for table, frame, definition in definitions:
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"checkpoint_{table}", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["melforge"])],
+            result_format={"result_format": "COMPLETE",
+                           "unexpected_index_column_names": ["clip_id"] if table == "manifest" else ["class"]},
+        ))
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+        for run_result in outcome.run_results.values():
+            for r in run_result.results:
+                cfg = r.expectation_config
+                res = r.result or {}
+                results.append({
+                    "check": (cfg.meta or {}).get("check", cfg.type), "expectation": cfg.type, "table": table,
+                    "column": cfg.kwargs.get("column"), "severity": _severity(cfg),
+                    "success": bool(r.success), "element_count": int(res.get("element_count") or len(frame)),
+                    "unexpected_count": int(res.get("unexpected_count") or 0),
+                    "unexpected_ids": [str(x.get("clip_id", x.get("class"))) if isinstance(x, dict) else str(x)
+                                       for x in (res.get("unexpected_index_list") or [])][:1000],
+                    "observed_value": res.get("observed_value"),
+                    "exception": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
+                })
+    return results
+
+
+def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_path: Path | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    manifest = read_manifest(clips_dir)
+    label_columns = sorted(c for c in manifest.columns if c.startswith(LABEL_PREFIX))
+    checks = build_checks(cfg, label_columns, allowed_label_values(cfg))
+    tables = {"manifest": manifest}
+    if label_columns:
+        tables["class_counts"] = class_counts(manifest, cfg, label_columns)
+    with staged_directory(out_dir) as tmp:
+        results = _run_gx(tables, checks, tmp / DOCS)
+        failures = [{"check": r["check"], "severity": r["severity"], "id": i}
+                    for r in results if not r["success"] for i in r["unexpected_ids"]]
+        pd.DataFrame(failures, columns=["check", "severity", "id"]).to_csv(tmp / FAILURES, index=False)
+        critical = [r for r in results if not r["success"] and r["severity"] == "critical"]
+        warnings = [r for r in results if not r["success"] and r["severity"] != "critical"]
+        summary = {
+            "success": not critical, "expectations": len(results),
+            "passed": sum(r["success"] for r in results), "critical_failures": len(critical),
+            "warnings": len(warnings), "rows": int(len(manifest)),
+            "failed": [f"{r['check']} ({r['unexpected_count']} of {r['element_count']} rows)" for r in critical + warnings],
+            "seconds": time.perf_counter() - started,
+        }
+        atomic_write_json(tmp / RESULTS, {"summary": summary, "results": results})
+    if metrics_path is not None:
+        atomic_write_json(metrics_path, {k: v for k, v in summary.items() if k != "failed"} | {"failed": summary["failed"]})
+    if critical:
+        names = "; ".join(f"{r['check']} [{r['expectation']}"
+                          f"{', column ' + r['column'] if r['column'] else ''}]: {r['unexpected_count']} of "
+                          f"{r['element_count']} rows broke it" + (f" ({r['exception']})" if r["exception"] else "")
+                          for r in critical)
+        raise ValidationFailed(f"validation failed on {clips_dir / 'manifest.parquet'}: {names}. "
+                               f"Details: {out_dir / RESULTS}, {out_dir / FAILURES}, Data Docs {out_dir / DOCS / 'index.html'}")
+    return summary
