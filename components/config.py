@@ -336,11 +336,42 @@ def load_config(path: Path, overrides: list[str] | None = None) -> MelforgeConfi
     return validate_params(params, origin)
 
 
+class _ParamsDumper(yaml.SafeDumper):
+    """Sections as blocks, lists of values inline: params.yaml stays short and diff-friendly."""
+
+
+_ParamsDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+
+
 def write_params_file(path: Path, config: MelforgeConfig) -> None:
     """Write params.yaml atomically (temp file + rename)."""
     text = "# melforge parameters: the record DVC tracks. Edit, or use `melforge run -S key=value`.\n"
-    text += yaml.safe_dump(config.to_params(), sort_keys=False, default_flow_style=None, width=100)
+    text += yaml.dump(config.to_params(), Dumper=_ParamsDumper, sort_keys=False, default_flow_style=False, width=100)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".params.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def resolve_params(params_path: Path, *, profile: str | None = None, overrides: list[str] | None = None,
+                   write: bool = True) -> MelforgeConfig:
+    """The config a run will use: profile (or the current params.yaml) + ``-S`` overrides.
+
+    Validated before anything else happens; written back to params.yaml (atomically, only when
+    it changed) so DVC records exactly what ran, like ``dvc exp run -S``.
+    """
+    if profile is not None:
+        base = profile_params(profile)
+    elif params_path.is_file():
+        base = read_params_file(params_path)
+    else:
+        base = profile_params("demo")
+    merged = apply_overrides(base, overrides or [])
+    origin = params_path.name if profile is None else f"profile {profile!r}"
+    config = validate_params(merged, origin + (" with -S overrides" if overrides else ""))
+    if write:
+        current = read_params_file(params_path) if params_path.is_file() else None
+        if current != config.to_params():
+            write_params_file(params_path, config)
+    return config

@@ -81,7 +81,6 @@ def runtime_defaults(paths: ProjectPaths) -> dict[str, str]:
         # MLflow: SQLite store + local artifacts, no telemetry.
         "MLFLOW_TRACKING_URI": f"sqlite:///{paths.mlflow_db}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false",
         # Prefect: local API (ephemeral server) with its home inside the project state folder.
         "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

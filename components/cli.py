@@ -1,0 +1,158 @@
+"""The ``melforge`` command line.
+
+Environment defaults (embedded MLflow/Prefect/DVC, telemetry off) are applied before any tool is
+imported, and the configuration is validated before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.config import ConfigError, PROFILES
+from components.settings import apply_runtime_defaults
+
+app = typer.Typer(help="melforge: audio in, trained and evaluated audio generators out.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Look at the ingested data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+SetOption = Annotated[Optional[list[str]], typer.Option(
+    "-S", "--set", help="Override a parameter, like `dvc exp run -S`: section.key=value (YAML value). Repeatable.")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    profile: Annotated[Optional[str], typer.Option(help=f"Start from a profile ({', '.join(PROFILES)}) instead of the current params.yaml.")] = None,
+    set_: SetOption = None,
+    push: Annotated[bool, typer.Option(help="Push the data to the DVC remote afterwards.")] = True,
+) -> None:
+    """Run the pipeline flow (scan → ingest → validate → features) through Prefect + DVC + MLflow.
+
+    params.yaml is updated with the profile/overrides first (validated before any work starts), so
+    dvc.lock records exactly what ran. Unchanged stages are skipped.
+    """
+    paths = apply_runtime_defaults()
+    from components.config import resolve_params
+
+    try:
+        resolve_params(paths.params, profile=profile, overrides=set_ or [])
+    except ConfigError as exc:
+        _fail(str(exc))
+    from flows.pipeline import melforge_pipeline
+
+    try:
+        summary = melforge_pipeline(profile=profile, overrides=set_ or [], push=push, root=str(paths.root))
+    except Exception as exc:  # the flow already marked the MLflow run failed
+        _fail(str(exc), code=1)
+    table = Table(title="melforge pipeline", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    Console().print(table)
+    console.print(f"MLflow UI: [bold]melforge ui[/] (tracking URI {os.environ['MLFLOW_TRACKING_URI']})")
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features")],
+) -> None:
+    """Run one stage directly from params.yaml (what dvc.yaml calls; no Prefect, no MLflow)."""
+    paths = apply_runtime_defaults()
+    from components.config import load_config
+    from components.stages import STAGES, run_stage
+
+    if name not in STAGES:
+        _fail(f"unknown stage {name!r}; allowed: {', '.join(STAGES)}")
+    try:
+        cfg = load_config(paths.params)
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        summary = run_stage(name, cfg, paths)
+    except Exception as exc:
+        _fail(f"stage {name}: {exc}", code=1)
+    console.print_json(json.dumps(summary, default=str))
+
+
+@data_app.command("summary")
+def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
+    """Clips, hours, labels and quarantine of the ingested data (data/clips)."""
+    paths = apply_runtime_defaults()
+    import pandas as pd
+
+    from components.ingest.stage import LABEL_PREFIX, read_manifest
+
+    try:
+        manifest = read_manifest(paths.clips)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    quarantine = pd.read_csv(paths.clips / "quarantine.csv") if (paths.clips / "quarantine.csv").is_file() else pd.DataFrame()
+    labels = {c.removeprefix(LABEL_PREFIX): manifest[c].value_counts().sort_index().to_dict()
+              for c in manifest.columns if c.startswith(LABEL_PREFIX)}
+    validation = paths.validation / "results.json"
+    summary = {
+        "clips": int(len(manifest)), "hours": round(float(manifest["duration_seconds"].sum()) / 3600, 4),
+        "sources": manifest.groupby("source").size().to_dict(), "labels": labels,
+        "quarantined": int(len(quarantine)),
+        "quarantine_reasons": quarantine["reason"].str.split(":").str[0].value_counts().to_dict() if len(quarantine) else {},
+        "validation": json.loads(validation.read_text())["summary"] if validation.is_file() else None,
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    out = Console()
+    head = Table(title="data/clips", show_header=False)
+    for key in ("clips", "hours", "quarantined"):
+        head.add_row(key, str(summary[key]))
+    for source, n in summary["sources"].items():
+        head.add_row(f"source {source}", f"{n} clips")
+    if summary["validation"]:
+        v = summary["validation"]
+        head.add_row("validation", f"{'passed' if v['success'] else 'FAILED'}: {v['passed']}/{v['expectations']} expectations")
+    out.print(head)
+    for name, counts in labels.items():
+        t = Table(title=f"label {name}")
+        t.add_column("value")
+        t.add_column("clips", justify="right")
+        for value, n in counts.items():
+            t.add_row(str(value), str(n))
+        out.print(t)
+    if len(quarantine):
+        t = Table(title="quarantine")
+        for col in ("uri", "reason"):
+            t.add_column(col, overflow="fold")
+        for rec in quarantine.head(50).to_dict("records"):
+            t.add_row(str(rec["uri"]), str(rec["reason"]))
+        out.print(t)
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
+    """Open the MLflow UI on 127.0.0.1 for this project's tracking store."""
+    apply_runtime_defaults()
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1"]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""A cheap fingerprint of every source (listing only, no decoding) for DVC to depend on.
+
+DVC cannot see inside ``s3://`` prefixes or folders outside the workspace; the ``scan`` stage
+writes what they hold (paths, sizes, modification times / ETags, built-in catalogue hashes) to
+``data/sources.json``, so ingest re-runs exactly when a source changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from components.config import MelforgeConfig
+from components.datasets import builtin_fingerprint
+from components.ingest.sources import SourceError, _matches, s3_client, source_kind
+
+
+def scan_sources(cfg: MelforgeConfig) -> dict[str, Any]:
+    d = cfg.data
+    listing: dict[str, Any] = {}
+    for source in d.sources:
+        kind = source_kind(source)
+        if kind == "builtin":
+            listing[source] = {"fingerprint": builtin_fingerprint(source.removeprefix("builtin:"), d)}
+        elif kind == "local":
+            root = Path(source).expanduser()
+            if not root.is_dir():
+                raise SourceError(f"source {source!r}: folder does not exist")
+            files = {}
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root).as_posix()
+                if path.is_file() and (rel == d.labels_csv or _matches(rel, d.include)):
+                    st = path.stat()
+                    files[rel] = [st.st_size, st.st_mtime_ns]
+            listing[source] = {"files": files}
+        else:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            bucket, _, prefix = source.removeprefix("s3://").partition("/")
+            objects = {}
+            try:
+                for page in s3_client(d.s3_endpoint_url).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                    for obj in page.get("Contents", []):
+                        objects[obj["Key"]] = [obj["Size"], obj.get("ETag", "")]
+            except (ClientError, BotoCoreError) as exc:
+                raise SourceError(f"source {source!r}: cannot list ({exc})") from None
+            listing[source] = {"objects": objects}
+    return {"sources": listing, "include": d.include, "labels": d.labels}

@@ -1,0 +1,111 @@
+"""The one module that talks to MLflow (besides the future registry module).
+
+Defaults to the embedded SQLite store with artifacts under the project state folder; the standard
+``MLFLOW_TRACKING_URI`` (and ``MLFLOW_S3_ENDPOINT_URL`` for S3 artifacts) point it at a server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from components.settings import ProjectPaths
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def flatten_params(params: dict[str, Any]) -> dict[str, str]:
+    """{"mel": {"n_mels": 128}} -> {"mel.n_mels": "128"} (MLflow params are flat strings)."""
+    out: dict[str, str] = {}
+    _flatten("", params, out)
+    return out
+
+
+def numeric_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a stage summary (booleans as 0/1)."""
+    metrics = {}
+    for key, value in summary.items():
+        if isinstance(value, bool):
+            metrics[key] = float(value)
+        elif isinstance(value, (int, float)) and math.isfinite(value):
+            metrics[key] = float(value)
+    return metrics
+
+
+def setup_experiment(name: str, paths: ProjectPaths) -> str:
+    """Select (creating if needed) the experiment; local stores keep artifacts in .melforge/."""
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db}"
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        location = paths.mlflow_artifacts.as_uri() if uri.startswith("sqlite:") else None
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+@contextmanager
+def parent_run(name: str, *, params: dict[str, Any], tags: dict[str, str]) -> Iterator[Any]:
+    """The pipeline's MLflow run; failed (with the error as a tag) if the body raises."""
+    import mlflow
+
+    with mlflow.start_run(run_name=name, tags=tags, log_system_metrics=True) as run:
+        mlflow.log_params(flatten_params(params))
+        try:
+            yield run
+        except BaseException as exc:
+            mlflow.set_tag("melforge.error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.end_run(status="FAILED")
+            raise
+
+
+def log_stage(stage: str, *, summary: dict[str, Any], params: dict[str, Any], artifacts: list[Path],
+              skipped: bool, status: str = "FINISHED", error: str | None = None) -> str:
+    """One nested run per stage: its params section, numeric metrics, summary JSON and artifacts."""
+    import mlflow
+
+    with mlflow.start_run(run_name=stage, nested=True,
+                          tags={"melforge.stage": stage, "melforge.skipped": str(skipped).lower()}) as run:
+        if params:
+            mlflow.log_params(flatten_params(params))
+        mlflow.log_metrics(numeric_metrics(summary))
+        mlflow.log_dict(summary, f"{stage}/summary.json")
+        for path in artifacts:
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), f"{stage}/{path.name}")
+            elif path.is_file():
+                mlflow.log_artifact(str(path), stage)
+        if error:
+            mlflow.set_tag("melforge.error", error[:5000])
+        if status != "FINISHED":
+            mlflow.end_run(status=status)
+        return run.info.run_id
+
+
+def log_dataset(manifest_summary: Any, *, name: str, digest: str, source: str, context: str = "features") -> None:
+    """Log the data as an MLflow dataset input whose digest is its DVC hash."""
+    import warnings
+
+    import mlflow
+
+    numeric = manifest_summary.select_dtypes("number").columns
+    frame = manifest_summary.astype({c: "float64" for c in numeric})  # no int-with-missing-values hint
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "source can be interpreted in multiple ways"
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+    mlflow.log_input(dataset, context=context)

@@ -1,0 +1,37 @@
+"""Prefect artifacts for each stage: what a person wants to see in the Prefect UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    return str(value)
+
+
+def stage_markdown(stage: str, summary: dict[str, Any], *, skipped: bool) -> str:
+    state = "unchanged — skipped by DVC (figures from the last run)" if skipped else "ran"
+    lines = [f"### Stage `{stage}`: {state}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in summary.items()]
+    return "\n".join(lines)
+
+
+def publish_stage(stage: str, summary: dict[str, Any], *, skipped: bool,
+                  table: list[dict[str, Any]] | None = None) -> None:
+    create_markdown_artifact(key=f"melforge-{stage}", markdown=stage_markdown(stage, summary, skipped=skipped),
+                             description=f"melforge stage {stage}")
+    if table:
+        create_table_artifact(key=f"melforge-{stage}-details", table=table[:200],
+                              description=f"melforge stage {stage}: details (first 200 rows)")
+
+
+def publish_pipeline(summary: dict[str, Any]) -> None:
+    lines = ["## melforge pipeline", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in summary.items()]
+    create_markdown_artifact(key="melforge-pipeline", markdown="\n".join(lines), description="melforge run summary")

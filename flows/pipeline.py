@@ -1,0 +1,146 @@
+"""The melforge pipeline flow: every stage through DVC, tracked in MLflow, shown in Prefect.
+
+DVC decides what runs (unchanged stages are skipped and dvc.lock stays the record); each stage is
+a Prefect task with retries for transient errors; one MLflow parent run holds a nested run per
+stage and the dataset input; every stage leaves a Prefect artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+
+from components import tracking
+from components.config import MelforgeConfig, resolve_params
+from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
+from components.stages import PIPELINE_ORDER, metrics_path
+from flows.artifacts import publish_pipeline, publish_stage
+from flows.dvc_runner import DvcCommandFailed, dvc, out_hash, stage_is_current, workspace_lock
+
+# config sections each stage depends on (logged as the nested run's params)
+STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
+                  "features": ("mel", "audio")}
+STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
+                   "features": ("mels/stats.json", "mels/preview")}
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Retry only failures DVC or the network call transient (lock held, connection reset)."""
+    try:
+        state.result()
+    except DvcCommandFailed as exc:
+        return exc.transient
+    except Exception:
+        return False
+    return False
+
+
+@task(name="dvc-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_transient,
+      task_run_name="{stage}")
+def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False) -> dict[str, Any]:
+    """Reproduce one stage with DVC (skipped when unchanged); return its summary."""
+    with workspace_lock(paths):
+        skipped = not force and stage_is_current(paths, stage)
+        if not skipped:
+            dvc(paths, "repro", "--single-item", *(["--force"] if force else []), stage)
+    metrics_file = metrics_path(paths, stage)
+    summary = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    table = None
+    if stage == "ingest" and (paths.clips / "quarantine.csv").is_file():
+        table = pd.read_csv(paths.clips / "quarantine.csv").to_dict("records")
+    elif stage == "validate" and (paths.validation / "results.json").is_file():
+        results = json.loads((paths.validation / "results.json").read_text())["results"]
+        table = [{k: r[k] for k in ("check", "severity", "success", "unexpected_count", "element_count")} for r in results]
+    if stage != "scan":
+        publish_stage(stage, summary, skipped=skipped, table=table)
+    return {"stage": stage, "skipped": skipped, "summary": summary}
+
+
+def _git_tags(root: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"git.commit": git("rev-parse", "HEAD") or "unknown",
+            "git.dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower()}
+
+
+def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
+    manifest = pd.read_parquet(paths.clips / "manifest.parquet")
+    labels = [c for c in manifest.columns if c.startswith("label_")]
+    keys = ["source", *labels[:1]]
+    return manifest.groupby(keys).agg(clips=("clip_id", "size"), seconds=("duration_seconds", "sum")).reset_index()
+
+
+@flow(name="melforge-pipeline", log_prints=True)
+def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = None, push: bool = True,
+                      root: str | None = None) -> dict[str, Any]:
+    """scan -> ingest -> validate -> features, through DVC, in one MLflow parent run."""
+    paths = apply_runtime_defaults(project_paths(Path(root) if root else None))
+    logger = get_run_logger()
+    cfg: MelforgeConfig = resolve_params(paths.params, profile=profile, overrides=overrides)
+    tracking.setup_experiment(cfg.experiment, paths)
+    params = cfg.to_params()
+    outcomes: dict[str, dict[str, Any]] = {}
+    with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
+                             tags={"melforge.profile": cfg.profile, **_git_tags(paths.root)}) as run:
+        for stage in PIPELINE_ORDER:
+            try:
+                # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
+                outcome = run_dvc_stage(paths, stage, force=(stage == "scan"))
+            except Exception as exc:
+                tracking.log_stage(stage, summary=_read_metrics(paths, stage), params=_sections(params, stage),
+                                   artifacts=_artifacts(paths, stage), skipped=False, status="FAILED", error=str(exc))
+                raise
+            outcomes[stage] = outcome
+            if stage != "scan":
+                tracking.log_stage(stage, summary=outcome["summary"], params=_sections(params, stage),
+                                   artifacts=_artifacts(paths, stage), skipped=outcome["skipped"])
+            logger.info("stage %s: %s", stage, "skipped (unchanged)" if outcome["skipped"] else "ran")
+        digest = out_hash(paths, "features", "data/mels") or "unknown"
+        tracking.log_dataset(_dataset_summary(paths), name="melforge-mels", digest=digest.removesuffix(".dir"),
+                             source=str(paths.mels))
+        import mlflow
+
+        mlflow.set_tags({"dvc.data_digest": digest, "dvc.clips_digest": out_hash(paths, "ingest", "data/clips") or ""})
+        if push:
+            with workspace_lock(paths):
+                dvc(paths, "push", echo=False)
+            mlflow.set_tag("dvc.pushed", "true")
+        ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
+        summary = {
+            "mlflow_run_id": run.info.run_id, "profile": cfg.profile,
+            "stages_run": [s for s, o in outcomes.items() if not o["skipped"]],
+            "stages_skipped": [s for s, o in outcomes.items() if o["skipped"]],
+            "clips": ingest.get("clips"), "hours": ingest.get("hours"),
+            "quarantined": ingest.get("files_quarantined"),
+            "validation": "passed" if outcomes["validate"]["summary"].get("success") else "failed",
+            "mel_shape": features.get("example_shape"), "data_digest": digest,
+            "griffinlim_sc_db": features.get("griffinlim_spectral_convergence_db"),
+        }
+        mlflow.log_dict(summary, "pipeline_summary.json")
+    publish_pipeline(summary)
+    return summary
+
+
+def _read_metrics(paths: ProjectPaths, stage: str) -> dict[str, Any]:
+    path = metrics_path(paths, stage)
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def _sections(params: dict[str, Any], stage: str) -> dict[str, Any]:
+    return {s: params[s] for s in STAGE_SECTIONS.get(stage, ())}
+
+
+def _artifacts(paths: ProjectPaths, stage: str) -> list[Path]:
+    return [paths.data / rel for rel in STAGE_ARTIFACTS.get(stage, ())]
