@@ -1,0 +1,41 @@
+# melforge: two commands do everything on a fresh machine (Python 3.11, pip, git):
+#   make run    -> create .venv from the lock file, then run the whole pipeline (demo profile)
+#   make test   -> create .venv from the lock file, then run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+LOCK_ID := $(shell sha1sum requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.melforge-installed-$(LOCK_ID)
+PYTEST_ARGS ?=
+
+.PHONY: run test install benchmarks ui clean-state
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(VENV)/bin/uv pip sync --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+	@rm -f $(VENV)/.melforge-installed-* && touch $(STAMP)
+
+run: install
+	$(VENV)/bin/melforge run
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+benchmarks: install
+	$(PY) benchmarks/logmel_speed.py
+	$(PY) benchmarks/ingest_scaling.py
+
+ui: install
+	$(VENV)/bin/melforge ui
+
+# Re-lock after editing pyproject.toml dependencies (needs the registry).
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --override requirements-overrides.txt \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean-state:
+	rm -rf .melforge data
