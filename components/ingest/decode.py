@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 import numpy as np
@@ -11,6 +12,12 @@ import soundfile as sf
 
 class BadAudio(ValueError):
     """The file cannot become clips; the message is the quarantine reason."""
+
+
+def _libsndfile_words(exc: Exception) -> str:
+    """libsndfile's own explanation, without the in-memory object's address."""
+    text = re.sub(r"Error opening <[^>]*>:\s*", "", str(exc)).strip()
+    return text or type(exc).__name__
 
 
 def _riff_truncation(payload: bytes) -> str | None:
@@ -40,7 +47,7 @@ def decode_audio(payload: bytes, *, min_rate: int, max_rate: int, max_channels: 
     try:
         info = sf.info(io.BytesIO(payload))
     except Exception as exc:  # libsndfile names the problem; we keep its words
-        raise BadAudio(f"not audio or unsupported format: {str(exc).strip() or type(exc).__name__}") from None
+        raise BadAudio(f"not audio or unsupported format: {_libsndfile_words(exc)}") from None
     if not min_rate <= info.samplerate <= max_rate:
         raise BadAudio(f"sample rate {info.samplerate} Hz outside the allowed [{min_rate}, {max_rate}] Hz")
     if info.channels > max_channels:
@@ -50,7 +57,7 @@ def decode_audio(payload: bytes, *, min_rate: int, max_rate: int, max_channels: 
     try:
         audio, rate = sf.read(io.BytesIO(payload), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise BadAudio(f"truncated or corrupt {info.format} stream: {str(exc).strip() or type(exc).__name__}") from None
+        raise BadAudio(f"truncated or corrupt {info.format} stream: {_libsndfile_words(exc)}") from None
     if audio.shape[0] == 0:
         raise BadAudio("no audio frames")
     if info.frames > 0 and audio.shape[0] < info.frames:

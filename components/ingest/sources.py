@@ -91,7 +91,7 @@ def local_entries(source: str, *, include: list[str], label_mode: str, labels_cs
         relative = path.relative_to(root).as_posix()
         if relative == labels_csv or not _matches(relative, include):
             continue
-        yield SourceEntry(source=source, uri=str(path.resolve()), read=_file_reader(path),
+        yield SourceEntry(source=source, uri=str(path.absolute()), read=_file_reader(path),
                           labels=_labels_for(relative, label_mode, table))
 
 

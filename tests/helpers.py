@@ -1,0 +1,36 @@
+"""Small builders shared by tests: configs and audio files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from components.config import MelforgeConfig, apply_overrides, profile_params, validate_params
+
+TINY_NSYNTH = {"programs": [0, 40], "pitches": [60, 67], "velocities": [100], "seconds": 1.0, "note_seconds": 0.75}
+
+
+def tiny_config(overrides: list[str] | None = None, **sections: dict[str, Any]) -> MelforgeConfig:
+    """A demo-profile config shrunk to seconds of work; sections merge over it."""
+    params = profile_params("demo")
+    params["data"]["nsynth_mini"].update(TINY_NSYNTH)
+    params["audio"]["clip_seconds"] = 1.0
+    params["mel"].update({"n_mels": 32, "hop_length": 250, "frames": 64, "griffinlim_iters": 4,
+                          "griffinlim_eval_clips": 2})
+    for name, values in sections.items():
+        params[name].update(values)
+    return validate_params(apply_overrides(params, overrides or []), "test config")
+
+
+def sine(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_audio(path: Path, audio: np.ndarray, rate: int, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio.T if audio.ndim == 2 else audio, rate, **kwargs)
+    return path

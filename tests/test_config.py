@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import (ConfigError, PROFILES, apply_overrides, load_config, parse_override,
+                               profile_params, resolve_params, validate_params)
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_is_valid(name):
+    assert validate_params(profile_params(name)).profile == name
+
+
+def test_unknown_key_names_the_key_and_the_allowed_ones():
+    with pytest.raises(ConfigError) as err:
+        validate_params(apply_overrides(profile_params("demo"), ["mel.n_mel=64"]), "params.yaml")
+    assert "mel.n_mel" in str(err.value) and "n_mels" in str(err.value)
+
+
+def test_bad_value_names_the_key_and_the_value():
+    with pytest.raises(ConfigError) as err:
+        validate_params(apply_overrides(profile_params("demo"), ["mel.layout=zigzag"]))
+    assert "mel.layout" in str(err.value) and "zigzag" in str(err.value) and "snake" in str(err.value)
+
+
+def test_override_values_are_yaml_like_dvc():
+    assert parse_override("data.sources=[builtin:digits, /x]") == (["data", "sources"], ["builtin:digits", "/x"])
+    assert parse_override("mel.fmax=8000")[1] == 8000
+    with pytest.raises(ConfigError):
+        parse_override("mel.n_mels")
+
+
+def test_cross_section_check_fmax_against_nyquist():
+    with pytest.raises(ConfigError, match="mel.fmax"):
+        validate_params(apply_overrides(profile_params("demo"), ["mel.fmax=9000"]))
+
+
+def test_snake_layout_needs_frames_divisible_by_channels():
+    with pytest.raises(ConfigError, match="divisible"):
+        validate_params(apply_overrides(profile_params("demo"), ["mel.layout=snake", "mel.frames=100"]))
+
+
+def test_resolve_params_writes_params_yaml_only_when_valid(tmp_path: Path):
+    params = tmp_path / "params.yaml"
+    cfg = resolve_params(params, profile="demo", overrides=["mel.n_mels=48"])
+    assert cfg.mel.n_mels == 48 and yaml.safe_load(params.read_text())["mel"]["n_mels"] == 48
+    before = params.read_text()
+    with pytest.raises(ConfigError):
+        resolve_params(params, overrides=["mel.n_mels=-1"])
+    assert params.read_text() == before  # a bad override never touches the record
+    assert load_config(params).mel.n_mels == 48
+    assert not list(tmp_path.glob(".params.*"))  # no temp files left behind
+
+
+def test_missing_params_file_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "params.yaml")

@@ -1,0 +1,160 @@
+"""Ingestion on a corpus the test builds: every bad case is quarantined with its reason and every
+good clip lands; whole-source failures say which source and why; re-runs are incremental."""
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.ingest.sources import SourceError
+from components.ingest.stage import IngestError, read_manifest, run_ingest
+from helpers import sine, tiny_config, write_audio
+
+GOOD = {
+    "piano/a.wav": (sine(440, 1.5, 16000), 16000, {}),
+    "piano/b stereo.flac": (np.stack([sine(330, 1.0, 44100), sine(660, 1.0, 44100)]), 44100, {}),
+    "organ/c.ogg": (sine(550, 1.0, 22050), 22050, {}),
+    "organ/d.mp3": (sine(220, 2.0, 22050), 22050, {}),
+    "organ/ödd näme #1 (copy).wav": (sine(880, 1.0, 16000), 16000, {}),
+}
+
+
+def _wav_with_rate(path: Path, rate: int) -> None:
+    """A valid PCM WAV whose header claims ``rate`` (libsndfile will not write absurd rates)."""
+    write_audio(path, sine(440, 0.5, 16000), 16000, subtype="PCM_16")
+    raw = bytearray(path.read_bytes())
+    raw[24:28] = struct.pack("<I", rate)
+    raw[28:32] = struct.pack("<I", rate * 2)
+    path.write_bytes(bytes(raw))
+
+
+def build_corpus(root: Path) -> dict[str, str]:
+    """Write good and bad files; return {bad file name: expected words in its reason}."""
+    for name, (audio, rate, kw) in GOOD.items():
+        write_audio(root / name, audio, rate, **kw)
+    bad = root / "bad"
+    bad.mkdir(parents=True)
+    (bad / "empty.wav").write_bytes(b"")
+    (bad / "notes.wav").write_text("this is not audio\n")
+    good_bytes = (root / "piano/a.wav").read_bytes()
+    (bad / "truncated.wav").write_bytes(good_bytes[: len(good_bytes) // 2])
+    flac = (root / "piano/b stereo.flac").read_bytes()
+    (bad / "truncated.flac").write_bytes(flac[:200])
+    nan = sine(440, 1.0, 16000)
+    nan[100] = np.nan
+    write_audio(bad / "nan.wav", nan, 16000, subtype="FLOAT")
+    inf = sine(440, 1.0, 16000)
+    inf[5] = np.inf
+    write_audio(bad / "inf.wav", inf, 16000, subtype="FLOAT")
+    _wav_with_rate(bad / "absurd rate.wav", 3_000_000)
+    write_audio(bad / "tiny rate.wav", sine(10, 1.0, 100), 100)
+    write_audio(bad / "many channels.wav", np.tile(sine(440, 0.5, 16000), (24, 1)), 16000)
+    write_audio(bad / "silent.wav", np.zeros(16000, np.float32), 16000)
+    os.symlink(bad / "does-not-exist.wav", bad / "dangling.wav")
+    return {
+        "empty.wav": "empty", "notes.wav": "not audio", "truncated.wav": "truncated",
+        "truncated.flac": "truncated", "nan.wav": "non-finite", "inf.wav": "non-finite",
+        "absurd rate.wav": "sample rate", "tiny rate.wav": "sample rate", "many channels.wav": "channels",
+        "silent.wav": "silent", "dangling.wav": "unreadable",
+    }
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "corpus"
+    return root, build_corpus(root)
+
+
+def _cfg(*sources: str, **audio):
+    return tiny_config(data={"sources": list(sources)}, audio=audio)
+
+
+def test_every_bad_file_is_quarantined_with_its_reason_and_every_good_clip_lands(corpus, tmp_path):
+    root, expected = corpus
+    summary = run_ingest(_cfg(str(root)), tmp_path / "clips")
+    manifest = read_manifest(tmp_path / "clips")
+    quarantine = pd.read_csv(tmp_path / "clips" / "quarantine.csv")
+    by_name = {Path(u).name: r for u, r in zip(quarantine["uri"], quarantine["reason"])}
+    assert set(by_name) == set(expected), by_name
+    for name, words in expected.items():
+        assert words.lower() in by_name[name].lower(), (name, by_name[name])
+    landed = {Path(u).name for u in manifest["source_uri"]}
+    assert landed == {Path(n).name for n in GOOD}
+    # 1.5 s at 1 s clips -> 2 clips (padded tail), 2 s mp3 -> 2 clips, others 1 each
+    assert summary["clips"] == len(manifest) == 7
+    assert summary["files_quarantined"] == len(expected)
+    assert set(manifest["label_label"]) == {"piano", "organ"}  # labels from folder names
+    assert (manifest["peak"] <= 1.0).all() and (manifest["sample_rate"] == 16000).all()
+
+
+def test_labels_from_a_sidecar_csv(tmp_path):
+    root = tmp_path / "src"
+    write_audio(root / "x.wav", sine(440, 1.0, 16000), 16000)
+    write_audio(root / "sub/y.wav", sine(660, 1.0, 16000), 16000)
+    (root / "labels.csv").write_text("path,digit,speaker\nx.wav,3,ann\nsub/y.wav,7,bob\n")
+    run_ingest(_cfg(str(root)), tmp_path / "clips")
+    manifest = read_manifest(tmp_path / "clips").sort_values("source_uri")
+    assert manifest["label_digit"].tolist() == ["7", "3"] or sorted(manifest["label_digit"]) == ["3", "7"]
+    assert dict(zip(manifest["source_uri"].map(lambda u: Path(u).name), manifest["label_speaker"])) == {"x.wav": "ann", "y.wav": "bob"}
+
+
+def test_missing_source_fails_naming_it(tmp_path):
+    with pytest.raises(SourceError, match="nowhere.*does not exist"):
+        run_ingest(_cfg(str(tmp_path / "nowhere")), tmp_path / "clips")
+
+
+def test_nothing_usable_fails_and_keeps_the_previous_output(tmp_path):
+    good = tmp_path / "good"
+    write_audio(good / "a.wav", sine(440, 1.0, 16000), 16000)
+    run_ingest(_cfg(str(good)), tmp_path / "clips")
+    before = (tmp_path / "clips" / "manifest.parquet").read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.wav").write_bytes(b"")
+    with pytest.raises(IngestError, match="nothing usable"):
+        run_ingest(_cfg(str(bad)), tmp_path / "clips")
+    assert (tmp_path / "clips" / "manifest.parquet").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".clips")]  # no temp leftovers
+
+
+def test_unchanged_files_are_not_decoded_again(tmp_path):
+    src = tmp_path / "src"
+    write_audio(src / "a.wav", sine(440, 2.0, 16000), 16000)
+    write_audio(src / "b.wav", sine(660, 1.0, 16000), 16000)
+    first = run_ingest(_cfg(str(src)), tmp_path / "clips")
+    m1 = read_manifest(tmp_path / "clips")
+    write_audio(src / "c.wav", sine(770, 1.0, 16000), 16000)
+    second = run_ingest(_cfg(str(src)), tmp_path / "clips")
+    m2 = read_manifest(tmp_path / "clips")
+    assert first["files_decoded"] == 2 and second["files_decoded"] == 1 and second["files_reused"] == 2
+    assert set(m1["clip_id"]) < set(m2["clip_id"])
+    from components.ingest.stage import open_clips
+
+    r1, r2 = open_clips(tmp_path / "clips"), None
+    # the reused clips are byte-identical to a fresh decode
+    fresh = run_ingest(_cfg(str(src)), tmp_path / "fresh")
+    assert fresh["files_decoded"] == 3
+    m3 = read_manifest(tmp_path / "fresh").set_index("clip_id")
+    r3 = open_clips(tmp_path / "fresh")
+    for rec in m2.to_dict("records"):
+        other = m3.loc[rec["clip_id"]]
+        np.testing.assert_array_equal(r1.row(rec["shard"], rec["row"]), r3.row(other["shard"], int(other["row"])))
+    changed = tiny_config(data={"sources": [str(src)]}, audio={"normalise": "loudness"})
+    assert run_ingest(changed, tmp_path / "clips")["files_decoded"] == 3  # audio params changed: re-decode
+
+
+def test_builtin_source_is_reused_when_its_catalogue_is_unchanged(tmp_path):
+    cfg = tiny_config()
+    assert run_ingest(cfg, tmp_path / "clips")["files_decoded"] == 4
+    again = run_ingest(cfg, tmp_path / "clips")
+    assert again["files_decoded"] == 0 and again["clips"] == 4
+
+
+def test_shards_hold_hundreds_of_clips_not_one_file_each(tmp_path):
+    cfg = tiny_config(data={"shard_size": 3})
+    summary = run_ingest(cfg, tmp_path / "clips")
+    assert summary["shards"] == 2  # 4 clips, 3 per shard
+    assert sorted(p.name for p in (tmp_path / "clips").glob("*.npy")) == ["clips-00000.npy", "clips-00001.npy"]

@@ -1,0 +1,86 @@
+"""Validation (Great Expectations) and mel features on real ingested built-in clips."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.features.packing import unpack_snake
+from components.features.stage import run_features
+from components.features.store import MelStore
+from components.ingest.stage import run_ingest
+from components.validate.stage import ValidationFailed, run_validate
+from helpers import sine, tiny_config, write_audio
+
+
+@pytest.fixture(scope="module")
+def clips_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "clips"
+    run_ingest(tiny_config(), out)
+    return out
+
+
+def test_suite_passes_on_good_clips_and_writes_results_and_data_docs(clips_dir, tmp_path):
+    summary = run_validate(tiny_config(), clips_dir, tmp_path / "validation", tmp_path / "v.json")
+    assert summary["success"] and summary["critical_failures"] == 0
+    results = json.loads((tmp_path / "validation" / "results.json").read_text())["results"]
+    checks = {r["check"] for r in results}
+    assert {"sample_rate", "duration", "finite", "peak", "rms", "unique_clip_ids", "labels:pitch",
+            "labels:family", "min_clips_per_class"} <= checks
+    assert (tmp_path / "validation" / "docs" / "index.html").is_file()
+    assert json.loads((tmp_path / "v.json").read_text())["success"] is True
+
+
+def test_critical_failure_names_the_expectation_and_the_rows(clips_dir, tmp_path):
+    cfg = tiny_config(audio={"sample_rate": 22050})
+    with pytest.raises(ValidationFailed) as err:
+        run_validate(cfg, clips_dir, tmp_path / "validation")
+    assert "sample_rate" in str(err.value) and "4 of 4 rows" in str(err.value)
+    failures = pd.read_csv(tmp_path / "validation" / "failures.csv")
+    assert set(failures["check"]) == {"sample_rate"} and len(failures) == 4  # the report is still written
+
+
+def test_warnings_are_reported_not_fatal(clips_dir, tmp_path):
+    cfg = tiny_config(validate={"min_clips_per_class": 50})
+    summary = run_validate(cfg, clips_dir, tmp_path / "validation")
+    assert summary["success"] and summary["warnings"] == 1
+    assert summary["failed"][0].startswith("min_clips_per_class")
+
+
+def test_peak_above_one_and_unknown_labels_fail(tmp_path):
+    src = tmp_path / "src"
+    write_audio(src / "loud/a.wav", sine(440, 1.0, 16000, amp=0.5) * 3, 16000, subtype="FLOAT")
+    cfg = tiny_config(data={"sources": [str(src)]}, audio={"normalise": "none"},
+                      validate={"allowed_labels": {"label": ["quiet"]}})
+    run_ingest(cfg, tmp_path / "clips")
+    with pytest.raises(ValidationFailed) as err:
+        run_validate(cfg, tmp_path / "clips", tmp_path / "validation")
+    assert "peak" in str(err.value) and "labels:label" in str(err.value)
+
+
+def test_features_store_normalised_mels_with_stats_and_previews(clips_dir, tmp_path):
+    cfg = tiny_config()
+    summary = run_features(cfg, clips_dir, tmp_path / "mels")
+    store = MelStore(tmp_path / "mels")
+    assert len(store) == 4 and store.example_shape == (32, 64) and store[0].shape == (32, 64)
+    assert np.abs(store.batch(np.arange(4))).max() <= 1.0
+    assert store.stats.mean.shape == (32,)
+    assert summary["griffinlim_spectral_convergence_db"] < 0  # reconstruction error below the signal
+    assert (tmp_path / "mels" / "preview" / "mels.png").stat().st_size > 1000
+    assert len(list((tmp_path / "mels" / "preview").glob("*.wav"))) == 2
+    # random batches by row, reproducible from the seed, each row exactly once per epoch
+    batches = list(store.batches(3, seed=1))
+    again = list(store.batches(3, seed=1))
+    assert [b.shape[0] for b in batches] == [3, 1]
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    assert isinstance(store.reader.shard(store.reader.files[0]), np.memmap)  # memory-mapped, not loaded
+
+
+def test_snake_layout_packs_into_three_channels_and_unpacks_to_the_flat_mels(clips_dir, tmp_path):
+    run_features(tiny_config(mel={"frames": 63}), clips_dir, tmp_path / "flat")
+    run_features(tiny_config(mel={"layout": "snake", "frames": 63}), clips_dir, tmp_path / "snake")
+    flat, snake = MelStore(tmp_path / "flat"), MelStore(tmp_path / "snake")
+    assert snake.example_shape == (3, 32, 21)
+    np.testing.assert_array_equal(unpack_snake(snake[0]), flat[0])
