@@ -1,0 +1,85 @@
+"""The data flow end to end with real DVC, MLflow (SQLite) and Prefect's test harness."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+
+from components.config import read_params_file
+from conftest import dvc, read_yaml, run
+
+pytestmark = pytest.mark.integration
+
+
+def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefect_server, mlflow_store):
+    from flows.pipeline import melforge_pipeline
+
+    summary = melforge_pipeline(root=str(project))
+    assert summary["stages_run"] == ["scan", "ingest", "validate", "features"]
+    assert summary["clips"] == 4 and summary["validation"] == "passed"
+
+    lock = read_yaml(project / "dvc.lock")
+    assert set(lock["stages"]) == {"scan", "ingest", "validate", "features"}
+    mels_md5 = next(o["md5"] for o in lock["stages"]["features"]["outs"] if o["path"] == "data/mels")
+
+    client = mlflow.MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name("melforge")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = client.get_run(summary["mlflow_run_id"])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["features", "ingest", "validate"]
+    ingest = next(r for r in children if r.info.run_name == "ingest")
+    assert ingest.data.metrics["clips"] == 4 and ingest.data.params["audio.sample_rate"] == "16000"
+    features = next(r for r in children if r.info.run_name == "features")
+    assert "griffinlim_spectral_convergence_db" in features.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(features.info.run_id, "features")}
+    assert "features/preview" in artifacts
+    inputs = parent.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == mels_md5.removesuffix(".dir")[: len(inputs[0].dataset.digest)]
+    assert parent.data.tags["dvc.data_digest"] == mels_md5 and parent.data.tags["git.commit"] != "unknown"
+    assert parent.data.params["mel.n_mels"] == "32"
+    assert any((project.parent / "dvc-remote").rglob("*")), "data was not pushed to the DVC remote"
+
+    # the same flow again: DVC skips every data stage, dvc.lock is unchanged
+    lock_before = (project / "dvc.lock").read_text()
+    again = melforge_pipeline(root=str(project))
+    assert again["stages_skipped"] == ["ingest", "validate", "features"]
+    assert (project / "dvc.lock").read_text() == lock_before
+    second_children = [r for r in client.search_runs([experiment.experiment_id])
+                       if r.data.tags.get("mlflow.parentRunId") == again["mlflow_run_id"]]
+    assert {r.data.tags["melforge.skipped"] for r in second_children} == {"true"}
+
+    # Prefect artifacts: one per stage plus the pipeline summary
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        keys = {a.key for a in prefect.read_artifacts()}
+    assert {"melforge-ingest", "melforge-validate", "melforge-features", "melforge-pipeline"} <= keys
+
+
+def test_plain_dvc_repro_twice_does_nothing_and_exp_run_overrides_params(project):
+    dvc(project, "repro")
+    lock = (project / "dvc.lock").read_text()
+    out = dvc(project, "repro")
+    assert "didn't change, skipping" in out and "Running stage" not in out
+    assert (project / "dvc.lock").read_text() == lock
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "data"], project)
+    dvc(project, "exp", "run", "-S", "mel.n_mels=16")
+    assert read_params_file(project / "params.yaml")["mel"]["n_mels"] == 16
+    assert json.loads((project / "data/metrics/features.json").read_text())["n_mels"] == 16
+    assert "ingest" not in dvc(project, "status")  # upstream stages stayed cached
+
+
+def test_a_critical_validation_failure_stops_the_flow_and_marks_the_run_failed(project, prefect_server, mlflow_store):
+    from flows.pipeline import melforge_pipeline
+
+    with pytest.raises(Exception, match="validate"):
+        melforge_pipeline(root=str(project), overrides=["validate.max_duration_seconds=0.5"])
+    client = mlflow.MlflowClient(mlflow_store)
+    runs = client.search_runs([client.get_experiment_by_name("melforge").experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "FAILED" and "duration" in parent.data.tags["melforge.error"]
+    assert not (project / "data" / "mels").exists()  # features never ran
