@@ -45,26 +45,42 @@ class MelSpec:
 
 
 class LogMel:
-    """Callable: (batch, samples) float audio -> (batch, n_mels, frames) natural-log mel power."""
+    """Callable: (batch, samples) float audio -> (batch, n_mels, frames) natural-log mel power.
 
-    def __init__(self, spec: MelSpec) -> None:
+    Equivalent to librosa's ``melspectrogram(center=True, pad_mode="constant", power=2)`` but
+    computed for many clips at once: frames are cut with ``unfold``, transformed by one batched
+    ``rfft`` and projected on the mel filters with one GEMM. Work is done in chunks of ``chunk``
+    clips so the complex spectrum stays cache-sized (measured: 16 is ~2x faster than 64 on 2 cores).
+    """
+
+    def __init__(self, spec: MelSpec, chunk: int = 16) -> None:
         self.spec = spec
-        self.filters = spec.filterbank()
-        self.window = torch.hann_window(spec.window_length)
+        self.chunk = chunk
+        self.filters_t = spec.filterbank().T.contiguous()  # (freq, n_mels)
+        window = torch.hann_window(spec.window_length)
+        if spec.window_length < spec.n_fft:  # centre a shorter window inside the FFT frame
+            left = (spec.n_fft - spec.window_length) // 2
+            window = torch.nn.functional.pad(window, (left, spec.n_fft - spec.window_length - left))
+        self.window = window
 
     def power(self, audio: torch.Tensor) -> torch.Tensor:
-        """Mel *power* spectrogram (linear), batched."""
+        """Mel *power* spectrogram (linear), (batch, n_mels, frames)."""
         s = self.spec
-        stft = torch.stft(audio, n_fft=s.n_fft, hop_length=s.hop_length, win_length=s.window_length,
-                          window=self.window, center=True, pad_mode="constant", return_complex=True)
-        return torch.matmul(self.filters, stft.abs().pow(2))
+        half = s.n_fft // 2
+        padded = torch.nn.functional.pad(audio, (half, half))
+        frames = padded.unfold(-1, s.n_fft, s.hop_length) * self.window  # (batch, frames, n_fft)
+        spectrum = torch.fft.rfft(frames)
+        power = spectrum.real.square() + spectrum.imag.square()  # |X|^2: ~3x faster than abs() or a sum over re/im
+        return torch.matmul(power, self.filters_t).transpose(1, 2)
 
     def __call__(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(audio, dtype=torch.float32)
         if x.ndim == 1:
             x = x[None]
         with torch.inference_mode():
-            return torch.log(torch.clamp(self.power(x), min=self.spec.log_floor))
+            parts = [torch.log(torch.clamp(self.power(x[i:i + self.chunk]), min=self.spec.log_floor))
+                     for i in range(0, len(x), self.chunk)]
+            return torch.cat(parts).contiguous() if parts else torch.empty(0, self.spec.n_mels, 0)
 
 
 def fit_frames(mel: torch.Tensor | np.ndarray, frames: int, fill: float) -> np.ndarray:
