@@ -1,0 +1,58 @@
+"""The melforge CLI: config errors before any work, stages from params.yaml, data summary."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from components.cli import app
+from components.config import validate_params, write_params_file
+from helpers import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    write_params_file(tmp_path / "params.yaml", tiny_config())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def test_run_rejects_a_bad_override_before_doing_anything(workspace):
+    before = (workspace / "params.yaml").read_text()
+    result = runner.invoke(app, ["run", "-S", "mel.n_mel=3"])
+    assert result.exit_code == 2
+    assert "mel.n_mel" in result.output and "n_mels" in result.output
+    assert (workspace / "params.yaml").read_text() == before and not (workspace / "data").exists()
+
+
+def test_stage_commands_run_components_from_params_yaml_and_data_summary_reports(workspace):
+    for stage in ("scan", "ingest", "validate", "features"):
+        result = runner.invoke(app, ["stage", stage])
+        assert result.exit_code == 0, result.output
+    assert (workspace / "data" / "mels" / "index.json").is_file()
+    assert json.loads((workspace / "data" / "metrics" / "ingest.json").read_text())["clips"] == 4
+    result = runner.invoke(app, ["data", "summary", "--json"])
+    summary = json.loads(result.stdout)
+    assert summary["clips"] == 4 and summary["quarantined"] == 0 and summary["validation"]["success"]
+    assert set(summary["labels"]) == {"family", "pitch", "program", "velocity"}
+    assert runner.invoke(app, ["data", "summary"]).exit_code == 0
+
+
+def test_unknown_stage_and_broken_params_are_clear_errors(workspace):
+    result = runner.invoke(app, ["stage", "train-everything"])
+    assert result.exit_code == 2 and "allowed: scan, ingest, validate, features" in result.output
+    (workspace / "params.yaml").write_text("mel: {n_mels: lots}\n")
+    result = runner.invoke(app, ["stage", "features"])
+    assert result.exit_code == 2 and "mel.n_mels" in result.output
+
+
+def test_data_summary_without_data_says_what_to_run(workspace):
+    result = runner.invoke(app, ["data", "summary"])
+    assert result.exit_code == 2 and "melforge stage ingest" in result.output
