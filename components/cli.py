@@ -148,7 +148,8 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> 
     console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
-    raise typer.Exit(subprocess.call(cmd))
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner: starts in seconds
+    raise typer.Exit(subprocess.call(cmd, env=env))
 
 
 def main() -> None:

@@ -6,23 +6,14 @@ import os
 import tempfile
 from pathlib import Path
 
+from components.settings import ProjectPaths, runtime_defaults  # noqa: E402  (no tool imported yet)
+
 _STATE = Path(tempfile.mkdtemp(prefix="melforge-tests-"))
+ProjectPaths(root=_STATE).state.mkdir(parents=True)
+# The same offline, telemetry-free defaults the CLI applies, with state in a throwaway folder.
+# Tests that need a tracking store set MLFLOW_TRACKING_URI themselves.
+os.environ.update({k: v for k, v in runtime_defaults(ProjectPaths(root=_STATE)).items() if k != "MLFLOW_TRACKING_URI"})
 os.environ.setdefault("MELFORGE_PROGRESS", "0")
-for key, value in {
-    "PREFECT_HOME": str(_STATE / "prefect"),
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DVC_NO_ANALYTICS": "1",
-    "DVC_SITE_CACHE_DIR": str(_STATE / "dvc-site-cache"),
-    "GX_ANALYTICS_ENABLED": "false",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NUMBA_CACHE_DIR": str(_STATE / "numba"),
-    "MPLBACKEND": "Agg",
-    "TQDM_DISABLE": "1",
-}.items():
-    os.environ[key] = value
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

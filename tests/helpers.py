@@ -13,8 +13,8 @@ from components.config import MelforgeConfig, apply_overrides, profile_params, v
 TINY_NSYNTH = {"programs": [0, 40], "pitches": [60, 67], "velocities": [100], "seconds": 1.0, "note_seconds": 0.75}
 
 
-def tiny_config(overrides: list[str] | None = None, **sections: dict[str, Any]) -> MelforgeConfig:
-    """A demo-profile config shrunk to seconds of work; sections merge over it."""
+def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
+    """Demo-profile params shrunk to seconds of work (4 one-second notes); sections merge over it."""
     params = profile_params("demo")
     params["data"]["nsynth_mini"].update(TINY_NSYNTH)
     params["audio"]["clip_seconds"] = 1.0
@@ -22,7 +22,12 @@ def tiny_config(overrides: list[str] | None = None, **sections: dict[str, Any]) 
                           "griffinlim_eval_clips": 2})
     for name, values in sections.items():
         params[name].update(values)
-    return validate_params(apply_overrides(params, overrides or []), "test config")
+    return params
+
+
+def tiny_config(overrides: list[str] | None = None, **sections: dict[str, Any]) -> MelforgeConfig:
+    """:func:`tiny_params` validated, with optional ``-S``-style overrides."""
+    return validate_params(apply_overrides(tiny_params(**sections), overrides or []), "test config")
 
 
 def sine(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:

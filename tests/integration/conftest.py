@@ -5,48 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from components.config import profile_params, validate_params, write_params_file
-from helpers import TINY_NSYNTH
+from components.config import validate_params, write_params_file
+from helpers import tiny_params
+from support import dvc, free_port, run
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
-    full_env = os.environ.copy()
-    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env['PATH']}"
-    full_env.update(env or {})
-    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def dvc(cwd: Path, *args: str, env: dict | None = None) -> str:
-    return run([sys.executable, "-m", "dvc", *args], cwd, env)
-
-
-def tiny_params(**sections) -> dict:
-    params = profile_params("demo")
-    params["data"]["nsynth_mini"].update(TINY_NSYNTH)
-    params["audio"]["clip_seconds"] = 1.0
-    params["mel"].update({"n_mels": 32, "hop_length": 250, "frames": 64, "griffinlim_iters": 4,
-                          "griffinlim_eval_clips": 2})
-    for name, values in sections.items():
-        params[name].update(values)
-    return params
 
 
 @pytest.fixture
@@ -106,7 +73,3 @@ def s3_server():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def read_yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from components.config import read_params_file
-from conftest import dvc, read_yaml, run
+from support import dvc, read_yaml, run
 
 pytestmark = pytest.mark.integration
 

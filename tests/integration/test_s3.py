@@ -15,8 +15,7 @@ from botocore.exceptions import ClientError
 
 from components.ingest.sources import EntryError, SourceError, _s3_reader
 from components.ingest.stage import read_manifest, run_ingest
-from conftest import dvc, run, tiny_params
-from components.config import validate_params, write_params_file
+from support import dvc, run
 from helpers import sine, tiny_config
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,33 @@
+"""The flow's DVC plumbing: which failures are retried, and one DVC run per workspace at a time."""
+
+import threading
+import time
+
+from components.settings import ProjectPaths
+from flows.dvc_runner import DvcCommandFailed, workspace_lock
+
+
+def test_lock_and_connection_failures_are_transient_and_others_are_not():
+    assert DvcCommandFailed(["repro"], 1, "ERROR: Unable to acquire lock. Most likely another DVC process").transient
+    assert DvcCommandFailed(["push"], 1, "botocore: EndpointConnectionError: Could not connect").transient
+    failed = DvcCommandFailed(["repro", "validate"], 1, "error: stage validate: validation failed on ...")
+    assert not failed.transient and "validation failed" in str(failed) and "exit 1" in str(failed)
+
+
+def test_workspace_lock_serialises_runs(tmp_path):
+    paths = ProjectPaths(root=tmp_path)
+    spans: list[tuple[float, float]] = []
+
+    def hold() -> None:
+        with workspace_lock(paths):
+            start = time.monotonic()
+            time.sleep(0.3)
+            spans.append((start, time.monotonic()))
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (a_start, a_end), (b_start, b_end) = sorted(spans)
+    assert b_start >= a_end  # the second holder waited for the first
