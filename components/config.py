@@ -210,6 +210,16 @@ class MelforgeConfig(Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "MelforgeConfig":
+        for source in self.data.sources:
+            if source.startswith("builtin:"):
+                key = source.removeprefix("builtin:").replace("-", "_")
+                seconds = getattr(self.data, key).seconds
+                needed = self.audio.clip_seconds * self.audio.min_last_clip_fraction
+                if seconds < needed:
+                    raise ValueError(
+                        f"data.{key}.seconds ({seconds:g}) is shorter than audio.clip_seconds x "
+                        f"audio.min_last_clip_fraction ({needed:g}): every clip of {source} would be dropped; "
+                        f"set audio.clip_seconds={seconds:g}")
         nyquist = self.audio.sample_rate / 2
         if self.mel.fmax is not None and self.mel.fmax > nyquist:
             raise ValueError(f"mel.fmax ({self.mel.fmax}) must be <= audio.sample_rate/2 ({nyquist})")

@@ -56,3 +56,10 @@ def test_resolve_params_writes_params_yaml_only_when_valid(tmp_path: Path):
 def test_missing_params_file_is_a_clear_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "params.yaml")
+
+
+def test_builtin_clips_shorter_than_a_clip_fail_before_any_work():
+    with pytest.raises(ConfigError, match="data.digits.seconds.*audio.clip_seconds=1"):
+        validate_params(apply_overrides(profile_params("demo"), ["data.sources=[builtin:digits]"]))
+    ok = validate_params(apply_overrides(profile_params("demo"), ["data.sources=[builtin:digits]", "audio.clip_seconds=1"]))
+    assert ok.audio.clip_seconds == 1

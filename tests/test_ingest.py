@@ -53,12 +53,13 @@ def build_corpus(root: Path) -> dict[str, str]:
     write_audio(bad / "tiny rate.wav", sine(10, 1.0, 100), 100)
     write_audio(bad / "many channels.wav", np.tile(sine(440, 0.5, 16000), (24, 1)), 16000)
     write_audio(bad / "silent.wav", np.zeros(16000, np.float32), 16000)
+    write_audio(bad / "blip.wav", sine(440, 0.2, 16000), 16000)
     os.symlink(bad / "does-not-exist.wav", bad / "dangling.wav")
     return {
         "empty.wav": "empty", "notes.wav": "not audio", "truncated.wav": "truncated",
         "truncated.flac": "truncated", "nan.wav": "non-finite", "inf.wav": "non-finite",
         "absurd rate.wav": "sample rate", "tiny rate.wav": "sample rate", "many channels.wav": "channels",
-        "silent.wav": "silent", "dangling.wav": "unreadable",
+        "silent.wav": "silent", "dangling.wav": "unreadable", "blip.wav": "too short",
     }
 
 

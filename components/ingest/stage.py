@@ -60,16 +60,23 @@ def clip_id(uri: str, offset: int) -> str:
 
 
 def audio_to_clips(audio: np.ndarray, rate: int, cfg: MelforgeConfig) -> tuple[list[tuple[int, np.ndarray]], int]:
-    """Mono, resample, slice, drop near-silent, normalise. Returns ([(offset, clip)], silent dropped)."""
+    """Mono, resample, slice, drop near-silent, normalise. Returns ([(offset, clip)], silent dropped).
+
+    Raises :class:`BadAudio` when the audio is too short to give a single clip.
+    """
     from components.torchaudio_ops import resample
 
     a = cfg.audio
     mono = to_mono(audio)
     if rate != a.sample_rate:
         mono = resample(mono[None, :], rate, a.sample_rate)[0]
+    windows = slice_clips(mono, clip_samples=a.clip_samples, hop_samples=a.hop_samples,
+                          min_last_fraction=a.min_last_clip_fraction)
+    if not windows:
+        raise BadAudio(f"too short: {len(mono) / a.sample_rate:.3g} s < audio.clip_seconds x "
+                       f"audio.min_last_clip_fraction ({a.clip_seconds * a.min_last_clip_fraction:.3g} s)")
     kept, silent = [], 0
-    for offset, clip in slice_clips(mono, clip_samples=a.clip_samples, hop_samples=a.hop_samples,
-                                    min_last_fraction=a.min_last_clip_fraction):
+    for offset, clip in windows:
         if rms_dbfs(clip) < a.silence_floor_db:
             silent += 1
             continue
@@ -138,9 +145,13 @@ def _ingest_builtin(run: _Run, source: str, previous, index, reader, progress) -
     for item, audio, rate in render_builtin(name, run.cfg.data):
         uri = f"{source}/{item.item_id}"
         item_hash = hashlib.sha256(json.dumps(item.spec, sort_keys=True).encode()).hexdigest()
-        clips, silent = audio_to_clips(audio[None, :], rate, run.cfg)
-        run.counts["silent_clips_dropped"] += silent
         run.counts["files_seen"] += 1
+        try:
+            clips, silent = audio_to_clips(audio[None, :], rate, run.cfg)
+        except BadAudio as exc:
+            run.quarantine_entry(source, uri, str(exc))
+            continue
+        run.counts["silent_clips_dropped"] += silent
         if not clips:
             run.quarantine_entry(source, uri, f"silent: no clip above audio.silence_floor_db ({run.cfg.audio.silence_floor_db} dB)")
         else:
@@ -183,10 +194,14 @@ def _ingest_files(run: _Run, source: str, previous, reader, progress) -> None:
             run.quarantine_entry(source, entry.uri, str(exc))
             continue
         del payload
-        clips, silent = audio_to_clips(audio, rate, run.cfg)
+        try:
+            clips, silent = audio_to_clips(audio, rate, run.cfg)
+        except BadAudio as exc:
+            run.quarantine_entry(source, entry.uri, str(exc))
+            continue
         run.counts["silent_clips_dropped"] += silent
         if not clips:
-            run.quarantine_entry(source, entry.uri, f"silent or too short: no clip above audio.silence_floor_db ({a.silence_floor_db} dB)")
+            run.quarantine_entry(source, entry.uri, f"silent: no clip above audio.silence_floor_db ({a.silence_floor_db} dB)")
             continue
         run.counts["files_decoded"] += 1
         run.counts["audio_seconds_decoded"] += audio.shape[1] / rate
