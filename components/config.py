@@ -283,7 +283,8 @@ def _format_errors(err: ValidationError, origin: str) -> str:
         else:
             got = e.get("input")
             shown = "" if isinstance(got, (dict, list)) and e["type"] == "value_error" else f" (got {got!r})"
-            lines.append(f"{origin}: '{key}': {e['msg'].removeprefix('Value error, ')}{shown}")
+            where = f"'{key}': " if loc else ""
+            lines.append(f"{origin}: {where}{e['msg'].removeprefix('Value error, ')}{shown}")
     return "\n".join(lines)
 
 

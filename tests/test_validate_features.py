@@ -68,6 +68,7 @@ def test_features_store_normalised_mels_with_stats_and_previews(clips_dir, tmp_p
     assert np.abs(store.batch(np.arange(4))).max() <= 1.0
     assert store.stats.mean.shape == (32,)
     assert summary["griffinlim_spectral_convergence_db"] < 0  # reconstruction error below the signal
+    assert summary["frames_per_clip"] == 65 and summary["padding_frames"] == 0  # 1 s at hop 250, 64 kept
     assert (tmp_path / "mels" / "preview" / "mels.png").stat().st_size > 1000
     assert len(list((tmp_path / "mels" / "preview").glob("*.wav"))) == 2
     # random batches by row, reproducible from the seed, each row exactly once per epoch

@@ -84,7 +84,9 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
     audio_seconds = n * cfg.audio.clip_seconds
     summary = {
         "examples": n, "layout": m.layout, "example_shape": list(example_shape), "n_mels": m.n_mels,
-        "frames": m.frames, "clipped_fraction": clipped / max(1, n * m.n_mels * m.frames),
+        "frames": m.frames, "frames_per_clip": spec.frames_for(cfg.audio.clip_samples),
+        "padding_frames": max(0, m.frames - spec.frames_for(cfg.audio.clip_samples)),
+        "clipped_fraction": clipped / max(1, n * m.n_mels * m.frames),
         "griffinlim_spectral_convergence_db": preview["sc_db_mean"],
         "griffinlim_clips": preview["clips"], "seconds": elapsed,
         "realtime_factor": audio_seconds / elapsed if elapsed > 0 else 0.0,
