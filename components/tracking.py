@@ -109,3 +109,15 @@ def log_dataset(manifest_summary: Any, *, name: str, digest: str, source: str, c
         warnings.simplefilter("ignore", UserWarning)  # "source can be interpreted in multiple ways"
         dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
     mlflow.log_input(dataset, context=context)
+
+
+def tag_active_run(tags: dict[str, str]) -> None:
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
+def log_json(obj: dict[str, Any], artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(obj, artifact_file)

@@ -107,13 +107,11 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
         digest = out_hash(paths, "features", "data/mels") or "unknown"
         tracking.log_dataset(_dataset_summary(paths), name="melforge-mels", digest=digest.removesuffix(".dir"),
                              source=str(paths.mels))
-        import mlflow
-
-        mlflow.set_tags({"dvc.data_digest": digest, "dvc.clips_digest": out_hash(paths, "ingest", "data/clips") or ""})
+        tracking.tag_active_run({"dvc.data_digest": digest, "dvc.clips_digest": out_hash(paths, "ingest", "data/clips") or ""})
         if push:
             with workspace_lock(paths):
                 dvc(paths, "push", echo=False)
-            mlflow.set_tag("dvc.pushed", "true")
+            tracking.tag_active_run({"dvc.pushed": "true"})
         ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
         summary = {
             "mlflow_run_id": run.info.run_id, "profile": cfg.profile,
@@ -125,7 +123,7 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
             "mel_shape": features.get("example_shape"), "data_digest": digest,
             "griffinlim_sc_db": features.get("griffinlim_spectral_convergence_db"),
         }
-        mlflow.log_dict(summary, "pipeline_summary.json")
+        tracking.log_json(summary, "pipeline_summary.json")
     publish_pipeline(summary)
     return summary
 

@@ -134,7 +134,7 @@ def test_unchanged_files_are_not_decoded_again(tmp_path):
     assert set(m1["clip_id"]) < set(m2["clip_id"])
     from components.ingest.stage import open_clips
 
-    r1, r2 = open_clips(tmp_path / "clips"), None
+    r1 = open_clips(tmp_path / "clips")
     # the reused clips are byte-identical to a fresh decode
     fresh = run_ingest(_cfg(str(src)), tmp_path / "fresh")
     assert fresh["files_decoded"] == 3

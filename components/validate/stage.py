@@ -123,7 +123,7 @@ def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
         }
         atomic_write_json(tmp / RESULTS, {"summary": summary, "results": results})
     if metrics_path is not None:
-        atomic_write_json(metrics_path, {k: v for k, v in summary.items() if k != "failed"} | {"failed": summary["failed"]})
+        atomic_write_json(metrics_path, summary)
     if critical:
         names = "; ".join(f"{r['check']} [{r['expectation']}"
                           f"{', column ' + r['column'] if r['column'] else ''}]: {r['unexpected_count']} of "
