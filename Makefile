@@ -8,7 +8,7 @@ LOCK_ID := $(shell sha1sum requirements.lock pyproject.toml | sha1sum | cut -c1-
 STAMP  := $(VENV)/.melforge-installed-$(LOCK_ID)
 PYTEST_ARGS ?=
 
-.PHONY: run test install benchmarks ui clean-state
+.PHONY: run test install benchmarks ui lock clean-state
 
 install: $(STAMP)
 
@@ -28,6 +28,7 @@ test: install
 benchmarks: install
 	$(PY) benchmarks/logmel_speed.py
 	$(PY) benchmarks/ingest_scaling.py
+	$(PY) benchmarks/training_speed.py
 
 ui: install
 	$(VENV)/bin/melforge ui
@@ -38,4 +39,4 @@ lock: install
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean-state:
-	rm -rf .melforge data
+	rm -rf .melforge data models

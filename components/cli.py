@@ -68,7 +68,9 @@ def run(
 
 @app.command()
 def stage(
-    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features")],
+    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | train | distill")],
+    student: Annotated[Optional[str], typer.Option(help="distill only: which student, e.g. student-16 (see distill.stages in params.yaml).")] = None,
+    resume: Annotated[bool, typer.Option(help="train/distill: continue from the newest checkpoint written under the same config.")] = True,
 ) -> None:
     """Run one stage directly from params.yaml (what dvc.yaml calls; no Prefect, no MLflow)."""
     paths = apply_runtime_defaults()
@@ -81,8 +83,19 @@ def stage(
         cfg = load_config(paths.params)
     except ConfigError as exc:
         _fail(str(exc))
+    options: dict = {}
+    if name in ("train", "distill"):
+        options["resume"] = resume
+    if name == "distill":
+        options["student"] = student
+    elif student is not None:
+        _fail("--student applies to the distill stage only")
+    if name == "train":
+        from components.train.launch import maybe_relaunch_distributed
+
+        maybe_relaunch_distributed(["stage", "train", *([] if resume else ["--no-resume"])])
     try:
-        summary = run_stage(name, cfg, paths)
+        summary = run_stage(name, cfg, paths, **options)
     except Exception as exc:
         _fail(f"stage {name}: {exc}", code=1)
     console.print_json(json.dumps(summary, default=str))

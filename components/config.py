@@ -171,15 +171,76 @@ class MelConfig(Section):
 
 
 class ModelConfig(Section):
-    """Reserved for the diffusion U-Net (teacher training issue)."""
+    """The 1D U-Net (mel bins as channels; the snake layout folds K x F into channels)."""
+
+    base_channels: int = Field(default=64, ge=8)
+    channel_mults: list[int] = Field(default=[1, 2, 2], min_length=1)
+    blocks_per_level: int = Field(default=1, ge=1)
+    attention_levels: list[int] = Field(default=[2], description="level indices with self-attention")
+    attention_heads: int = Field(default=4, ge=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    groups: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        levels = len(self.channel_mults)
+        bad = [lvl for lvl in self.attention_levels if not 0 <= lvl < levels]
+        if bad:
+            raise ValueError(f"attention_levels {bad} outside the {levels} levels [0, {levels - 1}]")
+        if any(m < 1 for m in self.channel_mults):
+            raise ValueError(f"channel_mults must be positive, got {self.channel_mults}")
+        return self
 
 
 class TrainConfig(Section):
-    """Reserved for teacher training."""
+    """Teacher training (AdamW, warm-up + cosine LR, EMA, gradient clipping)."""
+
+    steps: int = Field(default=2000, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=2e-4, gt=0)
+    warmup_steps: int = Field(default=100, ge=0)
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    ema_decay: float = Field(default=0.999, ge=0, lt=1)
+    grad_clip: float = Field(default=1.0, gt=0)
+    loss_weighting: Literal["snr_trunc", "snr+1"] = "snr_trunc"
+    log_every: int = Field(default=10, ge=1)
+    checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
+    sample_every: int = Field(default=500, ge=0, description="0 = only at the end")
+    sample_count: int = Field(default=8, ge=1)
+    audio_previews: int = Field(default=2, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = Field(default=True, description="bf16 autocast on GPU (ignored on CPU)")
+    compile: bool = False
 
 
 class DistillConfig(Section):
-    """Reserved for progressive distillation."""
+    """Progressive distillation: teacher_steps -> teacher_steps/2 -> ... -> final_steps."""
+
+    teacher_steps: int = Field(default=64, ge=2)
+    final_steps: int = Field(default=1, ge=1)
+    updates_per_stage: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=1e-4, gt=0)
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="LR annealed within each stage")
+    ema_decay: float = Field(default=0.0, ge=0, lt=1)
+    loss_weighting: Literal["snr_trunc", "snr+1"] = "snr_trunc"
+    stages: dict[str, dict[str, Any]] = Field(default={}, description="derived: one entry per student (for dvc.yaml)")
+
+    @model_validator(mode="after")
+    def _derive_stages(self) -> "DistillConfig":
+        n, final = self.teacher_steps, self.final_steps
+        if n & (n - 1) or final & (final - 1):
+            raise ValueError(f"teacher_steps ({n}) and final_steps ({final}) must be powers of two")
+        if final >= n:
+            raise ValueError(f"final_steps ({final}) must be < teacher_steps ({n})")
+        derived: dict[str, dict[str, Any]] = {}
+        parent, steps = "teacher", n // 2
+        while steps >= final:
+            derived[f"student-{steps}"] = {"steps": steps, "teacher": parent}
+            parent, steps = f"student-{steps}", steps // 2
+        object.__setattr__(self, "stages", derived)  # always derived, never hand-edited
+        return self
 
 
 class EvalConfig(Section):
@@ -220,6 +281,11 @@ class MelforgeConfig(Section):
                         f"data.{key}.seconds ({seconds:g}) is shorter than audio.clip_seconds x "
                         f"audio.min_last_clip_fraction ({needed:g}): every clip of {source} would be dropped; "
                         f"set audio.clip_seconds={seconds:g}")
+        levels = len(self.model.channel_mults)
+        width = self.mel.frames // (self.mel.pack_channels if self.mel.layout == "snake" else 1)
+        if width % (2 ** (levels - 1)):
+            raise ValueError(f"frames per example ({width}) must be divisible by 2^(len(model.channel_mults)-1) "
+                             f"= {2 ** (levels - 1)} for the U-Net's down-sampling; change mel.frames or model.channel_mults")
         nyquist = self.audio.sample_rate / 2
         if self.mel.fmax is not None and self.mel.fmax > nyquist:
             raise ValueError(f"mel.fmax ({self.mel.fmax}) must be <= audio.sample_rate/2 ({nyquist})")
@@ -236,12 +302,21 @@ PROFILES: dict[str, dict[str, Any]] = {
         "data": {"nsynth_mini": {"programs": [0, 24, 40, 56, 73], "pitches": [48, 55, 60, 67, 72],
                                   "velocities": [64, 100, 127]}},
         "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
+        "model": {"base_channels": 32, "channel_mults": [1, 2, 2], "attention_levels": [2]},
+        "train": {"steps": 400, "batch_size": 16, "lr": 1e-3, "warmup_steps": 20, "checkpoint_every": 100,
+                  "sample_every": 200, "sample_count": 8},
+        "distill": {"teacher_steps": 32, "final_steps": 1, "updates_per_stage": 60, "batch_size": 16, "lr": 3e-4},
     },
     "full": {
         "profile": "full",
         "data": {"nsynth_mini": {"programs": list(range(0, 128, 4)), "pitches": list(range(36, 85, 2)),
                                   "velocities": [50, 75, 100, 127]}},
         "mel": {"n_mels": 128, "hop_length": 160, "frames": 384, "layout": "snake"},
+        "model": {"base_channels": 256, "channel_mults": [1, 2, 2, 4], "blocks_per_level": 2, "attention_levels": [2, 3],
+                  "attention_heads": 8, "groups": 32},
+        "train": {"steps": 200000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 2000, "checkpoint_every": 5000,
+                  "sample_every": 10000, "compile": True},
+        "distill": {"teacher_steps": 1024, "final_steps": 1, "updates_per_stage": 20000, "batch_size": 64, "lr": 5e-5},
     },
 }
 

@@ -7,6 +7,7 @@ Each reads params.yaml (the record DVC tracks), runs its component and writes it
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from components.config import MelforgeConfig
@@ -14,8 +15,22 @@ from components.settings import ProjectPaths
 from components.storage import atomic_write_json
 
 
-def metrics_path(paths: ProjectPaths, stage: str):
+def metrics_path(paths: ProjectPaths, stage: str) -> Path:
+    """Where a DVC stage (``ingest``, ``train``, ``distill@student-8``...) writes its metrics."""
+    if stage == "train":
+        return paths.root / "models" / "metrics" / "teacher.json"
+    if stage.startswith("distill@"):
+        return paths.root / "models" / "metrics" / f"{stage.removeprefix('distill@')}.json"
     return paths.data / "metrics" / f"{stage}.json"
+
+
+def model_dir(paths: ProjectPaths, stage: str) -> Path | None:
+    """The model folder a training stage produces (None for data stages)."""
+    if stage == "train":
+        return paths.root / "models" / "teacher"
+    if stage.startswith("distill@"):
+        return paths.root / "models" / stage.removeprefix("distill@")
+    return None
 
 
 def _scan(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
@@ -44,16 +59,37 @@ def _features(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     return run_features(cfg, paths.clips, paths.mels, metrics_path(paths, "features"))
 
 
-STAGES: dict[str, Callable[[MelforgeConfig, ProjectPaths], dict[str, Any]]] = {
+def _train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
+    from components.train.teacher import run_train
+
+    return run_train(cfg, paths, resume=resume)
+
+
+def _distill(cfg: MelforgeConfig, paths: ProjectPaths, *, student: str | None = None, resume: bool = True) -> dict[str, Any]:
+    from components.distill.stage import run_distill
+
+    if student is None:
+        raise ValueError(f"the distill stage needs --student NAME; this config has {', '.join(cfg.distill.stages)}")
+    return run_distill(cfg, paths, student, resume=resume)
+
+
+STAGES: dict[str, Callable[..., dict[str, Any]]] = {
     "scan": _scan,
     "ingest": _ingest,
     "validate": _validate,
     "features": _features,
+    "train": _train,
+    "distill": _distill,
 }
-PIPELINE_ORDER = ("scan", "ingest", "validate", "features")
+DATA_STAGES = ("scan", "ingest", "validate", "features")
 
 
-def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
+def pipeline_order(cfg: MelforgeConfig) -> list[str]:
+    """DVC stage names in run order: data stages, the teacher, then every distillation stage."""
+    return [*DATA_STAGES, "train", *(f"distill@{name}" for name in cfg.distill.stages)]
+
+
+def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; allowed: {', '.join(STAGES)}")
-    return STAGES[name](cfg, paths)
+    return STAGES[name](cfg, paths, **options)

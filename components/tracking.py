@@ -75,15 +75,28 @@ def parent_run(name: str, *, params: dict[str, Any], tags: dict[str, str]) -> It
 
 
 def log_stage(stage: str, *, summary: dict[str, Any], params: dict[str, Any], artifacts: list[Path],
-              skipped: bool, status: str = "FINISHED", error: str | None = None) -> str:
-    """One nested run per stage: its params section, numeric metrics, summary JSON and artifacts."""
+              skipped: bool, status: str = "FINISHED", error: str | None = None,
+              history: list[dict[str, Any]] | None = None) -> str:
+    """One nested run per stage: its params section, numeric metrics, summary JSON and artifacts.
+
+    ``history`` (training curves: dicts with ``step``, ``time`` and metric values) is logged per
+    step with its original timestamps, so the curves look as if they had been logged live.
+    """
     import mlflow
+    from mlflow.entities import Metric
 
     with mlflow.start_run(run_name=stage, nested=True,
                           tags={"melforge.stage": stage, "melforge.skipped": str(skipped).lower()}) as run:
         if params:
             mlflow.log_params(flatten_params(params))
-        mlflow.log_metrics(numeric_metrics(summary))
+        if history:
+            metrics = [Metric(key, float(value), int(rec.get("time", 0) * 1000), int(rec["step"]))
+                       for rec in history for key, value in rec.items()
+                       if key not in ("step", "time") and isinstance(value, (int, float)) and math.isfinite(value)]
+            client = mlflow.MlflowClient()
+            for start in range(0, len(metrics), 1000):
+                client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
+        mlflow.log_metrics({f"final_{k}" if history else k: v for k, v in numeric_metrics(summary).items()})
         mlflow.log_dict(summary, f"{stage}/summary.json")
         for path in artifacts:
             if path.is_dir():

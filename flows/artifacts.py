@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -22,12 +23,18 @@ def stage_markdown(stage: str, summary: dict[str, Any], *, skipped: bool) -> str
     return "\n".join(lines)
 
 
+def artifact_key(stage: str) -> str:
+    """Prefect keys allow lowercase letters, digits and dashes only (``distill@student-8`` -> ``distill-student-8``)."""
+    return "melforge-" + re.sub(r"[^a-z0-9-]+", "-", stage.lower())
+
+
 def publish_stage(stage: str, summary: dict[str, Any], *, skipped: bool,
                   table: list[dict[str, Any]] | None = None) -> None:
-    create_markdown_artifact(key=f"melforge-{stage}", markdown=stage_markdown(stage, summary, skipped=skipped),
+    key = artifact_key(stage)
+    create_markdown_artifact(key=key, markdown=stage_markdown(stage, summary, skipped=skipped),
                              description=f"melforge stage {stage}")
     if table:
-        create_table_artifact(key=f"melforge-{stage}-details", table=table[:200],
+        create_table_artifact(key=f"{key}-details", table=table[:200],
                               description=f"melforge stage {stage}: details (first 200 rows)")
 
 

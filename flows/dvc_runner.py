@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,19 +53,36 @@ def dvc(paths: ProjectPaths, *args: str, echo: bool = True) -> str:
     """Run ``dvc ARGS`` in the workspace with this interpreter's environment; return its output."""
     env = os.environ.copy()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # its own process group: a Prefect timeout or cancel kills DVC *and* the stage it runs
     proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=paths.root, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1, start_new_session=True)
     kept: deque[str] = deque(maxlen=400)
     assert proc.stdout is not None
-    for line in proc.stdout:
-        kept.append(line)
-        if echo:
-            sys.stderr.write(line)
-    code = proc.wait()
+    try:
+        for line in proc.stdout:
+            kept.append(line)
+            if echo:
+                sys.stderr.write(line)
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            _stop_group(proc)
     output = "".join(kept)
     if code != 0:
         raise DvcCommandFailed(list(args), code, output)
     return output
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the whole process group, SIGKILL what is left after ``grace_s``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
 
 
 def stage_is_current(paths: ProjectPaths, stage: str) -> bool:

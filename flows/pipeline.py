@@ -18,13 +18,13 @@ from prefect import flow, get_run_logger, task
 from components import tracking
 from components.config import MelforgeConfig, resolve_params
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
-from components.stages import PIPELINE_ORDER, metrics_path
+from components.stages import metrics_path, model_dir, pipeline_order
 from flows.artifacts import publish_pipeline, publish_stage
 from flows.dvc_runner import DvcCommandFailed, dvc, out_hash, stage_is_current, workspace_lock
 
 # config sections each stage depends on (logged as the nested run's params)
 STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
-                  "features": ("mel", "audio")}
+                  "features": ("mel", "audio"), "train": ("model", "train"), "distill": ("distill",)}
 STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
                    "features": ("mels/stats.json", "mels/preview")}
 
@@ -82,7 +82,7 @@ def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
 @flow(name="melforge-pipeline", log_prints=True)
 def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = None, push: bool = True,
                       root: str | None = None) -> dict[str, Any]:
-    """scan -> ingest -> validate -> features, through DVC, in one MLflow parent run."""
+    """scan -> ingest -> validate -> features -> train -> distill@..., through DVC, in one MLflow parent run."""
     paths = apply_runtime_defaults(project_paths(Path(root) if root else None))
     logger = get_run_logger()
     cfg: MelforgeConfig = resolve_params(paths.params, profile=profile, overrides=overrides)
@@ -91,7 +91,7 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
     outcomes: dict[str, dict[str, Any]] = {}
     with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
                              tags={"melforge.profile": cfg.profile, **_git_tags(paths.root)}) as run:
-        for stage in PIPELINE_ORDER:
+        for stage in pipeline_order(cfg):
             try:
                 # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
                 outcome = run_dvc_stage(paths, stage, force=(stage == "scan"))
@@ -102,7 +102,8 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
             outcomes[stage] = outcome
             if stage != "scan":
                 tracking.log_stage(stage, summary=outcome["summary"], params=_sections(params, stage),
-                                   artifacts=_artifacts(paths, stage), skipped=outcome["skipped"])
+                                   artifacts=_artifacts(paths, stage), skipped=outcome["skipped"],
+                                   history=_history(paths, stage))
             logger.info("stage %s: %s", stage, "skipped (unchanged)" if outcome["skipped"] else "ran")
         digest = out_hash(paths, "features", "data/mels") or "unknown"
         tracking.log_dataset(_dataset_summary(paths), name="melforge-mels", digest=digest.removesuffix(".dir"),
@@ -113,6 +114,8 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
                 dvc(paths, "push", echo=False)
             tracking.tag_active_run({"dvc.pushed": "true"})
         ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
+        models = {s.removeprefix("distill@") if s != "train" else "teacher": o["summary"]
+                  for s, o in outcomes.items() if model_dir(paths, s) is not None}
         summary = {
             "mlflow_run_id": run.info.run_id, "profile": cfg.profile,
             "stages_run": [s for s, o in outcomes.items() if not o["skipped"]],
@@ -122,6 +125,8 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
             "validation": "passed" if outcomes["validate"]["summary"].get("success") else "failed",
             "mel_shape": features.get("example_shape"), "data_digest": digest,
             "griffinlim_sc_db": features.get("griffinlim_spectral_convergence_db"),
+            "models": [f"{name} ({m.get('sampling_steps')} steps, {m.get('sampling_seconds_4', 0):.2f} s / 4 samples)"
+                       for name, m in models.items()],
         }
         tracking.log_json(summary, "pipeline_summary.json")
     publish_pipeline(summary)
@@ -137,8 +142,19 @@ def _read_metrics(paths: ProjectPaths, stage: str) -> dict[str, Any]:
 
 
 def _sections(params: dict[str, Any], stage: str) -> dict[str, Any]:
-    return {s: params[s] for s in STAGE_SECTIONS.get(stage, ())}
+    return {s: params[s] for s in STAGE_SECTIONS.get(stage.split("@")[0], ())}
 
 
 def _artifacts(paths: ProjectPaths, stage: str) -> list[Path]:
+    folder = model_dir(paths, stage)
+    if folder is not None:
+        return [folder / "samples"]
     return [paths.data / rel for rel in STAGE_ARTIFACTS.get(stage, ())]
+
+
+def _history(paths: ProjectPaths, stage: str) -> list[dict[str, Any]] | None:
+    """The training curve a model stage wrote (loss, lr, grad norm, samples/s per logged step)."""
+    folder = model_dir(paths, stage)
+    if folder is None or not (folder / "metrics.jsonl").is_file():
+        return None
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]

@@ -17,11 +17,13 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     from flows.pipeline import melforge_pipeline
 
     summary = melforge_pipeline(root=str(project))
-    assert summary["stages_run"] == ["scan", "ingest", "validate", "features"]
+    assert summary["stages_run"] == ["scan", "ingest", "validate", "features", "train", "distill@student-2",
+                                     "distill@student-1"]
     assert summary["clips"] == 4 and summary["validation"] == "passed"
 
     lock = read_yaml(project / "dvc.lock")
-    assert set(lock["stages"]) == {"scan", "ingest", "validate", "features"}
+    assert set(lock["stages"]) == {"scan", "ingest", "validate", "features", "train", "distill@student-2",
+                                   "distill@student-1"}
     mels_md5 = next(o["md5"] for o in lock["stages"]["features"]["outs"] if o["path"] == "data/mels")
 
     client = mlflow.MlflowClient(mlflow_store)
@@ -29,7 +31,15 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     runs = client.search_runs([experiment.experiment_id])
     parent = client.get_run(summary["mlflow_run_id"])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.info.run_name for r in children) == ["features", "ingest", "validate"]
+    assert sorted(r.info.run_name for r in children) == ["distill@student-1", "distill@student-2", "features",
+                                                         "ingest", "train", "validate"]
+    train = next(r for r in children if r.info.run_name == "train")
+    assert train.data.params["model.base_channels"] == "16" and train.data.metrics["final_parameters"] > 0
+    loss_curve = client.get_metric_history(train.info.run_id, "loss")
+    assert [m.step for m in loss_curve] == [2, 4, 6, 8, 10, 12]  # the whole curve, per step
+    assert {"train/samples/final.png"} <= {a.path for a in client.list_artifacts(train.info.run_id, "train/samples")}
+    student = next(r for r in children if r.info.run_name == "distill@student-1")
+    assert student.data.metrics["final_sampling_steps"] == 1 and "student_vs_teacher_rmse" in " ".join(student.data.metrics)
     ingest = next(r for r in children if r.info.run_name == "ingest")
     assert ingest.data.metrics["clips"] == 4 and ingest.data.params["audio.sample_rate"] == "16000"
     features = next(r for r in children if r.info.run_name == "features")
@@ -45,7 +55,8 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     # the same flow again: DVC skips every data stage, dvc.lock is unchanged
     lock_before = (project / "dvc.lock").read_text()
     again = melforge_pipeline(root=str(project))
-    assert again["stages_skipped"] == ["ingest", "validate", "features"]
+    assert again["stages_skipped"] == ["ingest", "validate", "features", "train", "distill@student-2",
+                                       "distill@student-1"]
     assert (project / "dvc.lock").read_text() == lock_before
     second_children = [r for r in client.search_runs([experiment.experiment_id])
                        if r.data.tags.get("mlflow.parentRunId") == again["mlflow_run_id"]]
@@ -56,7 +67,8 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
 
     with get_client(sync_client=True) as prefect:
         keys = {a.key for a in prefect.read_artifacts()}
-    assert {"melforge-ingest", "melforge-validate", "melforge-features", "melforge-pipeline"} <= keys
+    assert {"melforge-ingest", "melforge-validate", "melforge-features", "melforge-train",
+            "melforge-distill-student-1", "melforge-pipeline"} <= keys
 
 
 def test_plain_dvc_repro_twice_does_nothing_and_exp_run_overrides_params(project):

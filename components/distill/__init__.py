@@ -1,0 +1,1 @@
+"""Progressive distillation (Salimans & Ho 2022, Algorithm 1): N-step teacher -> N/2-step student."""

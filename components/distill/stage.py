@@ -1,0 +1,60 @@
+"""One distillation stage: the student starts as a copy of its teacher and learns to take N steps
+where the teacher took 2N. ``models/<teacher>`` -> ``models/student-<N>``."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from components.config import MelforgeConfig
+from components.features.store import MelStore
+from components.models.io import MODEL_FILE, load_denoiser
+from components.models.unet import UNetSpec
+from components.settings import ProjectPaths
+from components.train.loop import LoopSettings, train_loop
+from components.train.previews import sample_normalised
+from components.train.runner import (batch_source, data_fingerprint, fingerprint, resolve_device, work_dir,
+                                     write_metrics, write_model_output)
+from components.distill.objective import student_objective
+
+
+def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resume: bool = True) -> dict[str, Any]:
+    stages = cfg.distill.stages
+    if student not in stages:
+        raise KeyError(f"unknown distillation stage {student!r}; this config has {', '.join(stages)}")
+    steps, parent = int(stages[student]["steps"]), stages[student]["teacher"]
+    device = resolve_device(cfg.train.device)
+    teacher, meta = load_denoiser(paths.root / "models" / parent / MODEL_FILE, device)
+    if meta["sampling_steps"] != 2 * steps:
+        raise ValueError(f"models/{parent} samples with {meta['sampling_steps']} steps; {student} needs a "
+                         f"{2 * steps}-step teacher (re-run the earlier stages)")
+    teacher.requires_grad_(False)
+    model = copy.deepcopy(teacher).train().requires_grad_(True)  # the student starts as the teacher
+    spec = UNetSpec.from_dict(meta["spec"])
+    store = MelStore(paths.mels)
+    d = cfg.distill
+    fp = fingerprint("distill", student, d.model_dump(exclude={"stages"}), cfg.seed, meta.get("fingerprint"),
+                     data_fingerprint(store))
+    work = work_dir(paths, student, fp)
+    settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, warmup_steps=0, min_lr_ratio=d.min_lr_ratio,
+                            ema_decay=d.ema_decay, grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every,
+                            checkpoint_every=cfg.train.checkpoint_every, sample_every=0, seed=cfg.seed + steps,
+                            device=device, bf16=cfg.train.bf16, compile=False, fingerprint=fp)
+    result = train_loop(model, student_objective(teacher, steps, d.loss_weighting),
+                        batch_source(store, d.batch_size, cfg.seed + steps), settings, work,
+                        resume=resume, label=f"distill {2 * steps}->{steps}")
+    final = result["ema"] if d.ema_decay > 0 else result["model"]
+    teacher_samples = sample_normalised(teacher, store.example_shape, count=cfg.train.sample_count, steps=2 * steps,
+                                        seed=cfg.seed + 1, device=device)
+    student_samples = sample_normalised(final, store.example_shape, count=cfg.train.sample_count, steps=steps,
+                                        seed=cfg.seed + 1, device=device)
+    outputs = write_model_output(paths.root / "models" / student, work, model=final, spec=spec, store=store,
+                                 steps=steps, kind="student", meta={"fingerprint": fp, "teacher": parent},
+                                 cfg=cfg, device=device, label=student)
+    # how far the N-step student lands from its 2N-step teacher, same noise (normalised units)
+    gap = float((student_samples - teacher_samples).pow(2).mean().sqrt())
+    summary = {**result["summary"], **outputs, "teacher": parent, "teacher_steps": 2 * steps,
+               "student_vs_teacher_rmse": gap, "device": device, "loss_weighting": d.loss_weighting,
+               "work_dir": str(work)}
+    write_metrics(paths.root / "models" / "metrics" / f"{student}.json", summary)
+    return summary

@@ -1,0 +1,97 @@
+"""Continuous-time diffusion with the cosine schedule and v-prediction, as small pure functions.
+
+t in [0, 1]; alpha_t = cos(pi t / 2), sigma_t = sin(pi t / 2); z_t = alpha_t x + sigma_t eps.
+The network predicts v = alpha_t eps - sigma_t x, so x_hat = alpha_t z_t - sigma_t v_hat and
+eps_hat = sigma_t z_t + alpha_t v_hat. Salimans & Ho (2022), "Progressive Distillation for Fast
+Sampling of Diffusion Models", §4 and Appendix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOSS_WEIGHTINGS = ("snr_trunc", "snr+1")
+
+
+def alpha(t: torch.Tensor) -> torch.Tensor:
+    return torch.cos(0.5 * math.pi * t)
+
+
+def sigma(t: torch.Tensor) -> torch.Tensor:
+    return torch.sin(0.5 * math.pi * t)
+
+
+def _bcast(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(batch,) -> (batch, 1, 1, ...) to broadcast against ``like``."""
+    return coef.reshape(coef.shape + (1,) * (like.ndim - coef.ndim))
+
+
+def diffuse(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """z_t = alpha_t x + sigma_t eps."""
+    return _bcast(alpha(t), x) * x + _bcast(sigma(t), x) * eps
+
+
+def v_from_x_eps(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return _bcast(alpha(t), x) * eps - _bcast(sigma(t), x) * x
+
+
+def x_from_z_v(z: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return _bcast(alpha(t), z) * z - _bcast(sigma(t), z) * v
+
+
+def eps_from_z_v(z: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return _bcast(sigma(t), z) * z + _bcast(alpha(t), z) * v
+
+
+def eps_from_z_x(z: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """eps = (z - alpha x) / sigma (t > 0)."""
+    return (z - _bcast(alpha(t), z) * x) / _bcast(sigma(t), z)
+
+
+def v_from_z_x(z: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return v_from_x_eps(x, eps_from_z_x(z, x, t), t)
+
+
+def snr(t: torch.Tensor) -> torch.Tensor:
+    """alpha_t^2 / sigma_t^2 (inf at t = 0)."""
+    return alpha(t) ** 2 / sigma(t) ** 2
+
+
+def x_loss_weight(t: torch.Tensor, weighting: str) -> torch.Tensor:
+    """w(lambda_t) of the x-space loss w * ||x - x_hat||^2: max(SNR, 1) or SNR + 1."""
+    if weighting == "snr_trunc":
+        return torch.clamp(snr(t), min=1.0)
+    if weighting == "snr+1":
+        return snr(t) + 1.0
+    raise ValueError(f"unknown loss weighting {weighting!r}; allowed: {', '.join(LOSS_WEIGHTINGS)}")
+
+
+def v_loss_weight(t: torch.Tensor, weighting: str) -> torch.Tensor:
+    """The same loss written on v: since x - x_hat = sigma (v_hat - v), w_v = w * sigma^2.
+
+    snr_trunc -> max(alpha^2, sigma^2); snr+1 -> 1 (plain v-MSE). Finite for every t in [0, 1].
+    """
+    if weighting == "snr_trunc":
+        return torch.maximum(alpha(t) ** 2, sigma(t) ** 2)
+    if weighting == "snr+1":
+        return torch.ones_like(t)
+    raise ValueError(f"unknown loss weighting {weighting!r}; allowed: {', '.join(LOSS_WEIGHTINGS)}")
+
+
+def ddim_step(z_t: torch.Tensor, x_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM update from time t to s < t given the prediction x_hat:
+    z_s = alpha_s x_hat + sigma_s (z_t - alpha_t x_hat) / sigma_t."""
+    eps_hat = eps_from_z_x(z_t, x_hat, t)
+    return _bcast(alpha(s), z_t) * x_hat + _bcast(sigma(s), z_t) * eps_hat
+
+
+def distillation_target(z_t: torch.Tensor, z_t2: torch.Tensor, t: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+    """The x~ for which ONE DDIM step z_t -> t2 lands on z_t2 (Salimans & Ho, Algorithm 2):
+
+    x~ = (z_t2 - (sigma_t2 / sigma_t) z_t) / (alpha_t2 - (sigma_t2 / sigma_t) alpha_t).
+    At t2 = 0 this is z_t2 itself (the teacher's final x_hat).
+    """
+    ratio = _bcast(sigma(t2) / sigma(t), z_t)
+    return (z_t2 - ratio * z_t) / (_bcast(alpha(t2), z_t) - ratio * _bcast(alpha(t), z_t))

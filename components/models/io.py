@@ -1,0 +1,29 @@
+"""Saving and loading trained denoisers with everything needed to sample and listen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.models.unet import UNet1d, UNetSpec
+from components.train.checkpoint import save_atomic
+
+MODEL_FILE = "model.pt"
+
+
+def save_denoiser(path: Path, model: torch.nn.Module, spec: UNetSpec, **meta: Any) -> None:
+    """Weights (the EMA ones for a teacher), the network spec, sampling steps, mel stats, config."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_atomic({"spec": spec.to_dict(), "weights": state, **meta}, path)
+
+
+def load_denoiser(path: Path, device: str | torch.device = "cpu") -> tuple[UNet1d, dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained model; run the stage that produces it first")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    model = UNet1d(UNetSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["weights"])
+    meta = {k: v for k, v in payload.items() if k != "weights"}
+    return model.to(device).eval(), meta

@@ -1,0 +1,167 @@
+"""The training loop, straight-line and model-agnostic: a model, an objective, a batch source.
+
+Every random draw of step ``i`` comes from generators seeded by (seed, i), and the batch of step
+``i`` is a pure function of i, so stopping after k steps and resuming from the checkpoint gives
+exactly the weights of an uninterrupted run (on CPU). The teacher, every distillation stage, and
+later the GAN baselines all train through :func:`train_loop`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from components.progress import progress_bar
+from components.train.checkpoint import latest_checkpoint, restore_rng_states, write_checkpoint
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
+BatchAt = Callable[[int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    steps: int
+    lr: float
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    log_every: int = 10
+    checkpoint_every: int = 0
+    sample_every: int = 0
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = False
+    compile: bool = False
+    fingerprint: str = ""
+
+
+def lr_factor(step: int, *, steps: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up, then cosine decay to ``min_ratio`` of the peak at the last step."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + salt) % (2**63))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """EMA with warm-up (decay ramps from 0 so short runs do not stay at the initial weights)."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - d)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settings: LoopSettings, out_dir: Path, *,
+               on_sample: Callable[[int, nn.Module], None] | None = None, resume: bool = True,
+               label: str = "train", is_main: bool = True, ddp_model: nn.Module | None = None,
+               stop_after: int | None = None) -> dict[str, Any]:
+    """Train ``model`` for ``settings.steps``; return {model, ema, summary}. Writes checkpoints and
+    ``metrics.jsonl`` under ``out_dir`` (only where ``is_main``). ``stop_after`` ends the run early
+    at that step with a checkpoint (a time-boxed run; resuming continues the same schedule)."""
+    device = torch.device(settings.device)
+    model.to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    net = ddp_model or model
+    forward_net = torch.compile(net) if settings.compile else net
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
+        s, steps=settings.steps, warmup=settings.warmup_steps, min_ratio=settings.min_lr_ratio))
+    ckpt_dir = out_dir / "checkpoints"
+    start = 0
+    if resume:
+        state = latest_checkpoint(ckpt_dir, settings.fingerprint)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            restore_rng_states(state["rng"])
+            start = int(state["step"])
+    metrics_path = out_dir / "metrics.jsonl"
+    history = _kept_history(metrics_path, start) if is_main else []
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if settings.bf16 and device.type == "cuda" else nullcontext())
+
+    def checkpoint(step: int) -> None:
+        if is_main:
+            write_checkpoint(ckpt_dir, step, {"model": model.state_dict(), "ema": ema.state_dict(),
+                                              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                              "fingerprint": settings.fingerprint})
+
+    model.train()
+    window_start, window_samples = time.perf_counter(), 0
+    loss_value = float("nan")
+    with progress_bar() as progress:
+        task = progress.add_task(label, total=settings.steps, completed=start, info="")
+        last = min(settings.steps, stop_after) if stop_after is not None else settings.steps
+        for step in range(start, last):
+            batch = batch_at(step).to(device, non_blocking=True)
+            generator = step_generator(settings.seed, step)
+            with autocast:
+                loss = objective(forward_net, batch, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip))
+            optimizer.step()
+            scheduler.step()
+            ema_update(ema, model, settings.ema_decay, step)
+            window_samples += batch.shape[0]
+            done = step + 1
+            if done % settings.log_every == 0 or done == settings.steps:
+                loss_value = float(loss.detach())
+                elapsed = time.perf_counter() - window_start
+                record = {"step": done, "loss": loss_value, "lr": optimizer.param_groups[0]["lr"],
+                          "grad_norm": grad_norm, "samples_per_s": window_samples / max(elapsed, 1e-9),
+                          "time": time.time()}
+                window_start, window_samples = time.perf_counter(), 0
+                if is_main:
+                    history.append(record)
+                    _append_jsonl(metrics_path, record)
+                progress.update(task, info=f"loss {loss_value:.4f}  {record['samples_per_s']:.0f} samples/s")
+            if settings.checkpoint_every and done % settings.checkpoint_every == 0 and done < settings.steps:
+                checkpoint(done)
+            if on_sample and is_main and settings.sample_every and done % settings.sample_every == 0:
+                on_sample(done, ema)
+                model.train()
+            progress.update(task, advance=1)
+    checkpoint(last)
+    losses = [h["loss"] for h in history]
+    tail = losses[-max(1, len(losses) // 5):] if losses else [float("nan")]
+    summary = {"steps": last, "resumed_from_step": start, "final_loss": losses[-1] if losses else loss_value,
+               "final_loss_mean_last_20pct": sum(tail) / len(tail),
+               "samples_per_s": (sum(h["samples_per_s"] for h in history[-5:]) / max(1, len(history[-5:]))) if history else 0.0}
+    return {"model": model, "ema": ema, "summary": summary, "history": history}
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _kept_history(path: Path, start: int) -> list[dict]:
+    """Metrics up to the resumed step (later lines belong to an interrupted run and are dropped)."""
+    if not path.is_file():
+        return []
+    kept = [r for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip()) if r["step"] <= start]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    tmp.replace(path)
+    return kept

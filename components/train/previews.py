@@ -1,0 +1,54 @@
+"""Listening to and looking at samples: DDIM -> denormalised mels -> PNG grid + Griffin-Lim WAVs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.features.griffinlim import mel_to_audio
+from components.features.mel import MelSpec
+from components.features.packing import unpack_snake
+from components.features.plots import save_mel_grid
+from components.features.stats import MelStats
+from components.models.sampler import ddim_sample
+
+
+def sample_normalised(model: torch.nn.Module, example_shape: tuple[int, ...], *, count: int, steps: int,
+                      seed: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``count`` samples in the model's (normalised, possibly packed) layout, from fixed noise."""
+    noise = torch.randn((count, *example_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    model.eval()
+    with torch.no_grad():
+        return ddim_sample(lambda z, t: model(z, t), noise, steps).float().cpu()
+
+
+def to_logmel(samples: torch.Tensor, stats: MelStats, layout: str) -> np.ndarray:
+    """Normalised model output -> natural-log mel power (batch, n_mels, frames)."""
+    values = samples.numpy()
+    if layout == "snake":
+        values = unpack_snake(values)
+    return stats.denormalise(values)
+
+
+def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelStats, layout: str,
+                   mel_index: dict[str, Any], audio_count: int, title: str) -> list[Path]:
+    """Write ``<tag>.png`` (grid) and ``<tag>-NN.wav`` (Griffin-Lim) for a batch of samples."""
+    import soundfile as sf
+
+    logmel = to_logmel(samples, stats, layout)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [save_mel_grid(logmel, folder / f"{tag}.png", title=title)]
+    if audio_count:
+        m = mel_index["mel"]
+        spec = MelSpec(sample_rate=mel_index["sample_rate"], n_fft=m["n_fft"], hop_length=m["hop_length"],
+                       n_mels=m["n_mels"], fmin=m["fmin"], fmax=m["fmax"], win_length=m["win_length"],
+                       log_floor=m["log_floor"])
+        audio = mel_to_audio(logmel[:audio_count], spec, n_iter=m["griffinlim_iters"])
+        for k, clip in enumerate(audio):
+            path = folder / f"{tag}-{k:02d}.wav"
+            sf.write(path, np.clip(clip, -1, 1), mel_index["sample_rate"])
+            paths.append(path)
+    return paths

@@ -1,0 +1,104 @@
+"""What the teacher and every distillation stage share: device, data, work folder, outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.features.store import MelStore
+from components.models.io import MODEL_FILE, save_denoiser
+from components.models.sampler import ddim_sample
+from components.models.unet import UNetSpec, parameter_count
+from components.settings import ProjectPaths
+from components.storage import atomic_write_json, staged_directory
+from components.train.previews import sample_normalised, write_previews
+
+
+def resolve_device(choice: str) -> str:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA GPU is visible")
+    if choice == "auto":
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    return choice
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def data_fingerprint(store: MelStore) -> str:
+    return fingerprint(store.index, store.stats.to_json())
+
+
+def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
+    """batch_at(step): the rows of step ``step`` are a pure function of (seed, step); with DDP each
+    rank takes its slice of the global batch."""
+    n = len(store)
+
+    def batch_at(step: int) -> torch.Tensor:
+        rng = np.random.default_rng([seed, step])
+        rows = rng.choice(n, size=batch_size, replace=n < batch_size)
+        mine = rows[rank::world]
+        return torch.from_numpy(np.stack([np.asarray(store[int(i)], dtype=np.float32) for i in mine]))
+
+    return batch_at
+
+
+def work_dir(paths: ProjectPaths, name: str, fp: str) -> Path:
+    """Checkpoints and live metrics live outside the DVC output, keyed by the config fingerprint."""
+    folder = paths.state / "runs" / f"{name}-{fp[:12]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def sampling_seconds(model: torch.nn.Module, example_shape: tuple[int, ...], steps: int, device: str,
+                     count: int = 4, repeats: int = 2) -> float:
+    """Best-of wall time to sample ``count`` examples with ``steps`` DDIM steps."""
+    noise = torch.randn((count, *example_shape), generator=torch.Generator().manual_seed(0)).to(device)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            ddim_sample(lambda z, t: model(z, t), noise, steps)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spec: UNetSpec, store: MelStore,
+                       steps: int, kind: str, meta: dict[str, Any], cfg, device: str, label: str) -> dict[str, Any]:
+    """Final samples, the model file and the run's metrics, swapped into ``out_dir`` atomically."""
+    with staged_directory(out_dir) as tmp:
+        model.eval()
+        samples = sample_normalised(model, store.example_shape, count=cfg.train.sample_count, steps=steps,
+                                    seed=cfg.seed + 1, device=device)
+        preview_dir = tmp / "samples"
+        if (work / "samples").is_dir():
+            shutil.copytree(work / "samples", preview_dir)
+        write_previews(preview_dir, "final", samples, stats=store.stats, layout=store.layout,
+                       mel_index=store.index, audio_count=cfg.train.audio_previews,
+                       title=f"{label}: {steps}-step DDIM samples")
+        seconds = sampling_seconds(model, store.example_shape, steps, device)
+        save_denoiser(tmp / MODEL_FILE, model, spec, kind=kind, sampling_steps=steps, mel_stats=store.stats.to_json(),
+                      mel_index=store.index, config=cfg.to_params(), parameters=parameter_count(model), **meta)
+        if (work / "metrics.jsonl").is_file():
+            shutil.copy(work / "metrics.jsonl", tmp / "metrics.jsonl")
+        finite = bool(torch.isfinite(samples).all())
+        return {"sampling_steps": steps, "parameters": parameter_count(model), "samples_finite": finite,
+                "sample_std": float(samples.std()), "sampling_seconds_4": seconds,
+                "network_evaluations": steps}
+
+
+def write_metrics(path: Path, summary: dict[str, Any]) -> None:
+    atomic_write_json(path, summary)

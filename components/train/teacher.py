@@ -1,0 +1,75 @@
+"""The train stage: a diffusion teacher (1D U-Net, v-prediction, cosine schedule) on data/mels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.config import MelforgeConfig
+from components.features.store import MelStore
+from components.models.unet import UNet1d, UNetSpec, parameter_count
+from components.settings import ProjectPaths
+from components.train.loop import LoopSettings, train_loop
+from components.train.objectives import teacher_v_objective
+from components.train.previews import sample_normalised, write_previews
+from components.train.runner import (batch_source, data_fingerprint, fingerprint, resolve_device, work_dir,
+                                     write_metrics, write_model_output)
+
+
+def unet_spec(cfg: MelforgeConfig, example_shape: tuple[int, ...]) -> UNetSpec:
+    m = cfg.model
+    return UNetSpec(example_shape=tuple(example_shape), base_channels=m.base_channels,
+                    channel_mults=tuple(m.channel_mults), blocks_per_level=m.blocks_per_level,
+                    attention_levels=tuple(m.attention_levels), attention_heads=m.attention_heads,
+                    dropout=m.dropout, groups=m.groups)
+
+
+def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
+    """Train (or resume) the teacher; write models/teacher and models/metrics/teacher.json."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    device = resolve_device(cfg.train.device)
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    torch.manual_seed(cfg.seed)
+    store = MelStore(paths.mels)
+    spec = unet_spec(cfg, store.example_shape)
+    model = UNet1d(spec)
+    t = cfg.train
+    fp = fingerprint("teacher", cfg.model.model_dump(), t.model_dump(), cfg.seed, data_fingerprint(store))
+    work = work_dir(paths, "teacher", fp)
+    settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
+                            weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
+                            log_every=t.log_every, checkpoint_every=t.checkpoint_every, sample_every=t.sample_every,
+                            seed=cfg.seed, device=device, bf16=t.bf16, compile=t.compile, fingerprint=fp)
+    ddp = None
+    if world > 1:
+        model.to(device)
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+
+    def on_sample(step: int, ema: torch.nn.Module) -> None:
+        samples = sample_normalised(ema, store.example_shape, count=t.sample_count, steps=cfg.distill.teacher_steps,
+                                    seed=cfg.seed + 1, device=device)
+        write_previews(work / "samples", f"step-{step:08d}", samples, stats=store.stats, layout=store.layout,
+                       mel_index=store.index, audio_count=t.audio_previews,
+                       title=f"teacher step {step}: {cfg.distill.teacher_steps}-step DDIM samples")
+
+    result = train_loop(model, teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed, rank=rank, world=world),
+                        settings, work, on_sample=on_sample, resume=resume, label="teacher", is_main=rank == 0,
+                        ddp_model=ddp)
+    if world > 1:
+        torch.distributed.barrier()
+    if rank != 0:
+        torch.distributed.destroy_process_group()
+        return {}
+    outputs = write_model_output(paths.root / "models" / "teacher", work, model=result["ema"], spec=spec, store=store,
+                                 steps=cfg.distill.teacher_steps, kind="teacher", meta={"fingerprint": fp},
+                                 cfg=cfg, device=device, label="teacher (EMA)")
+    summary = {**result["summary"], **outputs, "device": device, "world_size": world,
+               "loss_weighting": t.loss_weighting, "work_dir": str(work)}
+    write_metrics(paths.root / "models" / "metrics" / "teacher.json", summary)
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return summary

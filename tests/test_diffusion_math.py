@@ -1,0 +1,110 @@
+"""The diffusion and distillation math, pinned against its formulas."""
+
+import math
+
+import pytest
+import torch
+
+from components.distill.objective import two_teacher_steps
+from components.models.diffusion import (alpha, ddim_step, diffuse, distillation_target, eps_from_z_v, sigma, snr,
+                                         v_from_x_eps, v_from_z_x, v_loss_weight, x_from_z_v, x_loss_weight)
+from components.models.sampler import ddim_sample, predict_x
+from components.models.unet import UNet1d, UNetSpec
+
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+def _data(batch=3, shape=(4, 8), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((batch, *shape), generator=g, dtype=torch.float64) * 2 - 1
+    eps = torch.randn((batch, *shape), generator=g, dtype=torch.float64)
+    return x, eps
+
+
+def test_schedule_endpoints_and_conversions_round_trip():
+    assert alpha(torch.tensor(0.0)) == 1 and sigma(torch.tensor(0.0)) == 0
+    assert abs(float(alpha(torch.tensor(1.0)))) < 1e-15 and sigma(torch.tensor(1.0)) == 1
+    x, eps = _data()
+    t = torch.tensor([0.1, 0.5, 0.9])
+    z = diffuse(x, eps, t)
+    v = v_from_x_eps(x, eps, t)
+    torch.testing.assert_close(x_from_z_v(z, v, t), x)
+    torch.testing.assert_close(eps_from_z_v(z, v, t), eps)
+    torch.testing.assert_close(v_from_z_x(z, x, t), v)
+    torch.testing.assert_close(alpha(t) ** 2 + sigma(t) ** 2, torch.ones(3))
+
+
+def test_loss_weightings_have_the_stated_values():
+    t = torch.tensor([0.1, 0.5, 0.9])
+    s = snr(t)
+    torch.testing.assert_close(x_loss_weight(t, "snr_trunc"), torch.clamp(s, min=1.0))
+    torch.testing.assert_close(x_loss_weight(t, "snr+1"), s + 1)
+    assert x_loss_weight(torch.tensor([0.5]), "snr_trunc") == pytest.approx(1.0)  # SNR = 1 at t = 0.5
+    for w in ("snr_trunc", "snr+1"):  # the v-space weight is the same loss: w * sigma^2
+        torch.testing.assert_close(v_loss_weight(t, w), x_loss_weight(t, w) * sigma(t) ** 2)
+    torch.testing.assert_close(v_loss_weight(t, "snr+1"), torch.ones(3))  # plain v-MSE
+    with pytest.raises(ValueError, match="allowed"):
+        x_loss_weight(t, "uniform")
+
+
+@pytest.mark.parametrize("t0", [1.0, 0.73, 0.2])
+@pytest.mark.parametrize("steps", [1, 3, 16])
+def test_ddim_with_an_oracle_reconstructs_x_exactly_from_any_t(t0, steps):
+    x, eps = _data()
+    oracle = lambda z, t: v_from_z_x(z, x, t)  # noqa: E731 - returns the true v for the true x
+    z = diffuse(x, eps, torch.full((3,), t0))
+    grid = torch.linspace(t0, 0.0, steps + 1)
+    for t, s in zip(grid[:-1], grid[1:]):
+        tt, ss = torch.full((3,), float(t)), torch.full((3,), float(s))
+        z = ddim_step(z, predict_x(oracle, z, tt, clip=1.0), tt, ss)
+    torch.testing.assert_close(z, x)
+
+
+def test_ddim_sample_from_pure_noise_with_an_oracle():
+    x, eps = _data()
+    out = ddim_sample(lambda z, t: v_from_z_x(z, x, t), eps, 8)
+    torch.testing.assert_close(out, x)
+
+
+def _teacher():
+    torch.manual_seed(0)
+    net = UNet1d(UNetSpec(example_shape=(4, 8), base_channels=8, channel_mults=(1, 2), attention_levels=(1,),
+                          attention_heads=2, groups=4)).double()
+    for p in net.parameters():  # a non-trivial function (the zero-initialised output layer would give v = 0)
+        torch.nn.init.normal_(p, std=0.1)
+    return net.eval()
+
+
+@pytest.mark.parametrize("i", [1, 2, 5, 8])
+def test_one_student_step_with_the_target_reproduces_two_teacher_steps(i):
+    n = 8
+    teacher = _teacher()
+    x, eps = _data()
+    t = torch.full((3,), i / n)
+    z_t = diffuse(x, eps, t)
+    with torch.no_grad():
+        z_teacher = two_teacher_steps(teacher, z_t, t, n)
+    x_tilde = distillation_target(z_t, z_teacher, t, t - 1 / n)
+    z_student = ddim_step(z_t, x_tilde, t, t - 1 / n)
+    torch.testing.assert_close(z_student, z_teacher, rtol=1e-10, atol=1e-10)
+    if i == 1:  # last step: the target is the teacher's final x_hat
+        torch.testing.assert_close(x_tilde, z_teacher)
+
+
+def test_teacher_halves_are_half_student_steps():
+    """two_teacher_steps(N) moves from t to t - 1/N through t - 0.5/N (grid of the 2N-step teacher)."""
+    teacher = _teacher()
+    x, eps = _data()
+    t = torch.full((3,), 0.75)
+    z_t = diffuse(x, eps, t)
+    with torch.no_grad():
+        manual = ddim_step(z_t, predict_x(teacher, z_t, t, 1.0), t, t - 0.125)
+        manual = ddim_step(manual, predict_x(teacher, manual, t - 0.125, 1.0), t - 0.125, t - 0.25)
+        torch.testing.assert_close(two_teacher_steps(teacher, z_t, t, 4), manual)
+    assert math.isclose(0.75 - 1 / 4, 0.5)

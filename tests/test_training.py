@@ -1,0 +1,113 @@
+"""The training machinery on CPU: it learns, it resumes exactly, and the stages write usable models."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from components.models.io import load_denoiser
+from components.models.unet import UNet1d, UNetSpec, parameter_count
+from components.train.loop import LoopSettings, lr_factor, train_loop
+from components.train.objectives import teacher_v_objective
+
+SPEC = UNetSpec(example_shape=(8, 16), base_channels=16, channel_mults=(1, 2), attention_levels=(1,),
+                attention_heads=2, groups=4)
+
+
+def _batch() -> torch.Tensor:
+    return torch.rand((4, 8, 16), generator=torch.Generator().manual_seed(3)) * 2 - 1
+
+
+def test_unet_keeps_shapes_for_flat_and_snake_layouts():
+    for shape in [(8, 16), (3, 8, 16)]:
+        net = UNet1d(UNetSpec(example_shape=shape, base_channels=16, channel_mults=(1, 2), attention_levels=(1,),
+                              attention_heads=2, groups=4))
+        z = torch.randn(2, *shape)
+        assert net(z, torch.rand(2)).shape == z.shape
+        assert parameter_count(net) > 1000
+    with pytest.raises(ValueError, match="divisible"):
+        UNet1d(UNetSpec(example_shape=(8, 15), channel_mults=(1, 2)))
+
+
+def test_lr_warms_up_then_decays_by_cosine():
+    f = [lr_factor(s, steps=100, warmup=10, min_ratio=0.1) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0) and f[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+
+
+def test_a_tiny_model_overfits_one_fixed_batch(tmp_path):
+    torch.manual_seed(0)
+    model = UNet1d(SPEC)
+    objective = teacher_v_objective("snr+1")
+    fixed = lambda m, x, _g: objective(m, x, torch.Generator().manual_seed(0))  # noqa: E731 - same t, eps each step
+    batch = _batch()
+    settings = LoopSettings(steps=150, lr=3e-3, warmup_steps=5, ema_decay=0.0, log_every=1, grad_clip=10.0)
+    history = train_loop(model, fixed, lambda step: batch, settings, tmp_path)["history"]
+    first, last = history[0]["loss"], min(h["loss"] for h in history[-10:])
+    assert last < first / 10, (first, last)
+
+
+def test_stopping_and_resuming_gives_the_same_weights_as_training_straight(tmp_path):
+    batch_at = lambda step: torch.rand((4, 8, 16), generator=torch.Generator().manual_seed(step)) * 2 - 1  # noqa: E731
+    settings = LoopSettings(steps=8, lr=1e-3, warmup_steps=2, min_lr_ratio=0.1, ema_decay=0.9, log_every=1,
+                            checkpoint_every=4, seed=7, fingerprint="same")
+
+    def fresh() -> UNet1d:
+        torch.manual_seed(0)
+        return UNet1d(SPEC)
+
+    straight = train_loop(fresh(), teacher_v_objective("snr_trunc"), batch_at, settings, tmp_path / "a")
+    train_loop(fresh(), teacher_v_objective("snr_trunc"), batch_at, settings, tmp_path / "b", stop_after=4)
+    resumed = train_loop(fresh(), teacher_v_objective("snr_trunc"), batch_at, settings, tmp_path / "b")
+    assert resumed["summary"]["resumed_from_step"] == 4
+    for key, value in straight["model"].state_dict().items():
+        assert torch.equal(value, resumed["model"].state_dict()[key]), key
+    for key, value in straight["ema"].state_dict().items():
+        assert torch.equal(value, resumed["ema"].state_dict()[key]), key
+    assert [h["step"] for h in resumed["history"]] == list(range(1, 9))  # one clean curve
+
+
+def test_a_checkpoint_from_another_config_is_not_resumed(tmp_path):
+    batch = _batch()
+    base = dict(steps=4, lr=1e-3, log_every=1, checkpoint_every=2)
+    train_loop(UNet1d(SPEC), teacher_v_objective("snr+1"), lambda s: batch, LoopSettings(**base, fingerprint="a"),
+               tmp_path, stop_after=2)
+    other = train_loop(UNet1d(SPEC), teacher_v_objective("snr+1"), lambda s: batch,
+                       LoopSettings(**base, fingerprint="b"), tmp_path)
+    assert other["summary"]["resumed_from_step"] == 0
+
+
+@pytest.mark.gpu
+def test_bf16_training_step_on_gpu(tmp_path):
+    batch = _batch()
+    settings = LoopSettings(steps=3, lr=1e-3, log_every=1, device="cuda", bf16=True)
+    result = train_loop(UNet1d(SPEC), teacher_v_objective("snr_trunc"), lambda s: batch, settings, tmp_path)
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result["history"])
+
+
+def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
+    from components.distill.stage import run_distill
+    from components.features.stage import run_features
+    from components.ingest.stage import run_ingest
+    from components.settings import ProjectPaths
+    from components.train.teacher import run_train
+    from helpers import tiny_config
+
+    paths = ProjectPaths(root=tmp_path)
+    cfg = tiny_config()
+    run_ingest(cfg, paths.clips)
+    run_features(cfg, paths.clips, paths.mels)
+    teacher = run_train(cfg, paths)
+    assert teacher["sampling_steps"] == 4 and teacher["samples_finite"]
+    assert (tmp_path / "models" / "teacher" / "samples" / "final.png").is_file()
+    assert list(cfg.distill.stages) == ["student-2", "student-1"]
+    for name, entry in cfg.distill.stages.items():
+        summary = run_distill(cfg, paths, name)
+        model, meta = load_denoiser(tmp_path / "models" / name / "model.pt")
+        assert meta["sampling_steps"] == entry["steps"] == summary["network_evaluations"]
+        assert meta["teacher"] == entry["teacher"] and meta["mel_stats"]["clip_sigma"] == 3.0
+        assert summary["samples_finite"]
+    assert (tmp_path / "models" / "metrics" / "student-1.json").is_file()
+    with pytest.raises(KeyError, match="student-2, student-1"):
+        run_distill(cfg, paths, "student-3")
