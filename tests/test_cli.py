@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from components.cli import app
-from components.config import validate_params, write_params_file
+from components.config import write_params_file
 from helpers import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,5 @@
 """The training machinery on CPU: it learns, it resumes exactly, and the stages write usable models."""
 
-from pathlib import Path
 
 import pytest
 import torch

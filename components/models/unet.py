@@ -8,7 +8,7 @@ and decoder. The snake layout (K, F, W) is folded to K*F channels on the way in 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

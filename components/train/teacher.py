@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from components.config import MelforgeConfig
 from components.features.store import MelStore
-from components.models.unet import UNet1d, UNetSpec, parameter_count
+from components.models.unet import UNet1d, UNetSpec
 from components.settings import ProjectPaths
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
