@@ -1,0 +1,1 @@
+"""Evaluation: generative-audio metrics (FAD, KID, IS with bootstrap intervals) and their inputs."""

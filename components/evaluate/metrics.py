@@ -1,0 +1,117 @@
+"""Generative metrics on embeddings and class probabilities, as plain numpy functions.
+
+- Fréchet distance between Gaussian fits (FAD when the embeddings are audio embeddings):
+  ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+- KID: the unbiased estimator of MMD^2, with the cubic polynomial kernel k = (x.y/d + 1)^3 or the
+  inverse multi-quadratic kernel k = 1 / (1 + ||x - y||^2 / (2 gamma^2)), gamma^2 = 8 (the reference
+  paper's choice), averaged over random subsets.
+- Inception Score: exp(E_x KL(p(y|x) || p(y))), mean and std over splits.
+- Bootstrap 95% intervals for any of them, with the sample counts used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+KERNELS = ("cubic", "imq")
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric with its bootstrap interval and how many samples it saw."""
+
+    value: float
+    low: float
+    high: float
+    n_a: int
+    n_b: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def overlaps(self, other: "MetricValue") -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance_gaussians(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """Closed form between N(mu1, cov1) and N(mu2, cov2); Tr((S1 S2)^1/2) via the symmetric
+    S1^1/2 S2 S1^1/2 (same eigenvalues, numerically stable)."""
+    root1 = _psd_sqrt(cov1)
+    middle = root1 @ cov2 @ root1
+    trace_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussian fits of two embedding sets (rows = samples)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"Fréchet distance needs >= 2 samples per set, got {len(a)} and {len(b)}")
+    return frechet_distance_gaussians(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+def kernel_matrix(x: np.ndarray, y: np.ndarray, kernel: str, gamma2: float = 8.0) -> np.ndarray:
+    if kernel == "cubic":
+        return (x @ y.T / x.shape[1] + 1.0) ** 3
+    if kernel == "imq":
+        sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T
+        return 1.0 / (1.0 + np.clip(sq, 0, None) / (2.0 * gamma2))
+    raise ValueError(f"unknown kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = "cubic", gamma2: float = 8.0) -> float:
+    """Unbiased MMD^2: within-set sums exclude the diagonal (so its expectation is 0 when x ~ y)."""
+    m, n = len(x), len(y)
+    if m < 2 or n < 2:
+        raise ValueError(f"MMD needs >= 2 samples per set, got {m} and {n}")
+    kxx, kyy, kxy = kernel_matrix(x, x, kernel, gamma2), kernel_matrix(y, y, kernel, gamma2), kernel_matrix(x, y, kernel, gamma2)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2.0 * kxy.mean())
+
+
+def kid(a: np.ndarray, b: np.ndarray, *, kernel: str = "cubic", gamma2: float = 8.0, subsets: int = 20,
+        subset_size: int = 100, seed: int = 0) -> float:
+    """Kernel Inception Distance: unbiased MMD^2 averaged over random subsets of both sets."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    size = min(subset_size, len(a), len(b))
+    rng = np.random.default_rng(seed)
+    values = [mmd2_unbiased(a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)],
+                            kernel, gamma2) for _ in range(subsets)]
+    return float(np.mean(values))
+
+
+def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) per split; returns (mean, std) over splits."""
+    p = np.asarray(probs, np.float64)
+    if p.ndim != 2 or not np.allclose(p.sum(1), 1.0, atol=1e-4):
+        raise ValueError("probs must be (samples, classes) rows that sum to 1")
+    splits = max(1, min(splits, len(p)))
+    scores = []
+    for part in np.array_split(p, splits):
+        marginal = part.mean(0, keepdims=True)
+        kl = (part * (np.log(np.clip(part, 1e-12, None)) - np.log(np.clip(marginal, 1e-12, None)))).sum(1)
+        scores.append(float(np.exp(kl.mean())))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def bootstrap(metric: Callable[..., float], *sets: np.ndarray, resamples: int = 200, seed: int = 0,
+              level: float = 0.95) -> MetricValue:
+    """``metric(*sets)`` with a percentile bootstrap interval (each set resampled with replacement)."""
+    value = float(metric(*sets))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        draws.append(float(metric(*(s[rng.integers(0, len(s), len(s))] for s in sets))))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return MetricValue(value=value, low=float(low), high=float(high), n_a=len(sets[0]),
+                       n_b=len(sets[1]) if len(sets) > 1 else 0)

@@ -1,0 +1,67 @@
+"""Metric math against closed forms."""
+
+import numpy as np
+import pytest
+
+from components.evaluate.metrics import (MetricValue, bootstrap, frechet_distance, frechet_distance_gaussians,
+                                         inception_score, kernel_matrix, kid, mmd2_unbiased)
+
+
+def test_frechet_distance_of_two_known_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    s1, s2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 1.0, 1.0])
+    # diagonal covariances: ||mu1-mu2||^2 + sum (sqrt(s1) - sqrt(s2))^2 = 5 + (1 + 1 + 4)
+    assert frechet_distance_gaussians(mu1, s1, mu2, s2) == pytest.approx(11.0)
+    assert frechet_distance_gaussians(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
+    rot = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]  # invariant under rotating both
+    assert frechet_distance_gaussians(rot @ mu1, rot @ s1 @ rot.T, rot @ mu2, rot @ s2 @ rot.T) == pytest.approx(11.0)
+
+
+def test_frechet_distance_from_samples_approaches_the_closed_form():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0.0, 1.0, size=(20000, 2))
+    b = rng.normal([3.0, 0.0], [2.0, 1.0], size=(20000, 2))
+    assert frechet_distance(a, b) == pytest.approx(9.0 + 1.0, rel=0.03)
+
+
+def test_kernels_have_their_formulas():
+    x, y = np.array([[1.0, 2.0]]), np.array([[3.0, -1.0]])
+    assert kernel_matrix(x, y, "cubic")[0, 0] == pytest.approx((1.0 / 2 + 1) ** 3)
+    assert kernel_matrix(x, y, "imq")[0, 0] == pytest.approx(1 / (1 + 13 / 16))
+    with pytest.raises(ValueError, match="allowed"):
+        kernel_matrix(x, y, "rbf")
+
+
+@pytest.mark.parametrize("kernel", ["cubic", "imq"])
+def test_kid_is_unbiased_and_near_zero_for_one_distribution(kernel):
+    rng = np.random.default_rng(2)
+    estimates = [mmd2_unbiased(rng.normal(size=(30, 4)), rng.normal(size=(30, 4)), kernel) for _ in range(400)]
+    assert abs(np.mean(estimates)) < 3 * np.std(estimates) / np.sqrt(len(estimates))  # mean 0 within error
+    assert min(estimates) < 0  # unbiased: individual estimates go below zero
+    same = rng.normal(size=(400, 4))
+    far = kid(same, rng.normal(2.0, 1.0, size=(400, 4)), kernel=kernel)
+    assert far > 0.1
+    assert abs(kid(same, same, kernel=kernel, subset_size=200)) < far / 20  # ~0 next to a real difference
+
+
+def test_inception_score_bounds():
+    k = 5
+    confident_uniform = np.eye(k)[np.arange(100) % k]
+    assert inception_score(confident_uniform, splits=1)[0] == pytest.approx(k)
+    assert inception_score(np.eye(k)[np.zeros(50, int)], splits=1)[0] == pytest.approx(1.0)
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(200, k))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    mean, std = inception_score(probs, splits=4)
+    assert 1.0 <= mean <= k and std >= 0
+    with pytest.raises(ValueError):
+        inception_score(np.ones((3, 2)))
+
+
+def test_bootstrap_interval_contains_the_value_and_reports_counts():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(200, 3)), rng.normal(0.5, 1.0, size=(150, 3))
+    fd = bootstrap(frechet_distance, a, b, resamples=100)
+    assert fd.low <= fd.value <= fd.high and (fd.n_a, fd.n_b) == (200, 150)
+    assert MetricValue(1, 0.5, 1.5, 10).overlaps(MetricValue(2, 1.4, 2.5, 10))
+    assert not MetricValue(1, 0.5, 1.5, 10).overlaps(MetricValue(2, 1.6, 2.5, 10))
