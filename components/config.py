@@ -244,7 +244,14 @@ class DistillConfig(Section):
 
 
 class EvalConfig(Section):
-    """Reserved for evaluation."""
+    """Evaluation: the classifier trained on real clips (embeddings + class probabilities)."""
+
+    labels: list[str] = Field(default=[], description="label columns to classify; [] = every label with 2..512 classes")
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    classifier_steps: int = Field(default=300, ge=1)
+    classifier_batch_size: int = Field(default=32, ge=2)
+    classifier_lr: float = Field(default=1e-3, gt=0)
+    embedding_dim: int = Field(default=128, ge=8)
 
 
 class RegistryConfig(Section):
