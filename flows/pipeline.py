@@ -48,8 +48,7 @@ def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False) -> dict[
         skipped = not force and stage_is_current(paths, stage)
         if not skipped:
             dvc(paths, "repro", "--single-item", *(["--force"] if force else []), stage)
-    metrics_file = metrics_path(paths, stage)
-    summary = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    summary = _read_metrics(paths, stage)
     table = None
     if stage == "ingest" and (paths.clips / "quarantine.csv").is_file():
         table = pd.read_csv(paths.clips / "quarantine.csv").to_dict("records")

@@ -52,11 +52,15 @@ def render_builtin(name: str, data_config) -> Iterator[tuple[BuiltinItem, np.nda
     return _module(name).render_all(_section(name, data_config))
 
 
-def builtin_fingerprint(name: str, data_config) -> str:
-    """Content hash of a built-in source: sha256 of its full catalogue."""
-    payload = json.dumps([[i.item_id, i.spec, i.labels] for i in builtin_catalogue(name, data_config)],
-                         sort_keys=True).encode()
+def catalogue_fingerprint(items: list[BuiltinItem]) -> str:
+    """sha256 of a catalogue (every item's id, render spec and labels)."""
+    payload = json.dumps([[i.item_id, i.spec, i.labels] for i in items], sort_keys=True).encode()
     return hashlib.sha256(payload).hexdigest()
+
+
+def builtin_fingerprint(name: str, data_config) -> str:
+    """Content hash of a built-in source: the fingerprint of its full catalogue."""
+    return catalogue_fingerprint(builtin_catalogue(name, data_config))
 
 
 def builtin_label_values(name: str, data_config) -> dict[str, list[str]]:

@@ -11,10 +11,10 @@ from components.features.store import MelStore
 from components.models.io import MODEL_FILE, load_denoiser
 from components.models.unet import UNetSpec
 from components.settings import ProjectPaths
+from components.storage import atomic_write_json
 from components.train.loop import LoopSettings, train_loop
-from components.train.previews import sample_normalised
 from components.train.runner import (batch_source, data_fingerprint, fingerprint, resolve_device, work_dir,
-                                     write_metrics, write_model_output)
+                                     final_samples, write_model_output)
 from components.distill.objective import student_objective
 
 
@@ -44,17 +44,15 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
                         batch_source(store, d.batch_size, cfg.seed + steps), settings, work,
                         resume=resume, label=f"distill {2 * steps}->{steps}")
     final = result["ema"] if d.ema_decay > 0 else result["model"]
-    teacher_samples = sample_normalised(teacher, store.example_shape, count=cfg.train.sample_count, steps=2 * steps,
-                                        seed=cfg.seed + 1, device=device)
-    student_samples = sample_normalised(final, store.example_shape, count=cfg.train.sample_count, steps=steps,
-                                        seed=cfg.seed + 1, device=device)
+    teacher_samples = final_samples(teacher, store, cfg, 2 * steps, device)
+    student_samples = final_samples(final, store, cfg, steps, device)
     outputs = write_model_output(paths.root / "models" / student, work, model=final, spec=spec, store=store,
                                  steps=steps, kind="student", meta={"fingerprint": fp, "teacher": parent},
-                                 cfg=cfg, device=device, label=student)
+                                 cfg=cfg, device=device, label=student, samples=student_samples)
     # how far the N-step student lands from its 2N-step teacher, same noise (normalised units)
     gap = float((student_samples - teacher_samples).pow(2).mean().sqrt())
     summary = {**result["summary"], **outputs, "teacher": parent, "teacher_steps": 2 * steps,
                "student_vs_teacher_rmse": gap, "device": device, "loss_weighting": d.loss_weighting,
                "work_dir": str(work)}
-    write_metrics(paths.root / "models" / "metrics" / f"{student}.json", summary)
+    atomic_write_json(paths.root / "models" / "metrics" / f"{student}.json", summary)
     return summary

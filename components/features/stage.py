@@ -57,9 +57,8 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
             clipped = 0
             for shard in raw_shards:
                 values = np.load(raw_dir / shard["file"])
-                z = np.abs((values - stats.mean[:, None]) / stats.std[:, None])
-                clipped += int((z > m.clip_sigma).sum())
                 normalised = stats.normalise(values)
+                clipped += int((np.abs(normalised) >= 1.0).sum())  # clipped values sit exactly at +-1
                 if m.layout == "snake":
                     normalised = pack_snake(normalised, m.pack_channels)
                 for example in normalised:

@@ -12,7 +12,7 @@ from typing import Any
 
 from components.config import MelforgeConfig
 from components.datasets import builtin_fingerprint
-from components.ingest.sources import SourceError, _matches, s3_client, source_kind
+from components.ingest.sources import SourceError, matches_include, s3_client, source_kind
 
 
 def scan_sources(cfg: MelforgeConfig) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def scan_sources(cfg: MelforgeConfig) -> dict[str, Any]:
             files = {}
             for path in sorted(root.rglob("*")):
                 rel = path.relative_to(root).as_posix()
-                if path.is_file() and (rel == d.labels_csv or _matches(rel, d.include)):
+                if path.is_file() and (rel == d.labels_csv or matches_include(rel, d.include)):
                     st = path.stat()
                     files[rel] = [st.st_size, st.st_mtime_ns]
             listing[source] = {"files": files}

@@ -41,7 +41,8 @@ def source_kind(source: str) -> str:
     return "local"
 
 
-def _matches(relative: str, patterns: list[str]) -> bool:
+def matches_include(relative: str, patterns: list[str]) -> bool:
+    """Whether a source-relative path matches any ``data.include`` glob."""
     name = PurePosixPath(relative).name
     for pattern in patterns:
         # '**/*.wav' should also match a file at the top level
@@ -89,7 +90,7 @@ def local_entries(source: str, *, include: list[str], label_mode: str, labels_cs
     files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
     for path in files:
         relative = path.relative_to(root).as_posix()
-        if relative == labels_csv or not _matches(relative, include):
+        if relative == labels_csv or not matches_include(relative, include):
             continue
         yield SourceEntry(source=source, uri=str(path.absolute()), read=_file_reader(path),
                           labels=_labels_for(relative, label_mode, table))
@@ -142,7 +143,7 @@ def s3_entries(source: str, *, include: list[str], label_mode: str, labels_csv: 
         raise SourceError(f"source {source!r}: data.labels is 'csv' but s3://{bucket}/{csv_key} does not exist")
     for key in sorted(keys):
         relative = key[len(base):] if key.startswith(base) else key
-        if key.endswith("/") or relative == labels_csv or not _matches(relative, include):
+        if key.endswith("/") or relative == labels_csv or not matches_include(relative, include):
             continue
         yield SourceEntry(source=source, uri=f"s3://{bucket}/{key}", read=_s3_reader(client, bucket, key),
                           labels=_labels_for(relative, label_mode, table))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import MelforgeConfig
-from components.datasets import builtin_fingerprint, render_builtin
+from components.datasets import builtin_catalogue, catalogue_fingerprint, render_builtin
 from components.ingest.clips import normalise, peak, rms_dbfs, slice_clips, to_mono
 from components.ingest.decode import BadAudio, decode_audio
 from components.ingest.sources import EntryError, SourceError, local_entries, s3_entries, source_kind
@@ -130,7 +130,8 @@ def _load_previous(out_dir: Path, fingerprint: str) -> tuple[pd.DataFrame | None
 
 def _ingest_builtin(run: _Run, source: str, previous, index, reader, progress) -> None:
     name = source.removeprefix("builtin:")
-    fingerprint = builtin_fingerprint(name, run.cfg.data)
+    catalogue = builtin_catalogue(name, run.cfg.data)
+    fingerprint = catalogue_fingerprint(catalogue)
     run.builtin_fingerprints[source] = fingerprint
     if previous is not None and index.get("builtin", {}).get(source) == fingerprint:
         rows = previous[previous["source"] == source]
@@ -138,10 +139,7 @@ def _ingest_builtin(run: _Run, source: str, previous, index, reader, progress) -
             _copy_previous(run, rows, reader, source=source, uri=None, labels=None)
             run.counts["files_reused"] += rows["source_uri"].nunique()
             return
-    from components.datasets import builtin_catalogue
-
-    total = len(builtin_catalogue(name, run.cfg.data))
-    task = progress.add_task(f"render {source}", total=total, info="")
+    task = progress.add_task(f"render {source}", total=len(catalogue), info="")
     for item, audio, rate in render_builtin(name, run.cfg.data):
         uri = f"{source}/{item.item_id}"
         item_hash = hashlib.sha256(json.dumps(item.spec, sort_keys=True).encode()).hexdigest()

@@ -18,7 +18,7 @@ from components.models.io import MODEL_FILE, save_denoiser
 from components.models.sampler import ddim_sample
 from components.models.unet import UNetSpec, parameter_count
 from components.settings import ProjectPaths
-from components.storage import atomic_write_json, staged_directory
+from components.storage import staged_directory
 from components.train.previews import sample_normalised, write_previews
 
 
@@ -76,13 +76,21 @@ def sampling_seconds(model: torch.nn.Module, example_shape: tuple[int, ...], ste
     return best
 
 
+def final_samples(model: torch.nn.Module, store: MelStore, cfg, steps: int, device: str) -> torch.Tensor:
+    """The fixed-noise samples every model is shown and compared with."""
+    return sample_normalised(model, store.example_shape, count=cfg.train.sample_count, steps=steps,
+                             seed=cfg.seed + 1, device=device)
+
+
 def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spec: UNetSpec, store: MelStore,
-                       steps: int, kind: str, meta: dict[str, Any], cfg, device: str, label: str) -> dict[str, Any]:
-    """Final samples, the model file and the run's metrics, swapped into ``out_dir`` atomically."""
+                       steps: int, kind: str, meta: dict[str, Any], cfg, device: str, label: str,
+                       samples: torch.Tensor | None = None) -> dict[str, Any]:
+    """Final samples (drawn here unless the caller already has them, from ``final_samples``), the
+    model file and the run's metrics, swapped into ``out_dir`` atomically."""
     with staged_directory(out_dir) as tmp:
         model.eval()
-        samples = sample_normalised(model, store.example_shape, count=cfg.train.sample_count, steps=steps,
-                                    seed=cfg.seed + 1, device=device)
+        if samples is None:
+            samples = final_samples(model, store, cfg, steps, device)
         preview_dir = tmp / "samples"
         if (work / "samples").is_dir():
             shutil.copytree(work / "samples", preview_dir)
@@ -99,6 +107,3 @@ def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spe
                 "sample_std": float(samples.std()), "sampling_seconds_4": seconds,
                 "network_evaluations": steps}
 
-
-def write_metrics(path: Path, summary: dict[str, Any]) -> None:
-    atomic_write_json(path, summary)

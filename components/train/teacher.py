@@ -11,11 +11,12 @@ from components.config import MelforgeConfig
 from components.features.store import MelStore
 from components.models.unet import UNet1d, UNetSpec
 from components.settings import ProjectPaths
+from components.storage import atomic_write_json
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised, write_previews
 from components.train.runner import (batch_source, data_fingerprint, fingerprint, resolve_device, work_dir,
-                                     write_metrics, write_model_output)
+                                     write_model_output)
 
 
 def unet_spec(cfg: MelforgeConfig, example_shape: tuple[int, ...]) -> UNetSpec:
@@ -68,7 +69,7 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
                                  cfg=cfg, device=device, label="teacher (EMA)")
     summary = {**result["summary"], **outputs, "device": device, "world_size": world,
                "loss_weighting": t.loss_weighting, "work_dir": str(work)}
-    write_metrics(paths.root / "models" / "metrics" / "teacher.json", summary)
+    atomic_write_json(paths.root / "models" / "metrics" / "teacher.json", summary)
     if world > 1:
         torch.distributed.destroy_process_group()
     return summary
