@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -68,7 +69,7 @@ def run(
 
 @app.command()
 def stage(
-    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | train | distill")],
+    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | train | distill | evaluate")],
     student: Annotated[Optional[str], typer.Option(help="distill only: which student, e.g. student-16 (see distill.stages in params.yaml).")] = None,
     resume: Annotated[bool, typer.Option(help="train/distill: continue from the newest checkpoint written under the same config.")] = True,
 ) -> None:
@@ -151,6 +152,84 @@ def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
         for rec in quarantine.head(50).to_dict("records"):
             t.add_row(str(rec["uri"]), str(rec["reason"]))
         out.print(t)
+
+
+@app.command()
+def generate(
+    model: Annotated[str, typer.Option(help="models:/<name>@<alias>, models:/<name>/<version>, a version number, "
+                                            "a run id, runs:/<run>/<path>, or a local model folder / model.pt.")]
+    = "champion",
+    n: Annotated[int, typer.Option("-n", "--count", min=1, help="How many clips.")] = 4,
+    seconds: Annotated[Optional[float], typer.Option(help="Clip length (default: the training clip length).")] = None,
+    seed: Annotated[int, typer.Option(help="Noise seed: the same seed gives the same clips.")] = 0,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Sampling steps (default: the model's own).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("generated"),
+) -> None:
+    """Generate audio with a registered (or local) model and write WAV files.
+
+    A bare alias such as `champion` means that alias of registry.model_name from params.yaml.
+    """
+    paths = apply_runtime_defaults()
+    from components.generate_cli import GenerationError, generate_to_folder
+
+    if seconds is not None and seconds <= 0:
+        _fail(f"--seconds must be > 0, got {seconds}")
+    try:
+        written, source = generate_to_folder(paths, model, n=n, seconds=seconds, seed=seed, steps=steps, out=out)
+    except GenerationError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {len(written)} clips from {escape(source)} to {escape(str(out))}/")
+    for path in written:
+        print(path)
+
+
+@app.command()
+def reproduce(
+    model: Annotated[str, typer.Argument(help="<name>/<version> (or models:/<name>/<version>, <name>@<alias>).")],
+    tolerance: Annotated[float, typer.Option(help="Relative difference allowed per metric.")] = 0.05,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary worktree for inspection.")] = False,
+) -> None:
+    """Rebuild a registered model from its git commit and DVC data version, and compare.
+
+    Checks out the recorded commit in a temporary git worktree with the run's params.yaml and
+    dvc.lock, pulls that data version from the DVC remote, re-runs train → distill → evaluate,
+    and prints data hashes and metrics old vs new. Exit code 0: reproduced; 1: not reproduced.
+    """
+    paths = apply_runtime_defaults()
+    import mlflow
+
+    from components.registry.lookup import ModelNotFound, resolve
+    from components.registry.reproduce import ReproduceError, reproduce as rebuild
+
+    from components.generate_cli import registry_name
+
+    client = mlflow.MlflowClient()
+    try:
+        resolved = resolve(client, model, default_name=registry_name(paths))
+    except ModelNotFound as exc:
+        _fail(f"{model}: {exc}")
+    if resolved.version is None:
+        _fail(f"{model}: reproduce needs a registered model version (<name>/<version>)")
+    try:
+        result = rebuild(client, paths.root, resolved.name, resolved.version, tolerance=tolerance, keep=keep,
+                         say=lambda text: console.print(f"[dim]{escape(text)}[/]"))
+    except ReproduceError as exc:
+        _fail(str(exc), code=1)
+    table = Table(title=f"reproduce {resolved.name}/{resolved.version} ({result.model}, commit {result.commit[:12]})")
+    for col in ("check", "registered", "rebuilt", "ok"):
+        table.add_column(col)
+    table.add_row("data (data/mels DVC hash)", result.data_recorded, result.data_rebuilt, "yes" if result.data_equal else "NO")
+    table.add_row("model weights (SHA-256)", "", "identical" if result.weights_identical else "different",
+                  "yes" if result.weights_identical else "-")
+    for m in result.metrics:
+        rebuilt = "missing" if m["rebuilt"] is None else f"{m['rebuilt']:.6g}"
+        table.add_row(m["metric"], f"{m['registered']:.6g}", rebuilt, "yes" if m["within"] else "NO")
+    Console().print(table)
+    for note in result.notes:
+        console.print(f"note: {escape(note)}")
+    verdict = "reproduced" if result.reproduced else "NOT reproduced"
+    console.print(f"[bold]{verdict}[/] (metrics within {tolerance:.0%}, data hashes equal)")
+    raise typer.Exit(0 if result.reproduced else 1)
 
 
 @app.command()

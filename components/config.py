@@ -226,6 +226,7 @@ class DistillConfig(Section):
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
     loss_weighting: Literal["snr_trunc", "snr+1"] = "snr_trunc"
     stages: dict[str, dict[str, Any]] = Field(default={}, description="derived: one entry per student (for dvc.yaml)")
+    final_student: str = Field(default="", description="derived: the last student (for dvc.yaml)")
 
     @model_validator(mode="after")
     def _derive_stages(self) -> "DistillConfig":
@@ -240,11 +241,13 @@ class DistillConfig(Section):
             derived[f"student-{steps}"] = {"steps": steps, "teacher": parent}
             parent, steps = f"student-{steps}", steps // 2
         object.__setattr__(self, "stages", derived)  # always derived, never hand-edited
+        object.__setattr__(self, "final_student", f"student-{final}")
         return self
 
 
 class EvalConfig(Section):
-    """Evaluation: the classifier trained on real clips (embeddings + class probabilities)."""
+    """Evaluation: the classifier trained on real clips (embeddings + class probabilities), the
+    CREPE embedding, how many samples each model draws and how the intervals are estimated."""
 
     labels: list[str] = Field(default=[], description="label columns to classify; [] = every label with 2..512 classes")
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
@@ -252,10 +255,37 @@ class EvalConfig(Section):
     classifier_batch_size: int = Field(default=32, ge=2)
     classifier_lr: float = Field(default=1e-3, gt=0)
     embedding_dim: int = Field(default=128, ge=8)
+    samples: int = Field(default=64, ge=4, description="clips generated per model and step count")
+    teacher_steps: list[int] = Field(default=[], description="teacher step counts to evaluate; [] = the teacher's and every student's")
+    bootstrap: int = Field(default=200, ge=10, description="bootstrap resamples per 95% interval")
+    kid_subsets: int = Field(default=20, ge=1)
+    kid_subset_size: int = Field(default=100, ge=2)
+    imq_gamma2: float = Field(default=8.0, gt=0, description="gamma^2 of the inverse multi-quadratic KID kernel")
+    is_splits: int = Field(default=5, ge=1)
+    crepe: bool = Field(default=True, description="also embed with torchcrepe's pretrained network")
+    crepe_model: Literal["tiny", "full"] = "tiny"
+    crepe_hop_seconds: float = Field(default=0.1, gt=0)
+    griffinlim_iters: int = Field(default=16, ge=1, description="Griffin-Lim iterations for evaluated audio")
+    rtf_clips: int = Field(default=4, ge=1, description="clips per real-time-factor measurement")
+    report_audio: int = Field(default=2, ge=0, description="audio players per model in the HTML report")
+
+
+METRIC_PATTERN = r"^(fad|kid_cubic|kid_imq)_(classifier|crepe)$|^is_[A-Za-z0-9_]+$"
 
 
 class RegistryConfig(Section):
-    """Reserved for the MLflow model registry and promotion gate."""
+    """MLflow model registry: the registered name and the promotion gate."""
+
+    model_name: str = Field(default="melforge-mel-diffusion", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    enabled: bool = Field(default=True, description="register and gate the models after evaluation (melforge run)")
+    primary_metric: str = Field(default="fad_classifier", pattern=METRIC_PATTERN,
+                                description="fad_/kid_cubic_/kid_imq_ + classifier|crepe (lower is better) or is_<label> (higher)")
+    min_improvement: float = Field(default=0.05, ge=0, lt=1,
+                                   description="relative improvement over the champion needed for promotion")
+    require_disjoint_intervals: bool = Field(default=True,
+                                             description="also require the 95% intervals not to overlap")
+    serve_tolerance: float = Field(default=0.25, ge=0,
+                                   description="serve the fewest-step student within this relative distance of the teacher")
 
 
 class MelforgeConfig(Section):
@@ -293,6 +323,9 @@ class MelforgeConfig(Section):
         if width % (2 ** (levels - 1)):
             raise ValueError(f"frames per example ({width}) must be divisible by 2^(len(model.channel_mults)-1) "
                              f"= {2 ** (levels - 1)} for the U-Net's down-sampling; change mel.frames or model.channel_mults")
+        if self.registry.primary_metric.endswith("_crepe") and not self.eval.crepe:
+            raise ValueError(f"registry.primary_metric {self.registry.primary_metric!r} needs the CREPE embedding; "
+                             "set eval.crepe=true or choose a *_classifier metric")
         nyquist = self.audio.sample_rate / 2
         if self.mel.fmax is not None and self.mel.fmax > nyquist:
             raise ValueError(f"mel.fmax ({self.mel.fmax}) must be <= audio.sample_rate/2 ({nyquist})")
@@ -313,6 +346,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"steps": 400, "batch_size": 16, "lr": 1e-3, "warmup_steps": 20, "checkpoint_every": 100,
                   "sample_every": 200, "sample_count": 8},
         "distill": {"teacher_steps": 32, "final_steps": 1, "updates_per_stage": 60, "batch_size": 16, "lr": 3e-4},
+        "eval": {"samples": 64, "bootstrap": 100, "classifier_steps": 300},
     },
     "full": {
         "profile": "full",
@@ -324,6 +358,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"steps": 200000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 2000, "checkpoint_every": 5000,
                   "sample_every": 10000, "compile": True},
         "distill": {"teacher_steps": 1024, "final_steps": 1, "updates_per_stage": 20000, "batch_size": 64, "lr": 5e-5},
+        "eval": {"samples": 1024, "bootstrap": 200, "classifier_steps": 3000, "crepe_model": "full",
+                 "crepe_hop_seconds": 0.05, "griffinlim_iters": 32, "teacher_steps": [1024, 256, 64, 16, 4, 1]},
     },
 }
 

@@ -21,6 +21,8 @@ def metrics_path(paths: ProjectPaths, stage: str) -> Path:
         return paths.root / "models" / "metrics" / "teacher.json"
     if stage.startswith("distill@"):
         return paths.root / "models" / "metrics" / f"{stage.removeprefix('distill@')}.json"
+    if stage == "evaluate":
+        return paths.root / "models" / "metrics" / "evaluate.json"
     return paths.data / "metrics" / f"{stage}.json"
 
 
@@ -73,6 +75,12 @@ def _distill(cfg: MelforgeConfig, paths: ProjectPaths, *, student: str | None = 
     return run_distill(cfg, paths, student, resume=resume)
 
 
+def _evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
+    from components.evaluate.stage import run_evaluate
+
+    return run_evaluate(cfg, paths)
+
+
 STAGES: dict[str, Callable[..., dict[str, Any]]] = {
     "scan": _scan,
     "ingest": _ingest,
@@ -80,13 +88,14 @@ STAGES: dict[str, Callable[..., dict[str, Any]]] = {
     "features": _features,
     "train": _train,
     "distill": _distill,
+    "evaluate": _evaluate,
 }
 DATA_STAGES = ("scan", "ingest", "validate", "features")
 
 
 def pipeline_order(cfg: MelforgeConfig) -> list[str]:
-    """DVC stage names in run order: data stages, the teacher, then every distillation stage."""
-    return [*DATA_STAGES, "train", *(f"distill@{name}" for name in cfg.distill.stages)]
+    """DVC stage names in run order: data stages, the teacher, every distillation stage, evaluation."""
+    return [*DATA_STAGES, "train", *(f"distill@{name}" for name in cfg.distill.stages), "evaluate"]
 
 
 def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:

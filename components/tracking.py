@@ -134,3 +134,34 @@ def log_json(obj: dict[str, Any], artifact_file: str) -> None:
     import mlflow
 
     mlflow.log_dict(obj, artifact_file)
+
+
+@contextmanager
+def child_run(name: str, parent_run_id: str, *, tags: dict[str, str]) -> Iterator[Any]:
+    """A nested run under ``parent_run_id`` (explicit, so it works from any thread); failed with
+    the error as a tag if the body raises."""
+    import mlflow
+
+    with mlflow.start_run(run_name=name, nested=True, parent_run_id=parent_run_id, tags=tags) as run:
+        try:
+            yield run
+        except BaseException as exc:
+            mlflow.set_tag("melforge.error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.end_run(status="FAILED")
+            raise
+
+
+def ui_base_url() -> str:
+    """Where a person opens the MLflow UI: the tracking server, or `melforge ui`'s default address."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def artifact_url(run_id: str | None, path: str) -> str:
+    """A link to a run's artifacts tab in the MLflow UI (the artifact ``path`` is named in the text)."""
+    import mlflow
+
+    if not run_id:
+        return ""
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    return f"{ui_base_url()}/#/experiments/{experiment_id}/runs/{run_id}/artifacts"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -42,3 +44,49 @@ def publish_pipeline(summary: dict[str, Any]) -> None:
     lines = ["## melforge pipeline", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in summary.items()]
     create_markdown_artifact(key="melforge-pipeline", markdown="\n".join(lines), description="melforge run summary")
+
+
+def _interval(m: dict[str, float] | None) -> str:
+    return "—" if not m else f"{m['value']:.4g} [{m['low']:.4g}, {m['high']:.4g}]"
+
+
+def evaluation_markdown(results: dict[str, Any], *, report_uri: str, local_report: Path) -> str:
+    """Steps-vs-quality table (primary metric with its 95% interval, IS, RTF), the floor, the served model."""
+    primary = results["primary_metric"]
+    extra = [m for m in results["real_vs_real"] if m.startswith("is_")][:1] + \
+        [m for m in ("fad_crepe",) if m in results["real_vs_real"]]
+    cols = [primary, *[m for m in extra if m != primary]]
+    lines = ["## melforge evaluation", "",
+             f"{results['samples']} generated clips per model vs {results['real_clips']} real clips; "
+             "95% bootstrap intervals.", "",
+             "| model | steps | status | " + " | ".join(cols) + " | RTF |", "|---|---|---|" + "---|" * (len(cols) + 1)]
+    for r in results["models"]:
+        star = " ★" if r["name"] == results["served"]["model"] else ""
+        lines.append(f"| {r['name']}{star} | {r['steps']} | {r['status']} | "
+                     + " | ".join(_interval(r["metrics"].get(c)) for c in cols) + f" | {_fmt(r.get('rtf', '—'))} |")
+    lines.append("| real vs real (floor) | | | " + " | ".join(_interval(results["real_vs_real"].get(c)) for c in cols) + " | |")
+    lines += ["", f"**Served:** {results['served']['model']} — {results['served']['reason']}", "",
+              f"HTML report: `{local_report}`" + (f" · [MLflow run artifacts]({report_uri}) (evaluate/report.html)" if report_uri else "")]
+    return "\n".join(lines)
+
+
+def publish_evaluation(metrics_file: Path, *, report_uri: str, local_report: Path) -> None:
+    results = json.loads(metrics_file.read_text())
+    create_markdown_artifact(key="melforge-evaluation", markdown=evaluation_markdown(results, report_uri=report_uri,
+                                                                                     local_report=local_report),
+                             description="melforge evaluation: quality vs sampling steps")
+
+
+def publish_registry(decision: dict[str, Any], *, tracking_ui: str) -> None:
+    name = decision["model_name"]
+    version = decision["candidate"].rsplit("/", 1)[-1]
+    verdict = "promoted to **champion**" if decision["promoted"] else "not promoted (champion unchanged)"
+    lines = ["## melforge registry", "",
+             f"Candidate [{decision['candidate']}]({tracking_ui}/#/models/{name}/versions/{version}) "
+             f"({decision['candidate_model']}, alias `challenger`): {verdict}.", "",
+             f"Reason: {decision['reason']}", "", f"Champion now: `{decision['champion']}`", "",
+             "| model | version | newly registered |", "|---|---|---|"]
+    lines += [f"| {r['model']} | {r['version']} | {'yes' if r['new'] else 'no (same model file)'} |"
+              for r in decision["registered"]]
+    create_markdown_artifact(key="melforge-registry", markdown="\n".join(lines),
+                             description="melforge registry: promotion decision")

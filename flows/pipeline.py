@@ -8,7 +8,6 @@ stage and the dataset input; every stage leaves a Prefect artifact.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,19 @@ from prefect import flow, get_run_logger, task
 
 from components import tracking
 from components.config import MelforgeConfig, resolve_params
+from components.provenance import git_state
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
 from components.stages import metrics_path, model_dir, pipeline_order
-from flows.artifacts import publish_pipeline, publish_stage
+from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry, publish_stage
 from flows.dvc_runner import DvcCommandFailed, dvc, out_hash, stage_is_current, workspace_lock
 
 # config sections each stage depends on (logged as the nested run's params)
 STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
-                  "features": ("mel", "audio"), "train": ("model", "train"), "distill": ("distill",)}
+                  "features": ("mel", "audio"), "train": ("model", "train"), "distill": ("distill",),
+                  "evaluate": ("eval", "registry")}
 STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
                    "features": ("mels/stats.json", "mels/preview")}
+EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "steps_vs_quality.csv", "metrics.json", "samples")
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -60,15 +62,16 @@ def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False) -> dict[
     return {"stage": stage, "skipped": skipped, "summary": summary}
 
 
-def _git_tags(root: Path) -> dict[str, str]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
+@task(name="registry", retries=1, retry_delay_seconds=5)
+def register_models(cfg: MelforgeConfig, paths: ProjectPaths, run_tags: dict[str, str], parent_run_id: str) -> dict[str, Any]:
+    """Register every evaluated model and gate the served one (champion moves only if it is better)."""
+    from components.registry.publish import publish
 
-    return {"git.commit": git("rev-parse", "HEAD") or "unknown",
-            "git.dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower()}
+    with tracking.child_run("registry", parent_run_id, tags={"melforge.stage": "registry"}):
+        decision = publish(cfg, paths, run_tags=run_tags)
+        tracking.log_json(decision, "registry/decision.json")
+    publish_registry(decision, tracking_ui=tracking.ui_base_url())
+    return decision
 
 
 def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
@@ -81,7 +84,8 @@ def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
 @flow(name="melforge-pipeline", log_prints=True)
 def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = None, push: bool = True,
                       root: str | None = None) -> dict[str, Any]:
-    """scan -> ingest -> validate -> features -> train -> distill@..., through DVC, in one MLflow parent run."""
+    """scan -> ingest -> validate -> features -> train -> distill@... -> evaluate through DVC, then the
+    registry gate, in one MLflow parent run."""
     paths = apply_runtime_defaults(project_paths(Path(root) if root else None))
     logger = get_run_logger()
     cfg: MelforgeConfig = resolve_params(paths.params, profile=profile, overrides=overrides)
@@ -89,7 +93,7 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
     params = cfg.to_params()
     outcomes: dict[str, dict[str, Any]] = {}
     with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
-                             tags={"melforge.profile": cfg.profile, **_git_tags(paths.root)}) as run:
+                             tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
         for stage in pipeline_order(cfg):
             try:
                 # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
@@ -100,9 +104,13 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
                 raise
             outcomes[stage] = outcome
             if stage != "scan":
-                tracking.log_stage(stage, summary=outcome["summary"], params=_sections(params, stage),
-                                   artifacts=_artifacts(paths, stage), skipped=outcome["skipped"],
-                                   history=_history(paths, stage))
+                outcome["mlflow_run_id"] = tracking.log_stage(
+                    stage, summary=outcome["summary"], params=_sections(params, stage), artifacts=_artifacts(paths, stage),
+                    skipped=outcome["skipped"], history=_history(paths, stage))
+            if stage == "evaluate":
+                publish_evaluation(paths.root / "models" / "evaluation" / "metrics.json",
+                                   report_uri=tracking.artifact_url(outcome.get("mlflow_run_id"), "evaluate/report.html"),
+                                   local_report=paths.root / "models" / "evaluation" / "report.html")
             logger.info("stage %s: %s", stage, "skipped (unchanged)" if outcome["skipped"] else "ran")
         digest = out_hash(paths, "features", "data/mels") or "unknown"
         tracking.log_dataset(_dataset_summary(paths), name="melforge-mels", digest=digest.removesuffix(".dir"),
@@ -112,7 +120,16 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
             with workspace_lock(paths):
                 dvc(paths, "push", echo=False)
             tracking.tag_active_run({"dvc.pushed": "true"})
+        registry: dict[str, Any] = {}
+        if cfg.registry.enabled:
+            run_tags = {"melforge.pipeline_run_id": run.info.run_id, "dvc.data_digest": digest,
+                        "melforge.profile": cfg.profile, **git_state(paths.root)}
+            registry = register_models(cfg, paths, run_tags, run.info.run_id)
+            tracking.tag_active_run({"melforge.candidate": registry["candidate"],
+                                     "melforge.promoted": str(registry["promoted"]).lower(),
+                                     "melforge.champion": registry["champion"]})
         ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
+        evaluation = outcomes["evaluate"]["summary"]
         models = {s.removeprefix("distill@") if s != "train" else "teacher": o["summary"]
                   for s, o in outcomes.items() if model_dir(paths, s) is not None}
         summary = {
@@ -126,7 +143,12 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
             "griffinlim_sc_db": features.get("griffinlim_spectral_convergence_db"),
             "models": [f"{name} ({m.get('sampling_steps')} steps, {m.get('sampling_seconds_4', 0):.2f} s / 4 samples)"
                        for name, m in models.items()],
+            "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_steps')} steps)",
+            "report": str(paths.root / "models" / "evaluation" / "report.html"),
         }
+        if registry:
+            summary.update({"registered": registry["candidate"], "promoted": registry["promoted"],
+                            "promotion_reason": registry["reason"], "champion": registry["champion"]})
         tracking.log_json(summary, "pipeline_summary.json")
     publish_pipeline(summary)
     return summary
@@ -145,6 +167,8 @@ def _sections(params: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 def _artifacts(paths: ProjectPaths, stage: str) -> list[Path]:
+    if stage == "evaluate":
+        return [paths.root / "models" / "evaluation" / rel for rel in EVALUATION_ARTIFACTS]
     folder = model_dir(paths, stage)
     if folder is not None:
         return [folder / "samples"]

@@ -24,6 +24,8 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
     params["train"].update({"steps": 12, "batch_size": 4, "warmup_steps": 2, "log_every": 2, "checkpoint_every": 6,
                             "sample_every": 0, "sample_count": 2, "audio_previews": 1})
     params["distill"].update({"teacher_steps": 4, "updates_per_stage": 4, "batch_size": 4})
+    params["eval"].update({"samples": 6, "bootstrap": 10, "classifier_steps": 10, "kid_subsets": 2,
+                           "crepe_hop_seconds": 0.25, "griffinlim_iters": 2, "rtf_clips": 1, "report_audio": 1})
     for name, values in sections.items():
         params[name].update(values)
     return params
@@ -42,4 +44,24 @@ def sine(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray
 def write_audio(path: Path, audio: np.ndarray, rate: int, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio.T if audio.ndim == 2 else audio, rate, **kwargs)
+    return path
+
+
+def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: int = 2) -> Path:
+    """A randomly initialised tiny denoiser saved like a trained one (16 mels x 32 frames)."""
+    import torch
+
+    from components.models.io import save_denoiser
+    from components.models.unet import UNet1d, UNetSpec
+
+    torch.manual_seed(seed)
+    spec = UNetSpec(example_shape=(16, 32), base_channels=16, channel_mults=(1, 2), attention_levels=(1,),
+                    attention_heads=2)
+    mel_index = {"sample_rate": sample_rate, "layout": "flat", "example_shape": [16, 32],
+                 "mel": {"n_fft": 256, "hop_length": 128, "n_mels": 16, "fmin": 0.0, "fmax": None, "win_length": None,
+                         "log_floor": 1e-5, "griffinlim_iters": 2}}
+    stats = {"mean": [-4.0] * 16, "std": [2.0] * 16, "clip_sigma": 3.0}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_denoiser(path, UNet1d(spec), spec, kind="student", sampling_steps=steps, mel_stats=stats, mel_index=mel_index,
+                  config={}, parameters=0)
     return path

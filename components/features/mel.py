@@ -28,6 +28,14 @@ class MelSpec:
         return cls(sample_rate=cfg.audio.sample_rate, n_fft=m.n_fft, hop_length=m.hop_length, n_mels=m.n_mels,
                    fmin=m.fmin, fmax=m.fmax, win_length=m.win_length, log_floor=m.log_floor)
 
+    @classmethod
+    def from_index(cls, index: dict) -> "MelSpec":
+        """From a mel index (data/mels/index.json, also stored inside every model file)."""
+        m = index["mel"]
+        return cls(sample_rate=index["sample_rate"], n_fft=m["n_fft"], hop_length=m["hop_length"],
+                   n_mels=m["n_mels"], fmin=m["fmin"], fmax=m["fmax"], win_length=m["win_length"],
+                   log_floor=m["log_floor"])
+
     @property
     def window_length(self) -> int:
         return self.win_length or self.n_fft

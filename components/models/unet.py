@@ -136,7 +136,7 @@ class UNet1d(nn.Module):
 
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         shape = z.shape
-        x = z.reshape(shape[0], self.spec.in_channels, self.spec.frames)
+        x = z.reshape(shape[0], self.spec.in_channels, shape[-1])  # any width the down-sampling divides
         temb = self.time_mlp(timestep_embedding(t, self.spec.base_channels).to(self.stem.weight.dtype))
         h = self.stem(x)
         hs = [h]

@@ -42,10 +42,8 @@ def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelS
     folder.mkdir(parents=True, exist_ok=True)
     paths = [save_mel_grid(logmel, folder / f"{tag}.png", title=title)]
     if audio_count:
+        spec = MelSpec.from_index(mel_index)
         m = mel_index["mel"]
-        spec = MelSpec(sample_rate=mel_index["sample_rate"], n_fft=m["n_fft"], hop_length=m["hop_length"],
-                       n_mels=m["n_mels"], fmin=m["fmin"], fmax=m["fmax"], win_length=m["win_length"],
-                       log_floor=m["log_floor"])
         audio = mel_to_audio(logmel[:audio_count], spec, n_iter=m["griffinlim_iters"])
         for k, clip in enumerate(audio):
             path = folder / f"{tag}-{k:02d}.wav"

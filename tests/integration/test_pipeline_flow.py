@@ -18,12 +18,12 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
 
     summary = melforge_pipeline(root=str(project))
     assert summary["stages_run"] == ["scan", "ingest", "validate", "features", "train", "distill@student-2",
-                                     "distill@student-1"]
+                                     "distill@student-1", "evaluate"]
     assert summary["clips"] == 4 and summary["validation"] == "passed"
 
     lock = read_yaml(project / "dvc.lock")
     assert set(lock["stages"]) == {"scan", "ingest", "validate", "features", "train", "distill@student-2",
-                                   "distill@student-1"}
+                                   "distill@student-1", "evaluate"}
     mels_md5 = next(o["md5"] for o in lock["stages"]["features"]["outs"] if o["path"] == "data/mels")
 
     client = mlflow.MlflowClient(mlflow_store)
@@ -31,8 +31,8 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     runs = client.search_runs([experiment.experiment_id])
     parent = client.get_run(summary["mlflow_run_id"])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.info.run_name for r in children) == ["distill@student-1", "distill@student-2", "features",
-                                                         "ingest", "train", "validate"]
+    assert sorted(r.info.run_name for r in children) == ["distill@student-1", "distill@student-2", "evaluate",
+                                                         "features", "ingest", "registry", "train", "validate"]
     train = next(r for r in children if r.info.run_name == "train")
     assert train.data.params["model.base_channels"] == "16" and train.data.metrics["final_parameters"] > 0
     loss_curve = client.get_metric_history(train.info.run_id, "loss")
@@ -40,6 +40,14 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert {"train/samples/final.png"} <= {a.path for a in client.list_artifacts(train.info.run_id, "train/samples")}
     student = next(r for r in children if r.info.run_name == "distill@student-1")
     assert student.data.metrics["final_sampling_steps"] == 1 and "student_vs_teacher_rmse" in " ".join(student.data.metrics)
+    evaluate = next(r for r in children if r.info.run_name == "evaluate")
+    assert {"evaluate/report.html", "evaluate/steps_vs_quality.png"} <= {
+        a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluate")}
+    assert "student-1.fad_classifier" in evaluate.data.metrics and "real_vs_real.fad_crepe" in evaluate.data.metrics
+    assert summary["promoted"] is True and summary["champion"] == summary["registered"]
+    champion = client.get_model_version_by_alias("melforge-mel-diffusion", "champion")
+    assert champion.tags["git.commit"] == parent.data.tags["git.commit"] and champion.tags["dvc.data_digest"] == mels_md5
+    assert champion.tags["melforge.promotion"] == "champion" and "metric.fad_classifier" in champion.tags
     ingest = next(r for r in children if r.info.run_name == "ingest")
     assert ingest.data.metrics["clips"] == 4 and ingest.data.params["audio.sample_rate"] == "16000"
     features = next(r for r in children if r.info.run_name == "features")
@@ -56,11 +64,13 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     lock_before = (project / "dvc.lock").read_text()
     again = melforge_pipeline(root=str(project))
     assert again["stages_skipped"] == ["ingest", "validate", "features", "train", "distill@student-2",
-                                       "distill@student-1"]
+                                       "distill@student-1", "evaluate"]
     assert (project / "dvc.lock").read_text() == lock_before
     second_children = [r for r in client.search_runs([experiment.experiment_id])
                        if r.data.tags.get("mlflow.parentRunId") == again["mlflow_run_id"]]
-    assert {r.data.tags["melforge.skipped"] for r in second_children} == {"true"}
+    assert {r.data.tags.get("melforge.skipped") for r in second_children if r.info.run_name != "registry"} == {"true"}
+    # nothing new to register: the same model files map to the same versions, champion unchanged
+    assert again["registered"] == summary["registered"] and again["champion"] == summary["champion"]
 
     # Prefect artifacts: one per stage plus the pipeline summary
     from prefect.client.orchestration import get_client
@@ -68,7 +78,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     with get_client(sync_client=True) as prefect:
         keys = {a.key for a in prefect.read_artifacts()}
     assert {"melforge-ingest", "melforge-validate", "melforge-features", "melforge-train",
-            "melforge-distill-student-1", "melforge-pipeline"} <= keys
+            "melforge-distill-student-1", "melforge-pipeline", "melforge-evaluation", "melforge-registry"} <= keys
 
 
 def test_plain_dvc_repro_twice_does_nothing_and_exp_run_overrides_params(project):

@@ -1,0 +1,126 @@
+"""What people look at after an evaluation: the steps-vs-quality plot and a self-contained HTML
+report (metrics table, plot, spectrogram grids, audio players), one file that opens anywhere,
+including MLflow's artifact viewer."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.evaluate.reference import lower_is_better
+
+
+def _fmt(m: dict[str, float] | None) -> str:
+    if not m or not np.isfinite(m.get("value", np.nan)):
+        return "—"
+    return f"{m['value']:.4g} [{m['low']:.4g}, {m['high']:.4g}]"
+
+
+def plot_metrics(metric_names: list[str]) -> list[str]:
+    """The metrics worth a panel: classifier FAD / KID (IMQ), the first IS, CREPE FAD when present."""
+    picks = [m for m in ("fad_classifier", "kid_imq_classifier") if m in metric_names]
+    picks += [m for m in metric_names if m.startswith("is_")][:1]
+    picks += [m for m in ("fad_crepe",) if m in metric_names]
+    return picks
+
+
+def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]], path: Path) -> Path:
+    """One panel per metric: value vs sampling steps (log2 axis) with 95% intervals, the teacher at
+    each step count beside the distilled students, the real-vs-real floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = plot_metrics(list(floor))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for kind, colour, marker in (("teacher", "tab:blue", "o"), ("student", "tab:orange", "s")):
+            points = sorted((r["steps"], r["metrics"][name]) for r in rows
+                            if r["kind"] == kind and r["status"] == "ok" and name in r["metrics"])
+            if not points:
+                continue
+            steps = np.array([p[0] for p in points])
+            value = np.array([p[1]["value"] for p in points])
+            err = np.array([[p[1]["value"] - p[1]["low"] for p in points], [p[1]["high"] - p[1]["value"] for p in points]])
+            ax.errorbar(steps, value, yerr=np.clip(err, 0, None), color=colour, marker=marker, capsize=3,
+                        label="teacher (DDIM)" if kind == "teacher" else "distilled students")
+        ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="real vs real")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sampling steps")
+        ax.set_title(f"{name} ({'lower' if lower_is_better(name) else 'higher'} is better)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _img(path: Path, *, photo: bool = False) -> str:
+    """Embedded image; spectrogram grids (noisy, photo-like) as JPEG, ~10x smaller than PNG."""
+    if photo:
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=80)
+        data, mime = base64.b64encode(buffer.getvalue()).decode(), "image/jpeg"
+    else:
+        data, mime = base64.b64encode(path.read_bytes()).decode(), "image/png"
+    return f'<img src="data:{mime};base64,{data}" alt="{html.escape(path.name)}" style="max-width:100%">'
+
+
+def _audio(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio>'
+
+
+def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: Path) -> Path:
+    """The report: summary, metrics table with intervals, the steps plot, per-model grids and audio."""
+    rows, floor = results["models"], results["real_vs_real"]
+    names = list(floor)
+    primary = results["primary_metric"]
+    esc = html.escape
+    head = "".join(f"<th>{esc(n)}</th>" for n in names)
+    body = []
+    for r in rows:
+        served = " ★" if r["name"] == results["served"]["model"] else ""
+        cells = "".join(f"<td>{_fmt(r['metrics'].get(n))}</td>" for n in names)
+        body.append(f"<tr><td>{esc(r['name'])}{served}</td><td>{r['steps']}</td><td>{esc(r['status'])}</td>{cells}"
+                    f"<td>{r.get('rtf', float('nan')):.3g}</td></tr>")
+    floor_cells = "".join(f"<td>{_fmt(floor[n])}</td>" for n in names)
+    body.append(f"<tr class='floor'><td>real vs real</td><td></td><td>floor</td>{floor_cells}<td></td></tr>")
+    accuracy = ", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items())
+    sections = []
+    for r in rows:
+        grid = sample_dir / f"{r['name']}.png"
+        players = "".join(_audio(p) for p in sorted(sample_dir.glob(f"{r['name']}-*.wav")))
+        if grid.is_file():
+            sections.append(f"<h3>{esc(r['name'])} — {r['steps']} steps</h3>{_img(grid, photo=True)}<div>{players}</div>")
+    real_grid = sample_dir / "real.png"
+    real_players = "".join(_audio(p) for p in sorted(sample_dir.glob("real-*.wav")))
+    text = f"""<!doctype html><html><head><meta charset="utf-8"><title>melforge evaluation</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child{{text-align:left}}
+tr.floor{{background:#f3f3f3;font-style:italic}}audio{{margin:4px;height:32px}}</style></head><body>
+<h1>melforge evaluation</h1>
+<p>{results['samples']} generated clips per model against {results['real_clips']} real clips; 95% bootstrap
+intervals ({results['bootstrap']} resamples). Real clips are passed through the same Griffin-Lim as generated
+ones before the CREPE embedding. Classifier held-out accuracy: {esc(accuracy)}.</p>
+<p><b>Served model</b> (fewest steps within {results['served']['tolerance']:.0%} of the teacher on
+<code>{esc(primary)}</code>): <b>{esc(results['served']['model'])}</b> — {esc(results['served']['reason'])}</p>
+<h2>Metrics</h2><table><tr><th>model</th><th>steps</th><th>status</th>{head}<th>RTF</th></tr>{''.join(body)}</table>
+<p>RTF: seconds of compute (DDIM + Griffin-Lim) per second of audio on {esc(results['device'])}; below 1 is faster
+than real time.</p>
+<h2>Quality vs sampling steps</h2>{_img(plot)}
+<h2>Samples</h2><h3>real clips</h3>{_img(real_grid, photo=True) if real_grid.is_file() else ''}<div>{real_players}</div>
+{''.join(sections)}
+</body></html>"""
+    path.write_text(text)
+    return path

@@ -1,0 +1,166 @@
+"""The evaluate stage: every model (the teacher at several step counts, every distilled student)
+against the real clips, with intervals, real-time factors and the report.
+
+Writes ``models/evaluation`` (metrics.json, steps_vs_quality.csv/png, report.html, sample grids
+and audio, the reference for re-scoring other models) and ``models/metrics/evaluate.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from components.config import MelforgeConfig
+from components.evaluate.reference import Reference
+from components.evaluate.report import plot_steps_vs_quality, write_html
+from components.features.griffinlim import mel_to_audio
+from components.features.mel import MelSpec
+from components.features.plots import save_mel_grid
+from components.features.store import MelStore
+from components.generation import MelGenerator
+from components.models.io import MODEL_FILE
+from components.progress import progress_bar
+from components.registry.promotion import choose_served
+from components.settings import ProjectPaths
+from components.storage import atomic_write_json, staged_directory
+from components.train.runner import resolve_device
+
+EVALUATION_DIR = "evaluation"
+GRID_CLIPS = 8
+
+
+def evaluation_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
+    """(name, model folder, kind, steps): the teacher at each step count, then every student."""
+    students = cfg.distill.stages
+    teacher_steps = cfg.eval.teacher_steps or sorted({cfg.distill.teacher_steps, *(s["steps"] for s in students.values())},
+                                                     reverse=True)
+    plan = [{"name": f"teacher@{n}", "folder": "teacher", "kind": "teacher", "steps": int(n)} for n in teacher_steps]
+    plan += [{"name": name, "folder": name, "kind": "student", "steps": int(s["steps"])} for name, s in students.items()]
+    return plan
+
+
+def _write_samples(folder: Path, name: str, logmel: np.ndarray, audio: np.ndarray, sample_rate: int,
+                   count: int, title: str) -> None:
+    import soundfile as sf
+
+    save_mel_grid(logmel[:GRID_CLIPS], folder / f"{name}.png", title=title)
+    for k in range(min(count, len(audio))):
+        sf.write(folder / f"{name}-{k:02d}.wav", audio[k], sample_rate)
+
+
+def score_generator(ref: Reference, gen: MelGenerator, *, samples: int, steps: int, seed: int,
+                    griffinlim_iters: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Sample, vocode and score one model at one step count; (row, log mels, audio)."""
+    normalised = gen.sample_normalised(samples, seed, steps=steps)
+    if not torch.isfinite(normalised).all():
+        return {"status": "failed", "error": "non-finite samples", "metrics": {}}, np.empty(0), np.empty(0)
+    logmel = gen.to_logmel(normalised)
+    audio = gen.to_audio(logmel, griffinlim_iters=griffinlim_iters)
+    metrics = ref.score(ref.normalise(logmel), audio if ref.settings.crepe else None)
+    bad = [k for k, m in metrics.items() if not math.isfinite(m.value)]
+    row = {"status": "failed" if bad else "ok", "metrics": {k: m.to_dict() for k, m in metrics.items()}}
+    if bad:
+        row["error"] = f"non-finite {', '.join(bad)}"
+    return row, logmel, audio
+
+
+def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
+    store = MelStore(paths.mels)
+    device = resolve_device(cfg.train.device)
+    e = cfg.eval
+    spec_iters = e.griffinlim_iters
+    out = paths.root / "models" / EVALUATION_DIR
+    plan = evaluation_plan(cfg)
+    for entry in plan:
+        if not (paths.root / "models" / entry["folder"] / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the train and distill stages first")
+    started = time.perf_counter()
+    with staged_directory(out) as tmp, progress_bar() as bar:
+        task = bar.add_task("evaluate", total=len(plan) + 1, info="classifier + real clips")
+        ref = Reference.build(store, cfg, real_audio_fn=lambda lm: np.clip(
+            mel_to_audio(lm, MelSpec.from_index(store.index), n_iter=spec_iters), -1, 1))
+        ref.save(tmp / "reference")
+        floor = {k: m.to_dict() for k, m in ref.real_floor().items()}
+        samples_dir = tmp / "samples"
+        samples_dir.mkdir()
+        real = store.batch(np.arange(min(GRID_CLIPS, len(store))))
+        real_logmel = ref.to_logmel(real)
+        real_audio = np.clip(mel_to_audio(real_logmel[: e.report_audio], ref.spec, n_iter=spec_iters), -1, 1) \
+            if e.report_audio else np.empty((0, 0))
+        _write_samples(samples_dir, "real", real_logmel, real_audio, ref.spec.sample_rate, e.report_audio,
+                       "real clips (Griffin-Lim for audio)")
+        bar.advance(task)
+        rows = []
+        generators: dict[str, MelGenerator] = {}
+        for entry in plan:
+            bar.update(task, info=f"{entry['name']} ({entry['steps']} steps)")
+            folder = entry["folder"]
+            if folder not in generators:
+                generators[folder] = MelGenerator.load(paths.root / "models" / folder / MODEL_FILE, device)
+            gen = generators[folder]
+            # the same noise for every model: differences are the models', not the draw's
+            row, logmel, audio = score_generator(ref, gen, samples=e.samples, steps=entry["steps"], seed=cfg.seed + 2,
+                                                 griffinlim_iters=spec_iters)
+            row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "steps": entry["steps"], **row}
+            if row["status"] == "ok":
+                row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], griffinlim_iters=spec_iters,
+                                                repeats=1))
+                _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
+                               f"{entry['name']}: {entry['steps']}-step DDIM")
+            rows.append(row)
+            bar.advance(task)
+        served = choose_served(rows, cfg.registry.primary_metric, cfg.registry.serve_tolerance)
+        results = {"primary_metric": cfg.registry.primary_metric, "samples": e.samples, "real_clips": len(store),
+                   "bootstrap": e.bootstrap, "device": device, "served": served,
+                   "classifier": {"holdout_accuracy": ref.classifier.holdout_accuracy,
+                                  "train_examples": ref.classifier.train_examples,
+                                  "holdout_examples": ref.classifier.holdout_examples,
+                                  "labels": list(ref.classifier.vocabularies)},
+                   "real_vs_real": floor, "models": rows}
+        atomic_write_json(tmp / "metrics.json", results)
+        table = steps_table(rows, floor)
+        table.to_csv(tmp / "steps_vs_quality.csv", index=False)
+        plot = plot_steps_vs_quality(rows, floor, tmp / "steps_vs_quality.png")
+        write_html(tmp / "report.html", results=results, plot=plot, sample_dir=samples_dir)
+    summary = flat_summary(results)
+    summary["evaluate_seconds"] = round(time.perf_counter() - started, 2)
+    atomic_write_json(paths.root / "models" / "metrics" / "evaluate.json", summary)
+    return summary
+
+
+def steps_table(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """One row per (model, steps) with value/low/high columns per metric, and the floor."""
+    records = []
+    for r in [*rows, {"name": "real-vs-real", "kind": "floor", "steps": None, "status": "ok", "metrics": floor}]:
+        rec = {"name": r["name"], "kind": r["kind"], "steps": r["steps"], "status": r["status"],
+               "rtf": r.get("rtf"), "rtf_mel": r.get("rtf_mel")}
+        for metric, m in r["metrics"].items():
+            rec.update({metric: m["value"], f"{metric}_low": m["low"], f"{metric}_high": m["high"]})
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """What `dvc metrics show` and the MLflow stage run get: flat numbers per model."""
+    primary = results["primary_metric"]
+    out: dict[str, Any] = {"primary_metric": primary, "served_model": results["served"]["model"],
+                           "served_steps": results["served"]["steps"], "samples_per_model": results["samples"],
+                           "real_clips": results["real_clips"]}
+    for label, acc in results["classifier"]["holdout_accuracy"].items():
+        out[f"classifier_accuracy_{label}"] = acc
+    for metric, m in results["real_vs_real"].items():
+        out[f"real_vs_real.{metric}"] = m["value"]
+    for r in results["models"]:
+        key = r["name"].replace("@", "-")  # MLflow metric names allow no '@'
+        for metric, m in r["metrics"].items():
+            out[f"{key}.{metric}"] = m["value"]
+        if "rtf" in r:
+            out[f"{key}.rtf"] = r["rtf"]
+        out[f"{key}.ok"] = r["status"] == "ok"
+    return out

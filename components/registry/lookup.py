@@ -1,0 +1,101 @@
+"""Finding a registered model from what a user types, with errors that list what exists.
+
+Accepted: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``<name>@<alias>``,
+``<name>/<version>``, a bare version number (of ``registry.model_name``), ``runs:/<run id>/<path>``,
+or a run id (the pipeline's registry run or any run that logged exactly one model).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mlflow.exceptions import MlflowException
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ModelNotFound(LookupError):
+    """The model, version, alias or run does not exist; the message lists what does."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    uri: str  # what mlflow.pyfunc.load_model takes
+    name: str | None = None
+    version: str | None = None
+
+
+def _registered_names(client) -> list[str]:
+    return sorted(m.name for m in client.search_registered_models())
+
+
+def _check_name(client, name: str):
+    try:
+        return client.get_registered_model(name)
+    except MlflowException:
+        names = _registered_names(client)
+        raise ModelNotFound(f"no registered model {name!r}; registered models: {', '.join(names) or 'none yet'} "
+                            "(run `melforge run` to train and register one)") from None
+
+
+def _aliases(model) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (getattr(model, "aliases", None) or {}).items()}
+
+
+def _versions(client, name: str) -> list[str]:
+    return sorted((str(v.version) for v in client.search_model_versions(f"name = '{name}'")), key=int)
+
+
+def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
+    spec = text.strip()
+    if spec.startswith("runs:/"):
+        run_id = spec.removeprefix("runs:/").split("/", 1)[0]
+        _check_run(client, run_id)
+        return ResolvedModel(uri=spec)
+    if RUN_ID.match(spec):
+        return _from_run(client, spec)
+    spec = spec.removeprefix("models:/")
+    if spec.isdigit():
+        spec = f"{default_name}/{spec}"
+    if "@" in spec:
+        name, alias = spec.split("@", 1)
+        model = _check_name(client, name)
+        try:
+            version = client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(_aliases(model).items())) or "none"
+            raise ModelNotFound(f"model {name!r} has no alias {alias!r}; aliases: {aliases}; versions: "
+                                f"{', '.join(_versions(client, name)) or 'none'}") from None
+        return ResolvedModel(uri=f"models:/{name}/{version.version}", name=name, version=str(version.version))
+    if "/" in spec:
+        name, version = spec.rsplit("/", 1)
+        _check_name(client, name)
+        versions = _versions(client, name)
+        if version not in versions:
+            raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: {', '.join(versions) or 'none'}")
+        return ResolvedModel(uri=f"models:/{name}/{version}", name=name, version=version)
+    model = _check_name(client, spec)
+    aliases = ", ".join(f"{spec}@{a}" for a in sorted(_aliases(model))) or "none"
+    raise ModelNotFound(f"say which version of {spec!r}: {spec}/<version> or an alias ({aliases}); "
+                        f"versions: {', '.join(_versions(client, spec)) or 'none'}")
+
+
+def _check_run(client, run_id: str) -> None:
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise ModelNotFound(f"no MLflow run {run_id!r} in {client.tracking_uri}") from None
+
+
+def _from_run(client, run_id: str) -> ResolvedModel:
+    _check_run(client, run_id)
+    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    if len(versions) == 1:
+        v = versions[0]
+        return ResolvedModel(uri=f"models:/{v.name}/{v.version}", name=v.name, version=str(v.version))
+    if not versions:
+        raise ModelNotFound(f"run {run_id} registered no model; give models:/<name>/<version> or runs:/{run_id}/<path>")
+    listing = ", ".join(f"models:/{v.name}/{v.version} ({v.tags.get('melforge.model', '?')})"
+                        for v in sorted(versions, key=lambda v: int(v.version)))
+    raise ModelNotFound(f"run {run_id} registered {len(versions)} models; pick one: {listing}")

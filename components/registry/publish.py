@@ -1,0 +1,206 @@
+"""Register every evaluated model in MLflow and run the promotion gate.
+
+Each model folder (teacher, every student) becomes a pyfunc model version under
+``registry.model_name`` carrying its provenance (git commit, dvc.lock hash, data digest, params
+hash) and its metrics as tags. The served choice from the evaluation becomes the ``challenger``;
+it takes ``champion`` only through :func:`promotion_decision`. The current champion is re-scored
+against this run's real clips and classifier when it can be (same mel settings), so the two are
+compared on the same ruler.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+from components.config import MelforgeConfig
+from components.evaluate.metrics import MetricValue
+from components.models.io import MODEL_FILE
+from components.provenance import dvc_lock_hash, file_sha256, params_hash
+from components.registry.promotion import Decision, promotion_decision
+from components.registry.pyfunc import DENOISER_ARTIFACT
+from components.settings import ProjectPaths
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+MODEL_HASH_TAG = "melforge.model_sha256"
+COMPONENTS_DIR = Path(__file__).resolve().parents[1]
+PYFUNC_FILE = COMPONENTS_DIR / "registry" / "pyfunc.py"
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("long", "n"), ColSpec("long", "seed"), ColSpec("double", "seconds", required=False),
+                   ColSpec("long", "steps", required=False)]),
+    outputs=Schema([TensorSpec(np.dtype("float32"), (-1, -1))]),
+)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "torch", "numpy", "scipy", "librosa", "torchaudio", "pandas")]
+
+
+def metric_tags(row: dict[str, Any]) -> dict[str, str]:
+    tags = {}
+    for name, m in row["metrics"].items():
+        tags[f"metric.{name}"] = repr(m["value"])
+        tags[f"metric.{name}.ci95"] = f"{m['low']!r},{m['high']!r}"
+        tags[f"metric.{name}.n"] = f"{m['n_a']},{m['n_b']}"
+    if "rtf" in row:
+        tags["metric.rtf"] = repr(row["rtf"])
+    return tags
+
+
+def metric_from_tags(tags: dict[str, str], name: str) -> MetricValue | None:
+    if f"metric.{name}" not in tags:
+        return None
+    low, high = (float(v) for v in tags[f"metric.{name}.ci95"].split(","))
+    n_a, n_b = (int(v) for v in tags.get(f"metric.{name}.n", "0,0").split(","))
+    return MetricValue(float(tags[f"metric.{name}"]), low, high, n_a, n_b)
+
+
+def _find_version(client, name: str, model_hash: str):
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.`{MODEL_HASH_TAG}` = '{model_hash}'")
+    except MlflowException:
+        return None
+    return max(found, key=lambda v: int(v.version)) if found else None
+
+
+def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], paths: ProjectPaths):
+    """Log ``model_dir/model.pt`` as a pyfunc model in the active run and register it; a model file
+    registered before (same SHA-256) is not registered twice."""
+    model_file = model_dir / MODEL_FILE
+    model_hash = file_sha256(model_file)
+    existing = _find_version(client, name, model_hash)
+    if existing is not None:
+        return existing, False
+    artifacts = {DENOISER_ARTIFACT: str(model_file)}
+    for extra in ("dvc.lock", "params.yaml"):
+        if (paths.root / extra).is_file():
+            artifacts[extra.replace(".", "_")] = str(paths.root / extra)
+    info = mlflow.pyfunc.log_model(
+        name=model_dir.name, python_model=str(PYFUNC_FILE), artifacts=artifacts, signature=SIGNATURE,
+        code_paths=[str(COMPONENTS_DIR)], pip_requirements=_requirements(), registered_model_name=name,
+        input_example={"n": 1, "seed": 0},
+        metadata={"sample_rate": int(tags["melforge.sample_rate"]), "sampling_steps": int(tags["melforge.sampling_steps"]),
+                  "melforge_model": model_dir.name})
+    version = client.get_model_version(name, str(info.registered_model_version))
+    for key, value in {**tags, MODEL_HASH_TAG: model_hash}.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    return client.get_model_version(name, version.version), True
+
+
+def current_champion(client, name: str):
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tuple[MetricValue | None, str]:
+    """The champion's primary metric against this run's reference, or its recorded one when the
+    mel settings differ (then the note says so)."""
+    from components.evaluate.reference import Reference
+    from components.evaluate.stage import EVALUATION_DIR, score_generator
+    from components.generation import MelGenerator
+
+    metric = cfg.registry.primary_metric
+    recorded = metric_from_tags(champion.tags, metric)
+    reference = Reference.load(paths.root / "models" / EVALUATION_DIR / "reference")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{champion.name}/{champion.version}", dst_path=tmp))
+        model_file = next(local.rglob(MODEL_FILE), None)
+        if model_file is None:
+            return recorded, "champion's model file not found; compared with its recorded metric"
+        gen = MelGenerator.load(model_file)
+        try:
+            row, _, _ = score_generator(reference, gen, samples=cfg.eval.samples, steps=gen.sampling_steps,
+                                        seed=cfg.seed + 2, griffinlim_iters=cfg.eval.griffinlim_iters)
+        except ValueError as exc:
+            return recorded, f"champion not re-scored ({exc}); compared with its recorded metric"
+    if row["status"] != "ok" or metric not in row["metrics"]:
+        return recorded, f"champion re-scoring failed ({row.get('error')}); compared with its recorded metric"
+    m = row["metrics"][metric]
+    return MetricValue(m["value"], m["low"], m["high"], m["n_a"], m["n_b"]), "champion re-scored on this run's reference"
+
+
+def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str]) -> dict[str, Any]:
+    """Register every model of the evaluation, then gate the served one. Call inside an MLflow run."""
+    from components.evaluate.stage import EVALUATION_DIR
+
+    results = json.loads((paths.root / "models" / EVALUATION_DIR / "metrics.json").read_text())
+    name = cfg.registry.model_name
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="melforge mel-spectrogram diffusion models (pyfunc: "
+                                                         "predict({'n': 8, 'seed': 0}) -> audio)")
+    own_rows = {r["model"]: r for r in results["models"]
+                if r["kind"] == "student" or r["steps"] == max(x["steps"] for x in results["models"] if x["kind"] == "teacher")}
+    base = {**run_tags, "dvc.lock_sha256": dvc_lock_hash(paths.root), "params_sha256": params_hash(cfg.to_params()),
+            "melforge.primary_metric": cfg.registry.primary_metric}
+    versions: dict[str, Any] = {}
+    registered = []
+    for model, row in own_rows.items():
+        tags = {**base, **metric_tags(row), "melforge.model": model, "melforge.kind": row["kind"],
+                "melforge.sampling_steps": str(row["steps"]), "melforge.evaluation": row["status"],
+                "melforge.sample_rate": str(cfg.audio.sample_rate)}
+        if row.get("error"):
+            tags["melforge.evaluation_error"] = row["error"]
+        versions[model], new = register_model(client, paths.root / "models" / model, name=name, tags=tags, paths=paths)
+        registered.append({"model": model, "version": versions[model].version, "new": new})
+
+    served = results["served"]["model"]
+    candidate, row = versions[served], own_rows[served]
+    m = row["metrics"].get(cfg.registry.primary_metric)
+    outcome = apply_promotion(
+        client, name, candidate,
+        MetricValue(m["value"], m["low"], m["high"], m["n_a"], m["n_b"]) if m else None,
+        champion_metric=lambda champion: rescore_champion(champion, cfg, paths),
+        metric=cfg.registry.primary_metric, min_improvement=cfg.registry.min_improvement,
+        require_disjoint=cfg.registry.require_disjoint_intervals,
+        candidate_error=(row.get("error") or "failed") if row["status"] != "ok" else None)
+    return {"model_name": name, "registered": registered, "candidate": f"{name}/{candidate.version}",
+            "candidate_model": served, "primary_metric": cfg.registry.primary_metric,
+            "candidate_value": m["value"] if m else math.nan, **outcome}
+
+
+def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue | None, *,
+                    champion_metric: Callable[[Any], tuple[MetricValue | None, str]], metric: str,
+                    min_improvement: float, require_disjoint: bool, candidate_error: str | None) -> dict[str, Any]:
+    """``challenger`` -> the candidate; ``champion`` -> the candidate only if the gate says so. The
+    decision and its reason become tags of the candidate version."""
+    client.set_registered_model_alias(name, CHALLENGER, candidate.version)
+    champion = current_champion(client, name)
+    note = ""
+    if champion is not None and champion.version == candidate.version:
+        decision = Decision(True, "the candidate is already the champion (same model file)")
+    else:
+        previous = None
+        if champion is not None:
+            previous, note = champion_metric(champion)
+        decision = promotion_decision(candidate_metric, previous, metric=metric, min_improvement=min_improvement,
+                                      require_disjoint=require_disjoint, candidate_error=candidate_error)
+        if champion is not None and previous is None and decision.promote:
+            decision = Decision(False, f"the champion has no {metric} to compare with; champion kept")
+        if decision.promote:
+            client.set_registered_model_alias(name, CHAMPION, candidate.version)
+    reason = decision.reason + (f" ({note})" if note else "")
+    for key, value in {"melforge.promotion": "champion" if decision.promote else "rejected",
+                       "melforge.promotion_reason": reason[:5000],
+                       "melforge.previous_champion": champion.version if champion is not None else "none"}.items():
+        client.set_model_version_tag(name, candidate.version, key, value)
+    now = current_champion(client, name)
+    return {"promoted": decision.promote, "reason": reason,
+            "champion": f"{name}/{now.version}" if now is not None else "none"}

@@ -1,0 +1,159 @@
+"""`melforge reproduce <name>/<version>`: rebuild a registered model from its code and data version.
+
+The model version records the git commit, and carries the ``params.yaml`` and ``dvc.lock`` of
+the run that produced it. In a temporary git worktree at that commit, with those two files, the
+data stages' outputs are pulled from the DVC remote (sharing this project's cache), the model
+stages are re-run, and the result is compared with what was registered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.provenance import git
+from components.registry.publish import metric_from_tags
+
+DATA_STAGES = ("scan", "ingest", "validate", "features")
+
+
+class ReproduceError(RuntimeError):
+    """Reproduction could not be attempted (missing commit, data not in the remote...)."""
+
+
+@dataclass
+class Comparison:
+    model: str
+    version: str
+    commit: str
+    data_recorded: str
+    data_rebuilt: str
+    weights_identical: bool
+    tolerance: float
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def data_equal(self) -> bool:
+        return self.data_recorded == self.data_rebuilt
+
+    @property
+    def reproduced(self) -> bool:
+        return self.data_equal and bool(self.metrics) and all(m["within"] for m in self.metrics)
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ReproduceError(f"{what} failed ({' '.join(cmd[:4])}...):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+def _dvc(worktree: Path, env: dict[str, str], *args: str, what: str) -> str:
+    return _run([sys.executable, "-m", "dvc", *args], worktree, env, what)
+
+
+def _share_dvc_storage(root: Path, worktree: Path, env: dict[str, str]) -> None:
+    """Point the worktree at this project's DVC cache and remotes (relative remote paths in the
+    committed config would otherwise resolve inside the temporary folder)."""
+    _dvc(worktree, env, "cache", "dir", "--local", str(root / ".dvc" / "cache"), what="dvc cache dir")
+    listing = _dvc(root, env, "remote", "list", what="dvc remote list")
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        name, url = parts[0], parts[1]
+        if "://" not in url and not os.path.isabs(url):
+            url = str((root / ".dvc" / url).resolve())
+        _dvc(worktree, env, "remote", "modify", "--local", name, "url", url, what="dvc remote modify")
+
+
+def _same_weights(a: Path | None, b: Path) -> bool:
+    """Bit-identical tensors (file bytes differ anyway: torch.save names the archive after the file)."""
+    import torch
+
+    if a is None or not b.is_file():
+        return False
+    wa = torch.load(a, map_location="cpu", weights_only=False)["weights"]
+    wb = torch.load(b, map_location="cpu", weights_only=False)["weights"]
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _features_digest(lock: dict[str, Any]) -> str:
+    outs = lock.get("stages", {}).get("features", {}).get("outs", [])
+    return next((o["md5"] for o in outs if o.get("path") == "data/mels"), "unknown")
+
+
+def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, keep: bool = False,
+              say: Callable[[str], None] = print) -> Comparison:
+    import mlflow
+    import yaml
+
+    mv = client.get_model_version(name, version)
+    tags = dict(mv.tags)
+    commit, model = tags.get("git.commit", "unknown"), tags.get("melforge.model")
+    if commit == "unknown" or not model:
+        raise ReproduceError(f"{name}/{version} has no git.commit / melforge.model tags; it was not registered by melforge")
+    if not git(root, "cat-file", "-t", commit) == "commit":
+        raise ReproduceError(f"commit {commit} of {name}/{version} is not in this repository; `git fetch` it first")
+    notes = []
+    if tags.get("git.dirty") == "true":
+        notes.append("the run's working tree had uncommitted changes; the rebuild uses the commit as it is")
+    with tempfile.TemporaryDirectory(prefix="melforge-reproduce-") as scratch:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=scratch))
+        recorded = {n: next(local.rglob(n), None) for n in ("dvc.lock", "params.yaml", "model.pt")}
+        if recorded["dvc.lock"] is None or recorded["params.yaml"] is None:
+            raise ReproduceError(f"{name}/{version} carries no dvc.lock / params.yaml; cannot tell its data version")
+        lock = yaml.safe_load(recorded["dvc.lock"].read_text())
+        worktree = Path(tempfile.mkdtemp(prefix="melforge-reproduce-wt-"))
+        shutil.rmtree(worktree)
+        say(f"worktree at {worktree} (commit {commit[:12]})")
+        if not git(root, "worktree", "add", "--detach", str(worktree), commit) and not worktree.is_dir():
+            raise ReproduceError(f"git worktree add {worktree} {commit} failed")
+        try:
+            shutil.copy(recorded["dvc.lock"], worktree / "dvc.lock")
+            shutil.copy(recorded["params.yaml"], worktree / "params.yaml")
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree), os.environ.get("PYTHONPATH")])),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+            _share_dvc_storage(root, worktree, env)
+            say("pulling the recorded data version from the DVC remote")
+            _dvc(worktree, env, "pull", *DATA_STAGES, what="dvc pull of the recorded data version")
+            status = _dvc(worktree, env, "status", *DATA_STAGES, "--json", what="dvc status")
+            stale = json.loads(status.strip().splitlines()[-1] or "{}") if status.strip() else {}
+            if stale:
+                notes.append(f"data stages not matching the recorded lock: {', '.join(stale)}")
+            say("re-running the model stages (train, distill, evaluate)")
+            _dvc(worktree, env, "repro", "--force", "--downstream", "train", what="dvc repro of the model stages")
+            rebuilt_lock = yaml.safe_load((worktree / "dvc.lock").read_text())
+            comparison = Comparison(
+                model=model, version=str(version), commit=commit, data_recorded=tags.get("dvc.data_digest", _features_digest(lock)),
+                data_rebuilt=_features_digest(rebuilt_lock) if not stale else "differs",
+                weights_identical=_same_weights(recorded["model.pt"], worktree / "models" / model / "model.pt"),
+                tolerance=tolerance, notes=notes)
+            results = json.loads((worktree / "models" / "evaluation" / "metrics.json").read_text())
+            rows = [r for r in results["models"] if r["model"] == model]
+            row = max(rows, key=lambda r: r["steps"]) if rows else None
+            for metric in sorted(k.removeprefix("metric.") for k in tags if k.startswith("metric.") and k.count(".") == 1):
+                if metric == "rtf":  # speed depends on the machine, not on the model
+                    continue
+                old = metric_from_tags(tags, metric)
+                if old is None:
+                    continue
+                new = row["metrics"].get(metric, {}).get("value") if row else None
+                within = new is not None and abs(new - old.value) <= tolerance * max(abs(old.value), 1e-12)
+                comparison.metrics.append({"metric": metric, "registered": old.value, "rebuilt": new, "within": within})
+        finally:
+            if keep:
+                say(f"kept the worktree at {worktree}")
+            else:
+                git(root, "worktree", "remove", "--force", str(worktree))
+                shutil.rmtree(worktree, ignore_errors=True)
+    return comparison

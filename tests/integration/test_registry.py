@@ -1,0 +1,124 @@
+"""The registry against a real MLflow server on 127.0.0.1: promotion gate, `melforge generate`;
+and `melforge reproduce` of a tiny pipeline run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import soundfile as sf
+
+from components.evaluate.metrics import MetricValue
+from components.registry.publish import apply_promotion, metric_from_tags, metric_tags, register_model
+from components.settings import project_paths
+from helpers import write_tiny_model
+
+pytestmark = pytest.mark.integration
+MELFORGE = str(Path(sys.executable).parent / "melforge")
+METRIC = "fad_classifier"
+
+
+def _melforge(args: list[str], cwd: Path, uri: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MELFORGE_PROGRESS": "0", "COLUMNS": "250"}
+    return subprocess.run([MELFORGE, *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_promotion_gate_and_generate_against_a_real_mlflow_server(mlflow_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow.set_tracking_uri(mlflow_server)
+    client = mlflow.MlflowClient(mlflow_server)
+    mlflow.set_experiment("registry-test")
+    paths = project_paths(tmp_path)
+    name = "tiny-gate"
+
+    def candidate(seed: int, value: float, low: float, high: float):
+        folder = tmp_path / f"seed-{seed}"
+        write_tiny_model(folder / "model.pt", seed)
+        row = {"metrics": {METRIC: {"value": value, "low": low, "high": high, "n_a": 8, "n_b": 8}}}
+        tags = {**metric_tags(row), "melforge.sample_rate": "8000", "melforge.sampling_steps": "2",
+                "melforge.model": "student-2"}
+        with mlflow.start_run():
+            version, new = register_model(client, folder, name=name, tags=tags, paths=paths)
+        assert new
+        return version, MetricValue(value, low, high, 8, 8)
+
+    def gate(version, metric, error=None):
+        return apply_promotion(client, name, version, metric,
+                               champion_metric=lambda champ: (metric_from_tags(champ.tags, METRIC), "recorded"),
+                               metric=METRIC, min_improvement=0.05, require_disjoint=True, candidate_error=error)
+
+    def aliases():
+        return {a: str(client.get_model_version_by_alias(name, a).version) for a in ("champion", "challenger")}
+
+    v1, m1 = candidate(1, 10.0, 9.0, 11.0)
+    first = gate(v1, m1)
+    assert first["promoted"] and "no champion yet" in first["reason"]
+    assert aliases() == {"champion": str(v1.version), "challenger": str(v1.version)}
+
+    v2, m2 = candidate(2, 12.0, 11.5, 12.5)  # worse
+    assert not gate(v2, m2)["promoted"]
+    assert aliases() == {"champion": str(v1.version), "challenger": str(v2.version)}
+    assert client.get_model_version(name, v2.version).tags["melforge.promotion"] == "rejected"
+
+    v3, m3 = candidate(3, 9.0, 8.5, 10.5)  # 10% better but the intervals overlap
+    overlapping = gate(v3, m3)
+    assert not overlapping["promoted"] and "overlap" in overlapping["reason"]
+
+    v4, m4 = candidate(4, 9.8, 9.7, 9.9)  # better by less than the 5% margin
+    assert not gate(v4, m4)["promoted"]
+
+    v5, m5 = candidate(5, 1.0, 0.5, 1.5)  # would win, but its evaluation failed
+    failed = gate(v5, m5, error="non-finite samples")
+    assert not failed["promoted"] and "evaluation failed" in failed["reason"]
+    assert aliases()["champion"] == str(v1.version)
+
+    v6, m6 = candidate(6, 5.0, 4.5, 5.5)  # really better
+    better = gate(v6, m6)
+    assert better["promoted"] and "disjoint" in better["reason"]
+    assert aliases()["champion"] == str(v6.version)
+    tags = client.get_model_version(name, v6.version).tags
+    assert tags["melforge.previous_champion"] == str(v1.version) and tags["melforge.promotion"] == "champion"
+
+    # the same model file again is the same version, not a new one
+    with mlflow.start_run():
+        again, new = register_model(client, tmp_path / "seed-6", name=name, tags={"melforge.sample_rate": "8000",
+                                    "melforge.sampling_steps": "2"}, paths=paths)
+    assert not new and again.version == v6.version
+
+    # generate from the registry in another process: WAVs at the model's rate, same seed -> same audio
+    out = tmp_path / "generated"
+    for folder in ("a", "b"):
+        proc = _melforge(["generate", "--model", f"models:/{name}@champion", "-n", "2", "--seed", "3",
+                          "--seconds", "0.5", "--out", str(out / folder)], tmp_path, mlflow_server)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    wavs = sorted((out / "a").glob("*.wav"))
+    assert len(wavs) == 2
+    info = sf.info(wavs[0])
+    assert info.samplerate == 8000 and info.frames == 4000
+    assert [p.read_bytes() for p in wavs] == [p.read_bytes() for p in sorted((out / "b").glob("*.wav"))]
+    by_version = _melforge(["generate", "--model", f"{name}/{v2.version}", "-n", "1", "--out", str(out / "v2")],
+                           tmp_path, mlflow_server)
+    assert by_version.returncode == 0, by_version.stderr
+
+    missing = _melforge(["generate", "--model", f"models:/{name}@best"], tmp_path, mlflow_server)
+    assert missing.returncode == 2 and "no alias 'best'" in missing.stderr and "@champion" in missing.stderr
+    unknown = _melforge(["generate", "--model", "models:/nope/1"], tmp_path, mlflow_server)
+    assert unknown.returncode == 2 and name in unknown.stderr
+
+
+def test_reproduce_rebuilds_a_registered_model_from_its_commit_and_data(project, prefect_server, mlflow_store):
+    from flows.pipeline import melforge_pipeline
+
+    summary = melforge_pipeline(root=str(project))
+    registered = summary["registered"]
+    proc = _melforge(["reproduce", registered], project, mlflow_store)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "reproduced" in output and "NOT" not in output and summary["data_digest"] in output
+    assert "fad_classifier" in output and "identical" in output  # same machine: bit-identical weights
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=project, capture_output=True, text=True).stdout
+    assert len(worktrees.strip().splitlines()) == 1  # the temporary worktree is gone
