@@ -42,7 +42,8 @@ def run(
     set_: SetOption = None,
     push: Annotated[bool, typer.Option(help="Push the data to the DVC remote afterwards.")] = True,
 ) -> None:
-    """Run the pipeline flow (scan → ingest → validate → features) through Prefect + DVC + MLflow.
+    """Run the whole pipeline (scan → ingest → validate → features → train → distill → evaluate,
+    then registration and the champion gate) through Prefect + DVC + MLflow.
 
     params.yaml is updated with the profile/overrides first (validated before any work starts), so
     dvc.lock records exactly what ran. Unchanged stages are skipped.

@@ -66,12 +66,21 @@ def parent_run(name: str, *, params: dict[str, Any], tags: dict[str, str]) -> It
 
     with mlflow.start_run(run_name=name, tags=tags, log_system_metrics=True) as run:
         mlflow.log_params(flatten_params(params))
-        try:
+        with _failed_on_error():
             yield run
-        except BaseException as exc:
-            mlflow.set_tag("melforge.error", f"{type(exc).__name__}: {exc}"[:5000])
-            mlflow.end_run(status="FAILED")
-            raise
+
+
+@contextmanager
+def _failed_on_error() -> Iterator[None]:
+    """End the active run as FAILED, with the error as the ``melforge.error`` tag, if the body raises."""
+    import mlflow
+
+    try:
+        yield
+    except BaseException as exc:
+        mlflow.set_tag("melforge.error", f"{type(exc).__name__}: {exc}"[:5000])
+        mlflow.end_run(status="FAILED")
+        raise
 
 
 def log_stage(stage: str, *, summary: dict[str, Any], params: dict[str, Any], artifacts: list[Path],
@@ -143,12 +152,8 @@ def child_run(name: str, parent_run_id: str, *, tags: dict[str, str]) -> Iterato
     import mlflow
 
     with mlflow.start_run(run_name=name, nested=True, parent_run_id=parent_run_id, tags=tags) as run:
-        try:
+        with _failed_on_error():
             yield run
-        except BaseException as exc:
-            mlflow.set_tag("melforge.error", f"{type(exc).__name__}: {exc}"[:5000])
-            mlflow.end_run(status="FAILED")
-            raise
 
 
 def ui_base_url() -> str:

@@ -48,7 +48,8 @@ def frechet_distance_gaussians(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarra
     middle = root1 @ cov2 @ root1
     trace_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum())
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt)
+    # >= 0 mathematically; round-off in the square root can dip just below for identical sets
+    return max(0.0, float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

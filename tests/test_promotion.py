@@ -1,0 +1,52 @@
+"""The registry's pure decisions: which model to serve, whether a challenger becomes champion."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.evaluate.metrics import MetricValue
+from components.registry.promotion import choose_served, promotion_decision
+
+
+def _row(name: str, kind: str, steps: int, value: float, status: str = "ok", metric: str = "fad_classifier") -> dict:
+    return {"name": name, "kind": kind, "steps": steps, "status": status,
+            "metrics": {metric: {"value": value, "low": value - 1, "high": value + 1, "n_a": 8, "n_b": 8}}}
+
+
+def test_serves_the_fewest_step_student_within_tolerance_of_the_teacher():
+    rows = [_row("teacher@8", "teacher", 8, 10.0), _row("teacher@1", "teacher", 1, 50.0),
+            _row("student-4", "student", 4, 10.5), _row("student-2", "student", 2, 11.9),
+            _row("student-1", "student", 1, 30.0)]
+    served = choose_served(rows, "fad_classifier", 0.2)
+    assert served["model"] == "student-2" and served["steps"] == 2 and served["teacher_value"] == 10.0
+    assert choose_served(rows, "fad_classifier", 0.1)["model"] == "student-4"
+    assert choose_served(rows, "fad_classifier", 0.01)["model"] == "teacher"  # none close enough
+    rows[3]["status"] = "failed"
+    assert choose_served(rows, "fad_classifier", 0.2)["model"] == "student-4"  # failed evaluations never serve
+
+
+def test_serving_a_higher_is_better_metric_and_without_a_teacher():
+    rows = [_row("teacher@4", "teacher", 4, 5.0, metric="is_pitch"), _row("student-1", "student", 1, 4.6, metric="is_pitch")]
+    assert choose_served(rows, "is_pitch", 0.1)["model"] == "student-1"
+    assert choose_served(rows, "is_pitch", 0.05)["model"] == "teacher"
+    with pytest.raises(ValueError, match="no successful teacher"):
+        choose_served(rows[1:], "is_pitch", 0.1)
+
+
+def test_promotion_rules():
+    champion = MetricValue(10.0, 9.0, 11.0, 8, 8)
+    gate = dict(metric="fad_classifier", min_improvement=0.05, require_disjoint=True)
+    assert promotion_decision(MetricValue(12, 11, 13, 8), None, **gate).promote  # first model
+    assert promotion_decision(MetricValue(5, 4, 6, 8), champion, **gate).promote  # clearly better
+    assert not promotion_decision(MetricValue(12, 11.5, 12.5, 8), champion, **gate).promote  # worse
+    overlapping = promotion_decision(MetricValue(9, 8, 10, 8), champion, **gate)
+    assert not overlapping.promote and "overlap" in overlapping.reason
+    assert promotion_decision(MetricValue(9, 8, 10, 8), champion, **{**gate, "require_disjoint": False}).promote
+    assert not promotion_decision(MetricValue(9.8, 9.7, 9.9, 8), champion, **gate).promote  # < 5% better
+    failed = promotion_decision(MetricValue(1, 0, 2, 8), champion, **gate, candidate_error="non-finite samples")
+    assert not failed.promote and "evaluation failed" in failed.reason
+    assert not promotion_decision(MetricValue(float("nan"), 0, 0, 8), None, **gate).promote
+    # higher is better for the Inception Score
+    is_gate = {**gate, "metric": "is_pitch"}
+    assert promotion_decision(MetricValue(4.0, 3.8, 4.2, 8), MetricValue(3.0, 2.8, 3.2, 8), **is_gate).promote
+    assert not promotion_decision(MetricValue(3.0, 2.8, 3.2, 8), MetricValue(4.0, 3.8, 4.2, 8), **is_gate).promote
