@@ -288,6 +288,34 @@ class RegistryConfig(Section):
                                    description="serve the fewest-step student within this relative distance of the teacher")
 
 
+class OrchestrationConfig(Section):
+    """How the flow runs stages: per-stage timeouts, retries with backoff, one pipeline per workspace."""
+
+    stage_timeout_minutes: dict[str, float] = Field(
+        default={"default": 120.0, "train": 2880.0, "distill": 1440.0},
+        description="per stage (scan, ingest, ..., distill, evaluate); 'default' for the rest")
+    retries: int = Field(default=2, ge=0, description="retries of transient failures (DVC lock, network)")
+    retry_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry delay; doubles each retry")
+    workspace_wait_minutes: float = Field(default=60.0, gt=0,
+                                          description="how long a pipeline waits for another one in the same workspace")
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> "OrchestrationConfig":
+        allowed = {"default", "scan", "ingest", "validate", "features", "train", "distill", "evaluate", "registry"}
+        unknown = sorted(set(self.stage_timeout_minutes) - allowed)
+        if unknown:
+            raise ValueError(f"stage_timeout_minutes: unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        if "default" not in self.stage_timeout_minutes:
+            raise ValueError("stage_timeout_minutes needs a 'default' entry")
+        if any(v <= 0 for v in self.stage_timeout_minutes.values()):
+            raise ValueError("stage_timeout_minutes values must be > 0")
+        return self
+
+    def timeout_seconds(self, stage: str) -> float:
+        key = stage.split("@")[0]
+        return 60.0 * self.stage_timeout_minutes.get(key, self.stage_timeout_minutes["default"])
+
+
 class MelforgeConfig(Section):
     """The whole of params.yaml."""
 
@@ -303,6 +331,7 @@ class MelforgeConfig(Section):
     distill: DistillConfig = DistillConfig()
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -162,11 +162,19 @@ def ui_base_url() -> str:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
-def artifact_url(run_id: str | None, path: str) -> str:
-    """A link to a run's artifacts tab in the MLflow UI (the artifact ``path`` is named in the text)."""
+def run_url(run_id: str) -> str:
     import mlflow
 
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    return f"{ui_base_url()}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def model_version_url(name: str, version: str | int) -> str:
+    return f"{ui_base_url()}/#/models/{name}/versions/{version}"
+
+
+def artifact_url(run_id: str | None, path: str) -> str:
+    """A link to a run's artifacts tab in the MLflow UI (the artifact ``path`` is named in the text)."""
     if not run_id:
         return ""
-    experiment_id = mlflow.get_run(run_id).info.experiment_id
-    return f"{ui_base_url()}/#/experiments/{experiment_id}/runs/{run_id}/artifacts"
+    return f"{run_url(run_id)}/artifacts"

@@ -11,6 +11,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return f"[{value}]({value})"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):

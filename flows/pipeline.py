@@ -7,12 +7,16 @@ stage and the dataset input; every stage leaves a Prefect artifact.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.tasks import exponential_backoff
 
 from components import tracking
 from components.config import MelforgeConfig, resolve_params
@@ -43,7 +47,7 @@ def _retry_transient(task, task_run, state) -> bool:
 
 
 @task(name="dvc-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_transient,
-      task_run_name="{stage}")
+      task_run_name="{stage}")  # timeout and retry policy per stage: stage_task()
 def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False) -> dict[str, Any]:
     """Reproduce one stage with DVC (skipped when unchanged); return its summary."""
     with workspace_lock(paths):
@@ -81,14 +85,49 @@ def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
     return manifest.groupby(keys).agg(clips=("clip_id", "size"), seconds=("duration_seconds", "sum")).reset_index()
 
 
+def stage_task(cfg: MelforgeConfig, stage: str):
+    """The stage task with this config's timeout and retry policy (exponential backoff)."""
+    o = cfg.orchestration
+    return run_dvc_stage.with_options(timeout_seconds=o.timeout_seconds(stage), retries=o.retries,
+                                      retry_delay_seconds=exponential_backoff(backoff_factor=o.retry_backoff_seconds))
+
+
+def workspace_limit_name(paths: ProjectPaths) -> str:
+    return "melforge-workspace-" + hashlib.sha1(str(paths.root.resolve()).encode()).hexdigest()[:12]
+
+
+@contextmanager
+def one_pipeline_per_workspace(paths: ProjectPaths, cfg: MelforgeConfig) -> Iterator[None]:
+    """Hold the workspace's Prefect global concurrency slot (limit 1) for the whole run: DVC locks
+    its workspace, so a second pipeline here waits (up to orchestration.workspace_wait_minutes)."""
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.sync import concurrency
+
+    name = workspace_limit_name(paths)
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, 1)
+    try:
+        with concurrency(name, occupy=1, timeout_seconds=cfg.orchestration.workspace_wait_minutes * 60, strict=True):
+            yield
+    except TimeoutError:
+        raise TimeoutError(f"another melforge pipeline has been running in {paths.root} for longer than "
+                           f"orchestration.workspace_wait_minutes ({cfg.orchestration.workspace_wait_minutes:g}); "
+                           f"Prefect concurrency limit {name!r}") from None
+
+
 @flow(name="melforge-pipeline", log_prints=True)
 def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = None, push: bool = True,
                       root: str | None = None) -> dict[str, Any]:
     """scan -> ingest -> validate -> features -> train -> distill@... -> evaluate through DVC, then the
     registry gate, in one MLflow parent run."""
     paths = apply_runtime_defaults(project_paths(Path(root) if root else None))
-    logger = get_run_logger()
     cfg: MelforgeConfig = resolve_params(paths.params, profile=profile, overrides=overrides)
+    with one_pipeline_per_workspace(paths, cfg):
+        return _run_pipeline(paths, cfg, push=push)
+
+
+def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> dict[str, Any]:
+    logger = get_run_logger()
     tracking.setup_experiment(cfg.experiment, paths)
     params = cfg.to_params()
     outcomes: dict[str, dict[str, Any]] = {}
@@ -97,7 +136,7 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
         for stage in pipeline_order(cfg):
             try:
                 # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
-                outcome = run_dvc_stage(paths, stage, force=(stage == "scan"))
+                outcome = stage_task(cfg, stage)(paths, stage, force=(stage == "scan"))
             except Exception as exc:
                 tracking.log_stage(stage, summary=_read_metrics(paths, stage), params=_sections(params, stage),
                                    artifacts=_artifacts(paths, stage), skipped=False, status="FAILED", error=str(exc))
@@ -146,9 +185,12 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
             "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_steps')} steps)",
             "report": str(paths.root / "models" / "evaluation" / "report.html"),
         }
+        summary["mlflow_run"] = tracking.run_url(run.info.run_id)
         if registry:
             summary.update({"registered": registry["candidate"], "promoted": registry["promoted"],
                             "promotion_reason": registry["reason"], "champion": registry["champion"]})
+            if registry["champion"] != "none":
+                summary["champion_url"] = tracking.model_version_url(*registry["champion"].rsplit("/", 1))
         tracking.log_json(summary, "pipeline_summary.json")
     publish_pipeline(summary)
     return summary

@@ -63,3 +63,14 @@ def test_builtin_clips_shorter_than_a_clip_fail_before_any_work():
         validate_params(apply_overrides(profile_params("demo"), ["data.sources=[builtin:digits]"]))
     ok = validate_params(apply_overrides(profile_params("demo"), ["data.sources=[builtin:digits]", "audio.clip_seconds=1"]))
     assert ok.audio.clip_seconds == 1
+
+
+def test_orchestration_timeouts_are_per_stage_and_checked():
+    from components.config import profile_params, validate_params
+
+    cfg = validate_params(apply_overrides(profile_params("demo"), ["orchestration.stage_timeout_minutes={default: 5, train: 60}"]))
+    assert cfg.orchestration.timeout_seconds("train") == 3600 and cfg.orchestration.timeout_seconds("distill@student-4") == 300
+    with pytest.raises(ConfigError, match="unknown stage.*trian"):
+        validate_params(apply_overrides(profile_params("demo"), ["orchestration.stage_timeout_minutes={default: 5, trian: 60}"]))
+    with pytest.raises(ConfigError, match="'default'"):
+        validate_params(apply_overrides(profile_params("demo"), ["orchestration.stage_timeout_minutes={train: 60}"]))
