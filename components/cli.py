@@ -234,6 +234,32 @@ def reproduce(
 
 
 @app.command()
+def schedule(
+    cron: Annotated[str, typer.Option(help="When to run the retraining flow (cron, five fields).")] = "0 2 * * *",
+    pipeline_cron: Annotated[Optional[str], typer.Option(help="Also run the whole pipeline on this schedule.")] = None,
+    timezone: Annotated[str, typer.Option(help="Time zone of the cron expressions (IANA name).")] = "UTC",
+) -> None:
+    """Serve scheduled retraining from this machine (Ctrl-C stops it).
+
+    The retraining flow re-scans the sources and runs the pipeline only when DVC says the data
+    changed; promotion still goes through the gate. Runs show up in Prefect (PREFECT_API_URL) and
+    MLflow with the data version of each run.
+    """
+    paths = apply_runtime_defaults()
+    from flows.schedule import ScheduleError, build_deployments, serve_schedules
+
+    try:
+        deployments = build_deployments(retrain_cron=cron, pipeline_cron=pipeline_cron, timezone=timezone,
+                                        root=str(paths.root))
+    except ScheduleError as exc:
+        _fail(str(exc))
+    console.print(f"serving melforge-retrain/retrain on '{cron}' ({timezone})"
+                  + (f" and melforge-pipeline/pipeline on '{pipeline_cron}'" if pipeline_cron else "")
+                  + f" for {paths.root}")
+    serve_schedules(deployments)
+
+
+@app.command()
 def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
     """Open the MLflow UI on 127.0.0.1 for this project's tracking store."""
     apply_runtime_defaults()

@@ -56,3 +56,18 @@ def test_unknown_stage_and_broken_params_are_clear_errors(workspace):
 def test_data_summary_without_data_says_what_to_run(workspace):
     result = runner.invoke(app, ["data", "summary"])
     assert result.exit_code == 2 and "melforge stage ingest" in result.output
+
+
+def test_schedule_builds_cron_deployments_and_rejects_bad_cron(tmp_path):
+    from flows.schedule import ScheduleError, build_deployments
+
+    deployments = build_deployments(retrain_cron="0 2 * * *", pipeline_cron="0 3 * * 1", timezone="Europe/Berlin",
+                                    root=str(tmp_path))
+    assert [d.name for d in deployments] == ["retrain", "pipeline"]
+    assert deployments[0].schedules[0].schedule.cron == "0 2 * * *"
+    assert deployments[0].schedules[0].schedule.timezone == "Europe/Berlin"
+    assert deployments[1].parameters == {"root": str(tmp_path)}
+    with pytest.raises(ScheduleError, match="--cron 'every night'.*five cron fields"):
+        build_deployments(retrain_cron="every night", pipeline_cron=None, timezone="UTC", root=str(tmp_path))
+    with pytest.raises(ScheduleError, match="--pipeline-cron"):
+        build_deployments(retrain_cron="0 2 * * *", pipeline_cron="61 * * * *", timezone="UTC", root=str(tmp_path))

@@ -54,6 +54,13 @@ def test_a_stage_timeout_kills_training_and_a_rerun_continues(project, prefect_s
     assert parent.info.status == "FAILED"
     assert not client.search_registered_models()  # nothing registered, no champion moved
 
-    summary = melforge_pipeline(root=str(project), overrides=["train.steps=12"])
+    # the scheduled retraining flow sees an unfinished pipeline (same data) and completes it
+    from components.config import resolve_params
+    from flows.retrain import melforge_retrain
+
+    resolve_params(project / "params.yaml", overrides=["train.steps=12"])
+    retrain = melforge_retrain(root=str(project))
+    assert retrain["retrained"] is True and retrain["reason"].startswith("pipeline incomplete (train")
+    summary = retrain["pipeline"]
     assert {"ingest", "validate", "features"} <= set(summary["stages_skipped"])  # continued after features
     assert "train" in summary["stages_run"] and summary["promoted"] is True

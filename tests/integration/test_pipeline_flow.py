@@ -72,13 +72,23 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     # nothing new to register: the same model files map to the same versions, champion unchanged
     assert again["registered"] == summary["registered"] and again["champion"] == summary["champion"]
 
+    # scheduled retraining with unchanged sources: stops after the scan and says so
+    from flows.retrain import melforge_retrain
+
+    retrain = melforge_retrain(root=str(project))
+    assert retrain["retrained"] is False and "data unchanged" in retrain["reason"]
+    assert retrain["data_digest"] == mels_md5
+    check = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "retrain-check"]
+    assert check and check[0].data.tags["dvc.data_digest"] == mels_md5
+
     # Prefect artifacts: one per stage plus the pipeline summary
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as prefect:
         keys = {a.key for a in prefect.read_artifacts()}
     assert {"melforge-ingest", "melforge-validate", "melforge-features", "melforge-train",
-            "melforge-distill-student-1", "melforge-pipeline", "melforge-evaluation", "melforge-registry"} <= keys
+            "melforge-distill-student-1", "melforge-pipeline", "melforge-evaluation", "melforge-registry",
+            "melforge-retrain"} <= keys
 
 
 def test_plain_dvc_repro_twice_does_nothing_and_exp_run_overrides_params(project):
