@@ -298,6 +298,9 @@ class OrchestrationConfig(Section):
     retry_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry delay; doubles each retry")
     workspace_wait_minutes: float = Field(default=60.0, gt=0,
                                           description="how long a pipeline waits for another one in the same workspace")
+    training_deployment: str | None = Field(
+        default=None, pattern=r"^[^/]+/[^/]+$",
+        description="hand train + distill to this Prefect deployment (e.g. melforge-train-models/gpu); null = here")
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "OrchestrationConfig":

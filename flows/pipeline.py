@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.deployments import run_deployment
 from prefect.tasks import exponential_backoff
 
 from components import tracking
@@ -23,6 +24,7 @@ from components.config import MelforgeConfig, resolve_params
 from components.provenance import git_state
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
 from components.stages import metrics_path, model_dir, pipeline_order
+from components.storage import atomic_write_bytes
 from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry, publish_stage
 from flows.dvc_runner import DvcCommandFailed, dvc, out_hash, stage_is_current, workspace_lock
 
@@ -76,6 +78,42 @@ def register_models(cfg: MelforgeConfig, paths: ProjectPaths, run_tags: dict[str
         tracking.log_json(decision, "registry/decision.json")
     publish_registry(decision, tracking_ui=tracking.ui_base_url())
     return decision
+
+
+def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str) -> None:
+    """Run the model stages on another machine through a Prefect deployment (a GPU work pool).
+
+    Only when some model stage is out of date. The data goes through the DVC remote (pushed here
+    first); the worker returns its dvc.lock as an artifact; this workspace adopts it and pulls the
+    models, after which the local train/distill stages are current and skipped.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+
+    from flows.gpu import LOCK_ARTIFACT_KEY, lock_from_markdown, model_stages
+
+    logger = get_run_logger()
+    stages = model_stages(cfg)
+    with workspace_lock(paths):
+        stale = [s for s in stages if not stage_is_current(paths, s)]
+        if not stale:
+            return
+        dvc(paths, "push", "features", echo=False)  # the worker pulls data/mels from the remote
+    logger.info("handing %s to deployment %s", ", ".join(stale), deployment)
+    flow_run = run_deployment(name=deployment, timeout=None, parameters={
+        "params_yaml": paths.params.read_text(), "dvc_lock": (paths.root / "dvc.lock").read_text()})
+    if not flow_run.state or not flow_run.state.is_completed():
+        raise RuntimeError(f"training deployment {deployment} ended {flow_run.state.type if flow_run.state else 'without a state'}"
+                           f" (flow run {flow_run.id}); champion untouched")
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[LOCK_ARTIFACT_KEY])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+    if not artifacts:
+        raise RuntimeError(f"training deployment {deployment} (flow run {flow_run.id}) published no dvc.lock")
+    with workspace_lock(paths):
+        atomic_write_bytes(paths.root / "dvc.lock", lock_from_markdown(str(artifacts[0].data)).encode())
+        dvc(paths, "pull", *stages, echo=False)
 
 
 def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
@@ -133,7 +171,10 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     outcomes: dict[str, dict[str, Any]] = {}
     with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
                              tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
+        delegated = cfg.orchestration.training_deployment
         for stage in pipeline_order(cfg):
+            if delegated and stage == "train":
+                hand_off_training(paths, cfg, delegated)
             try:
                 # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
                 outcome = stage_task(cfg, stage)(paths, stage, force=(stage == "scan"))
