@@ -25,6 +25,8 @@ app = typer.Typer(help="melforge: audio in, trained and evaluated audio generato
                   pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Look at the ingested data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+services_app = typer.Typer(help="Real MLflow, Prefect and S3 servers on 127.0.0.1 (no Docker).", no_args_is_help=True)
+app.add_typer(services_app, name="services")
 console = Console(stderr=True)
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
@@ -257,6 +259,55 @@ def schedule(
                   + (f" and melforge-pipeline/pipeline on '{pipeline_cron}'" if pipeline_cron else "")
                   + f" for {paths.root}")
     serve_schedules(deployments)
+
+
+@services_app.command("up")
+def services_up(
+    s3_port: Annotated[int, typer.Option(help="S3-compatible endpoint port.")] = 9000,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow tracking server port.")] = 5000,
+    prefect_port: Annotated[int, typer.Option(help="Prefect server port.")] = 4200,
+) -> None:
+    """Start an S3 endpoint (buckets melforge-dvc, melforge-mlflow), an MLflow server (artifacts on
+    S3) and a Prefect server; print the variables that point melforge at them.
+
+    Use it as `eval "$(melforge services up)"`. The S3 endpoint keeps its data in memory only.
+    """
+    paths = apply_runtime_defaults()
+    from components.services import Ports, ServiceError, up
+
+    try:
+        env = up(paths, Ports(s3_port, mlflow_port, prefect_port))
+    except ServiceError as exc:
+        _fail(str(exc), code=1)
+    for key, value in env.items():
+        print(f"export {key}={value}")
+    console.print(f"services up; variables also in {paths.state / 'services' / 'env.sh'}. DVC remote on S3:\n"
+                  f"  dvc remote add -d --local services s3://melforge-dvc/store && "
+                  f"dvc remote modify --local services endpointurl {env['AWS_ENDPOINT_URL_S3']}")
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop the services `melforge services up` started in this project."""
+    paths = apply_runtime_defaults()
+    from components.services import down
+
+    stopped = down(paths)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Which services run, where, and whether they answer."""
+    paths = apply_runtime_defaults()
+    from components.services import status
+
+    table = Table(title="melforge services")
+    for col in ("service", "pid", "url", "state"):
+        table.add_column(col)
+    for row in status(paths):
+        table.add_row(*row.values())
+    Console().print(table)
 
 
 @app.command()
