@@ -92,6 +92,13 @@ def stage_is_current(paths: ProjectPaths, stage: str) -> bool:
     return start >= 0 and not json.loads(out[start:])
 
 
+def stale_stages(paths: ProjectPaths) -> set[str]:
+    """Every stage ``dvc status`` reports as changed, in one call (one DVC start-up, not one per stage)."""
+    out = dvc(paths, "status", "--json", echo=False)
+    start = out.find("{")
+    return set(json.loads(out[start:])) if start >= 0 else set()
+
+
 def out_hash(paths: ProjectPaths, stage: str, out: str) -> str | None:
     """The md5 DVC recorded in dvc.lock for one output of a stage."""
     lock = paths.root / "dvc.lock"

@@ -26,7 +26,7 @@ from components.settings import ProjectPaths, apply_runtime_defaults, project_pa
 from components.stages import metrics_path, model_dir, pipeline_order
 from components.storage import atomic_write_bytes
 from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry, publish_stage
-from flows.dvc_runner import DvcCommandFailed, dvc, out_hash, stage_is_current, workspace_lock
+from flows.dvc_runner import DvcCommandFailed, dvc, out_hash, stage_is_current, stale_stages, workspace_lock
 
 # config sections each stage depends on (logged as the nested run's params)
 STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
@@ -50,10 +50,11 @@ def _retry_transient(task, task_run, state) -> bool:
 
 @task(name="dvc-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_transient,
       task_run_name="{stage}")  # timeout and retry policy per stage: stage_task()
-def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False) -> dict[str, Any]:
-    """Reproduce one stage with DVC (skipped when unchanged); return its summary."""
+def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False, known_current: bool = False) -> dict[str, Any]:
+    """Reproduce one stage with DVC (skipped when unchanged); return its summary. ``known_current``:
+    the caller's whole-pipeline ``dvc status`` already showed it current and nothing upstream ran."""
     with workspace_lock(paths):
-        skipped = not force and stage_is_current(paths, stage)
+        skipped = known_current or (not force and stage_is_current(paths, stage))
         if not skipped:
             dvc(paths, "repro", "--single-item", *(["--force"] if force else []), stage)
     summary = _read_metrics(paths, stage)
@@ -172,24 +173,34 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
                              tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
         delegated = cfg.orchestration.training_deployment
+        stale: set[str] | None = None  # from one `dvc status` after the scan; None once a stage ran
         for stage in pipeline_order(cfg):
             if delegated and stage == "train":
                 hand_off_training(paths, cfg, delegated)
+                stale = None
             try:
                 # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
-                outcome = stage_task(cfg, stage)(paths, stage, force=(stage == "scan"))
+                known_current = stale is not None and stage not in stale
+                outcome = stage_task(cfg, stage)(paths, stage, force=(stage == "scan"), known_current=known_current)
             except Exception as exc:
                 tracking.log_stage(stage, summary=_read_metrics(paths, stage), params=_sections(params, stage),
                                    artifacts=_artifacts(paths, stage), skipped=False, status="FAILED", error=str(exc))
                 raise
             outcomes[stage] = outcome
+            if stage == "scan":
+                with workspace_lock(paths):
+                    stale = stale_stages(paths)
+            elif not outcome["skipped"]:
+                stale = None
             if stage != "scan":
+                # artifacts only when the stage ran: a skipped stage's files are those of the run that made them
                 outcome["mlflow_run_id"] = tracking.log_stage(
-                    stage, summary=outcome["summary"], params=_sections(params, stage), artifacts=_artifacts(paths, stage),
+                    stage, summary=outcome["summary"], params=_sections(params, stage),
+                    artifacts=[] if outcome["skipped"] else _artifacts(paths, stage),
                     skipped=outcome["skipped"], history=_history(paths, stage))
             if stage == "evaluate":
-                publish_evaluation(paths.root / "models" / "evaluation" / "metrics.json",
-                                   report_uri=tracking.artifact_url(outcome.get("mlflow_run_id"), "evaluate/report.html"),
+                report_uri = "" if outcome["skipped"] else tracking.artifact_url(outcome["mlflow_run_id"], "evaluate/report.html")
+                publish_evaluation(paths.root / "models" / "evaluation" / "metrics.json", report_uri=report_uri,
                                    local_report=paths.root / "models" / "evaluation" / "report.html")
             logger.info("stage %s: %s", stage, "skipped (unchanged)" if outcome["skipped"] else "ran")
         digest = out_hash(paths, "features", "data/mels") or "unknown"
