@@ -29,6 +29,7 @@ benchmarks: install
 	$(PY) benchmarks/logmel_speed.py
 	$(PY) benchmarks/ingest_scaling.py
 	$(PY) benchmarks/training_speed.py
+	$(PY) benchmarks/orchestration_overhead.py
 
 ui: install
 	$(VENV)/bin/melforge ui
