@@ -65,12 +65,12 @@ def _from_registry(paths: ProjectPaths, model: str, *, n: int, seconds: float | 
                    steps: int | None) -> tuple[np.ndarray, int, str]:
     import mlflow
 
-    from components.registry.lookup import ModelNotFound, resolve
+    from components.registry.lookup import RUN_ID, ModelNotFound, resolve
 
     name = registry_name(paths)
     client = mlflow.MlflowClient()
     text = model
-    if not ("/" in model or "@" in model or model.isdigit() or len(model) == 32):
+    if not ("/" in model or "@" in model or model.isdigit() or RUN_ID.match(model)):
         # a plain word: a registered model's name, or else an alias of registry.model_name
         text = model if client.search_registered_models(f"name = '{model}'") else f"{name}@{model}"
     try:

@@ -18,8 +18,7 @@ import torch
 
 from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
-from components.features.packing import unpack_snake
-from components.features.stats import MelStats
+from components.features.stats import MelStats, to_logmel
 from components.models.io import load_denoiser
 from components.models.sampler import ddim_sample
 
@@ -101,10 +100,8 @@ class MelGenerator:
 
     def to_logmel(self, normalised: torch.Tensor | np.ndarray) -> np.ndarray:
         """Normalised model output -> natural-log mel power (batch, n_mels, frames)."""
-        values = np.asarray(normalised.numpy() if isinstance(normalised, torch.Tensor) else normalised)
-        if self.mel_index["layout"] == "snake":
-            values = unpack_snake(values)
-        return self.stats.denormalise(values)
+        values = normalised.numpy() if isinstance(normalised, torch.Tensor) else normalised
+        return to_logmel(values, self.stats, self.mel_index["layout"])
 
     def to_audio(self, logmel: np.ndarray, *, griffinlim_iters: int | None = None,
                  seconds: float | None = None) -> np.ndarray:

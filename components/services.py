@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.settings import ProjectPaths
+from components.storage import atomic_write_bytes
 
 ACCESS_KEY, SECRET_KEY, REGION = "melforge", "melforge-secret", "us-east-1"
 DVC_BUCKET, MLFLOW_BUCKET = "melforge-dvc", "melforge-mlflow"
@@ -125,9 +126,8 @@ def up(paths: ProjectPaths, ports: Ports, *, timeout_s: float = 180.0) -> dict[s
         _wait(paths, name, ports, timeout_s)
         if name == "s3":
             _create_buckets(ports)
-    env_file = state / "env.sh"
-    env_file.write_text("".join(f"export {k}={v}\n" for k, v in environment(ports).items()))
-    (state / "ports").write_text(f"{ports.s3} {ports.mlflow} {ports.prefect}\n")
+    atomic_write_bytes(state / "env.sh", "".join(f"export {k}={v}\n" for k, v in environment(ports).items()).encode())
+    atomic_write_bytes(state / "ports", f"{ports.s3} {ports.mlflow} {ports.prefect}\n".encode())
     return environment(ports)
 
 

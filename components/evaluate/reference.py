@@ -20,7 +20,7 @@ from components.evaluate.embeddings import crepe_embeddings
 from components.evaluate.metrics import MetricValue, bootstrap, frechet_distance, inception_score, kid
 from components.features.mel import MelSpec
 from components.features.packing import pack_snake
-from components.features.stats import MelStats
+from components.features.stats import MelStats, to_logmel
 from components.ingest.stage import LABEL_PREFIX
 from components.storage import atomic_write_bytes, atomic_write_json
 
@@ -109,10 +109,7 @@ class Reference:
         return ref
 
     def to_logmel(self, normalised: np.ndarray) -> np.ndarray:
-        from components.features.packing import unpack_snake
-
-        values = unpack_snake(normalised) if self.layout == "snake" else np.asarray(normalised)
-        return self.stats.denormalise(values)
+        return to_logmel(normalised, self.stats, self.layout)
 
     def normalise(self, logmel: np.ndarray) -> np.ndarray:
         """Log mels from any model -> this reference's normalised layout (what the classifier reads)."""

@@ -74,7 +74,6 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     store = MelStore(paths.mels)
     device = resolve_device(cfg.train.device)
     e = cfg.eval
-    spec_iters = e.griffinlim_iters
     out = paths.root / "models" / EVALUATION_DIR
     plan = evaluation_plan(cfg)
     for entry in plan:
@@ -84,14 +83,14 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     with staged_directory(out) as tmp, progress_bar() as bar:
         task = bar.add_task("evaluate", total=len(plan) + 1, info="classifier + real clips")
         ref = Reference.build(store, cfg, real_audio_fn=lambda lm: np.clip(
-            mel_to_audio(lm, MelSpec.from_index(store.index), n_iter=spec_iters), -1, 1))
+            mel_to_audio(lm, MelSpec.from_index(store.index), n_iter=e.griffinlim_iters), -1, 1))
         ref.save(tmp / "reference")
         floor = {k: m.to_dict() for k, m in ref.real_floor().items()}
         samples_dir = tmp / "samples"
         samples_dir.mkdir()
         real = store.batch(np.arange(min(GRID_CLIPS, len(store))))
         real_logmel = ref.to_logmel(real)
-        real_audio = np.clip(mel_to_audio(real_logmel[: e.report_audio], ref.spec, n_iter=spec_iters), -1, 1) \
+        real_audio = np.clip(mel_to_audio(real_logmel[: e.report_audio], ref.spec, n_iter=e.griffinlim_iters), -1, 1) \
             if e.report_audio else np.empty((0, 0))
         _write_samples(samples_dir, "real", real_logmel, real_audio, ref.spec.sample_rate, e.report_audio,
                        "real clips (Griffin-Lim for audio)")
@@ -106,10 +105,10 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             gen = generators[folder]
             # the same noise for every model: differences are the models', not the draw's
             row, logmel, audio = score_generator(ref, gen, samples=e.samples, steps=entry["steps"], seed=cfg.seed + 2,
-                                                 griffinlim_iters=spec_iters)
+                                                 griffinlim_iters=e.griffinlim_iters)
             row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "steps": entry["steps"], **row}
             if row["status"] == "ok":
-                row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], griffinlim_iters=spec_iters,
+                row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], griffinlim_iters=e.griffinlim_iters,
                                                 repeats=1))
                 _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
                                f"{entry['name']}: {entry['steps']}-step DDIM")

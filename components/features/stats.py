@@ -58,3 +58,12 @@ class MelStats:
         """Inverse of :meth:`normalise` (exact wherever the forward pass did not clip)."""
         x = np.asarray(normalised, np.float64) * self.clip_sigma * self.std[:, None] + self.mean[:, None]
         return x.astype(np.float32)
+
+
+def to_logmel(normalised: np.ndarray, stats: MelStats, layout: str) -> np.ndarray:
+    """Normalised examples in a layout (``flat`` or packed ``snake``) -> natural-log mel power
+    (batch, n_mels, frames): what every sample preview, generated clip and evaluation needs."""
+    from components.features.packing import unpack_snake
+
+    values = np.asarray(normalised)
+    return stats.denormalise(unpack_snake(values) if layout == "snake" else values)

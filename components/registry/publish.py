@@ -146,8 +146,9 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
     except MlflowException:
         client.create_registered_model(name, description="melforge mel-spectrogram diffusion models (pyfunc: "
                                                          "predict({'n': 8, 'seed': 0}) -> audio)")
-    own_rows = {r["model"]: r for r in results["models"]
-                if r["kind"] == "student" or r["steps"] == max(x["steps"] for x in results["models"] if x["kind"] == "teacher")}
+    # each model at its own step count (the teacher is also evaluated at fewer steps)
+    teacher_steps = max(r["steps"] for r in results["models"] if r["kind"] == "teacher")
+    own_rows = {r["model"]: r for r in results["models"] if r["kind"] == "student" or r["steps"] == teacher_steps}
     base = {**run_tags, "dvc.lock_sha256": dvc_lock_hash(paths.root), "params_sha256": params_hash(cfg.to_params()),
             "melforge.primary_metric": cfg.registry.primary_metric}
     versions: dict[str, Any] = {}

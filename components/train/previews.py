@@ -10,9 +10,8 @@ import torch
 
 from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
-from components.features.packing import unpack_snake
 from components.features.plots import save_mel_grid
-from components.features.stats import MelStats
+from components.features.stats import MelStats, to_logmel
 from components.models.sampler import ddim_sample
 
 
@@ -25,20 +24,12 @@ def sample_normalised(model: torch.nn.Module, example_shape: tuple[int, ...], *,
         return ddim_sample(lambda z, t: model(z, t), noise, steps).float().cpu()
 
 
-def to_logmel(samples: torch.Tensor, stats: MelStats, layout: str) -> np.ndarray:
-    """Normalised model output -> natural-log mel power (batch, n_mels, frames)."""
-    values = samples.numpy()
-    if layout == "snake":
-        values = unpack_snake(values)
-    return stats.denormalise(values)
-
-
 def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelStats, layout: str,
                    mel_index: dict[str, Any], audio_count: int, title: str) -> list[Path]:
     """Write ``<tag>.png`` (grid) and ``<tag>-NN.wav`` (Griffin-Lim) for a batch of samples."""
     import soundfile as sf
 
-    logmel = to_logmel(samples, stats, layout)
+    logmel = to_logmel(samples.numpy(), stats, layout)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [save_mel_grid(logmel, folder / f"{tag}.png", title=title)]
     if audio_count:
