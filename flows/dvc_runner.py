@@ -1,32 +1,36 @@
-"""Running DVC from a flow: one command at a time per workspace, output streamed and kept."""
+"""Running DVC from a flow: one command at a time per workspace.
+
+Stages run in this process (data stages, evaluation) or in a forked child (training, so a timeout
+or cancel stops it) and are then recorded with DVC's own ``commit`` through its Python API, which
+writes the same dvc.lock entry and cache objects as ``dvc repro`` without a DVC process and a
+``melforge stage`` process per stage. ``dvc repro`` alone still runs the same entry points.
+"""
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from components.settings import ProjectPaths
 
-TRANSIENT_MARKERS = ("Unable to acquire lock", "LockError", "Connection reset", "ConnectTimeout",
-                     "EndpointConnectionError", "Temporary failure", "timed out")
+NETWORK_MARKERS = ("Connection reset", "ConnectTimeout", "EndpointConnectionError", "Temporary failure")
+TRAINING_STAGES = ("train", "distill")  # in a child process: a timeout or cancel must stop them
 
 
-class DvcCommandFailed(RuntimeError):
-    def __init__(self, args: list[str], code: int, output: str) -> None:
-        self.transient = any(marker in output for marker in TRANSIENT_MARKERS)
-        tail = "\n".join(output.strip().splitlines()[-25:])
-        super().__init__(f"`dvc {' '.join(args)}` failed (exit {code}){' [transient]' if self.transient else ''}:\n{tail}")
+class StageFailed(RuntimeError):
+    """A stage's component or its DVC commit failed; says which stage, and whether to retry."""
+
+    def __init__(self, stage: str, cause: Exception) -> None:
+        self.stage = stage
+        self.transient = is_transient(cause)
+        super().__init__(f"stage {stage} failed{' (transient)' if self.transient else ''}: {type(cause).__name__}: {cause}")
 
 
 @contextmanager
@@ -49,54 +53,83 @@ def workspace_lock(paths: ProjectPaths, timeout_s: float = 3600.0) -> Iterator[N
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def dvc(paths: ProjectPaths, *args: str, echo: bool = True) -> str:
-    """Run ``dvc ARGS`` in the workspace with this interpreter's environment; return its output."""
-    env = os.environ.copy()
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    # its own process group: a Prefect timeout or cancel kills DVC *and* the stage it runs
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=paths.root, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1, start_new_session=True)
-    kept: deque[str] = deque(maxlen=400)
-    assert proc.stdout is not None
+@contextmanager
+def dvc_repo(paths: ProjectPaths) -> Iterator[Any]:
+    """The workspace's DVC repository, in this process, with the working directory at its root
+    (parts of DVC, the run cache among them, resolve paths against the working directory)."""
+    from dvc.repo import Repo
+
+    before = os.getcwd()
+    os.chdir(paths.root)
     try:
-        for line in proc.stdout:
-            kept.append(line)
-            if echo:
-                sys.stderr.write(line)
-        code = proc.wait()
+        with Repo(str(paths.root)) as repo:
+            yield repo
     finally:
-        if proc.poll() is None:
-            _stop_group(proc)
-    output = "".join(kept)
-    if code != 0:
-        raise DvcCommandFailed(list(args), code, output)
-    return output
+        os.chdir(before)
 
 
-def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM the whole process group, SIGKILL what is left after ``grace_s``."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
+def _target(paths: ProjectPaths, stage: str) -> str:
+    # absolute, so the answer does not depend on this process's working directory
+    return f"{paths.root / 'dvc.yaml'}:{stage}"
 
 
 def stage_is_current(paths: ProjectPaths, stage: str) -> bool:
     """True when ``dvc status`` reports nothing to do for the stage itself."""
-    out = dvc(paths, "status", "--json", stage, echo=False)
-    start = out.find("{")
-    return start >= 0 and not json.loads(out[start:])
+    with dvc_repo(paths) as repo:
+        return not repo.status(targets=[_target(paths, stage)])
 
 
 def stale_stages(paths: ProjectPaths) -> set[str]:
-    """Every stage ``dvc status`` reports as changed, in one call (one DVC start-up, not one per stage)."""
-    out = dvc(paths, "status", "--json", echo=False)
-    start = out.find("{")
-    return set(json.loads(out[start:])) if start >= 0 else set()
+    """Every stage ``dvc status`` reports as changed, in one call for the whole graph."""
+    with dvc_repo(paths) as repo:
+        return {key.rsplit(":", 1)[-1] for key in repo.status()}
+
+
+def run_and_commit(paths: ProjectPaths, stage: str) -> None:
+    """Run one stage's entry point (what its dvc.yaml ``cmd`` runs) and record it in dvc.lock.
+
+    Components write their outputs into a temp folder swapped in on success, so a failed stage
+    leaves the previous outputs (and dvc.lock) as they were; DVC only commits after success.
+    """
+    name, _, student = stage.partition("@")
+    options = {"student": student} if student else {}
+    try:
+        if name in TRAINING_STAGES:
+            from components.stage_process import run_in_child
+
+            run_in_child(name, paths.root, options, state_dir=paths.state / "stages")
+        else:
+            from components.config import load_config
+            from components.stages import run_stage
+
+            run_stage(name, load_config(paths.params), paths, **options)
+        with dvc_repo(paths) as repo:
+            repo.commit(_target(paths, stage), force=True)
+    except Exception as exc:
+        raise StageFailed(stage, exc) from exc
+
+
+def dvc_push(paths: ProjectPaths, *stages: str) -> int:
+    """``dvc push`` (of ``stages``, or everything) to the default remote; returns files pushed."""
+    with dvc_repo(paths) as repo:
+        return repo.push(targets=[_target(paths, s) for s in stages] or None)
+
+
+def dvc_pull(paths: ProjectPaths, *stages: str) -> None:
+    """``dvc pull`` of ``stages``' outputs from the default remote into the workspace."""
+    with dvc_repo(paths) as repo:
+        repo.pull(targets=[_target(paths, s) for s in stages] or None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: DVC's lock held by another process, a dropped connection."""
+    from dvc.lock import LockError
+
+    if isinstance(exc, StageFailed):
+        return exc.transient
+    if isinstance(exc, LockError):
+        return True
+    return not isinstance(exc, TimeoutError) and any(marker in str(exc) for marker in NETWORK_MARKERS)
 
 
 def out_hash(paths: ProjectPaths, stage: str, out: str) -> str | None:

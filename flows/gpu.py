@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from components.config import load_config
 from components.settings import apply_runtime_defaults, project_paths
 from components.storage import atomic_write_bytes
-from flows.dvc_runner import dvc, workspace_lock
+from flows.dvc_runner import dvc_pull, dvc_push, workspace_lock
 from flows.pipeline import stage_task
 
 LOCK_ARTIFACT_KEY = "melforge-model-lock"
@@ -49,7 +49,7 @@ def melforge_train_models(params_yaml: str, dvc_lock: str, root: str | None = No
     atomic_write_bytes(paths.root / "dvc.lock", dvc_lock.encode())
     cfg = load_config(paths.params)
     with workspace_lock(paths):
-        dvc(paths, "pull", "features", echo=False)
+        dvc_pull(paths, "features")
     stages = model_stages(cfg)
     ran = []
     for stage in stages:
@@ -57,7 +57,7 @@ def melforge_train_models(params_yaml: str, dvc_lock: str, root: str | None = No
         if not outcome["skipped"]:
             ran.append(stage)
     with workspace_lock(paths):
-        dvc(paths, "push", *stages, echo=False)
+        dvc_push(paths, *stages)
     lock = (paths.root / "dvc.lock").read_text()
     create_markdown_artifact(key=LOCK_ARTIFACT_KEY, markdown=lock_markdown(lock),
                              description="melforge: dvc.lock after remote training")

@@ -19,14 +19,14 @@ from prefect import flow, get_run_logger, task
 from prefect.deployments import run_deployment
 from prefect.tasks import exponential_backoff
 
-from components import tracking
+from components import stage_process, tracking
 from components.config import MelforgeConfig, resolve_params
 from components.provenance import git_state
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
 from components.stages import metrics_path, model_dir, pipeline_order
 from components.storage import atomic_write_bytes
 from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry, publish_stage
-from flows.dvc_runner import DvcCommandFailed, dvc, out_hash, stage_is_current, stale_stages, workspace_lock
+from flows.dvc_runner import dvc_pull, dvc_push, is_transient, out_hash, run_and_commit, stage_is_current, stale_stages, workspace_lock
 
 # config sections each stage depends on (logged as the nested run's params)
 STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
@@ -41,22 +41,20 @@ def _retry_transient(task, task_run, state) -> bool:
     """Retry only failures DVC or the network call transient (lock held, connection reset)."""
     try:
         state.result()
-    except DvcCommandFailed as exc:
-        return exc.transient
-    except Exception:
-        return False
+    except Exception as exc:
+        return is_transient(exc)
     return False
 
 
 @task(name="dvc-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_transient,
       task_run_name="{stage}")  # timeout and retry policy per stage: stage_task()
 def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False, known_current: bool = False) -> dict[str, Any]:
-    """Reproduce one stage with DVC (skipped when unchanged); return its summary. ``known_current``:
+    """Run one stage and record it with DVC (skipped when DVC says it is unchanged); return its summary. ``known_current``:
     the caller's whole-pipeline ``dvc status`` already showed it current and nothing upstream ran."""
     with workspace_lock(paths):
         skipped = known_current or (not force and stage_is_current(paths, stage))
         if not skipped:
-            dvc(paths, "repro", "--single-item", *(["--force"] if force else []), stage)
+            run_and_commit(paths, stage)
     summary = _read_metrics(paths, stage)
     table = None
     if stage == "ingest" and (paths.clips / "quarantine.csv").is_file():
@@ -99,7 +97,7 @@ def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str)
         stale = [s for s in stages if not stage_is_current(paths, s)]
         if not stale:
             return
-        dvc(paths, "push", "features", echo=False)  # the worker pulls data/mels from the remote
+        dvc_push(paths, "features")  # the worker pulls data/mels from the remote
     logger.info("handing %s to deployment %s", ", ".join(stale), deployment)
     flow_run = run_deployment(name=deployment, timeout=None, parameters={
         "params_yaml": paths.params.read_text(), "dvc_lock": (paths.root / "dvc.lock").read_text()})
@@ -114,7 +112,7 @@ def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str)
         raise RuntimeError(f"training deployment {deployment} (flow run {flow_run.id}) published no dvc.lock")
     with workspace_lock(paths):
         atomic_write_bytes(paths.root / "dvc.lock", lock_from_markdown(str(artifacts[0].data)).encode())
-        dvc(paths, "pull", *stages, echo=False)
+        dvc_pull(paths, *stages)
 
 
 def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
@@ -145,10 +143,14 @@ def one_pipeline_per_workspace(paths: ProjectPaths, cfg: MelforgeConfig) -> Iter
     name = workspace_limit_name(paths)
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name, 1)
+    acquired = False
     try:
         with concurrency(name, occupy=1, timeout_seconds=cfg.orchestration.workspace_wait_minutes * 60, strict=True):
+            acquired = True
             yield
     except TimeoutError:
+        if acquired:  # a stage's own timeout, raised while the slot was held
+            raise
         raise TimeoutError(f"another melforge pipeline has been running in {paths.root} for longer than "
                            f"orchestration.workspace_wait_minutes ({cfg.orchestration.workspace_wait_minutes:g}); "
                            f"Prefect concurrency limit {name!r}") from None
@@ -170,6 +172,7 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     tracking.setup_experiment(cfg.experiment, paths)
     params = cfg.to_params()
     outcomes: dict[str, dict[str, Any]] = {}
+    stage_process.warm_up()  # the training stages' forkserver imports torch while the data stages run
     with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
                              tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
         delegated = cfg.orchestration.training_deployment
@@ -209,7 +212,7 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
         tracking.tag_active_run({"dvc.data_digest": digest, "dvc.clips_digest": out_hash(paths, "ingest", "data/clips") or ""})
         if push:
             with workspace_lock(paths):
-                dvc(paths, "push", echo=False)
+                dvc_push(paths)
             tracking.tag_active_run({"dvc.pushed": "true"})
         registry: dict[str, Any] = {}
         if cfg.registry.enabled:

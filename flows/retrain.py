@@ -18,7 +18,7 @@ from components.config import resolve_params
 from components.provenance import git_state
 from components.settings import apply_runtime_defaults, project_paths
 from components.stages import pipeline_order
-from flows.dvc_runner import out_hash, stage_is_current, workspace_lock
+from flows.dvc_runner import out_hash, stale_stages, workspace_lock
 from flows.pipeline import melforge_pipeline, one_pipeline_per_workspace, stage_task
 
 
@@ -32,8 +32,9 @@ def melforge_retrain(root: str | None = None, push: bool = True) -> dict[str, An
     with one_pipeline_per_workspace(paths, cfg):
         stage_task(cfg, "scan")(paths, "scan", force=True)
         with workspace_lock(paths):
-            data_changed = not stage_is_current(paths, "ingest")
-            incomplete = [s for s in pipeline_order(cfg) if s != "scan" and not stage_is_current(paths, s)]
+            stale = stale_stages(paths)
+        data_changed = "ingest" in stale
+        incomplete = [s for s in pipeline_order(cfg) if s != "scan" and s in stale]
         digest = out_hash(paths, "features", "data/mels") or "none"
     if not data_changed and not incomplete:
         reason = f"data unchanged (data/mels {digest}); nothing to retrain"

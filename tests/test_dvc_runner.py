@@ -4,14 +4,17 @@ import threading
 import time
 
 from components.settings import ProjectPaths
-from flows.dvc_runner import DvcCommandFailed, workspace_lock
+from dvc.lock import LockError
+
+from flows.dvc_runner import is_transient, workspace_lock
 
 
 def test_lock_and_connection_failures_are_transient_and_others_are_not():
-    assert DvcCommandFailed(["repro"], 1, "ERROR: Unable to acquire lock. Most likely another DVC process").transient
-    assert DvcCommandFailed(["push"], 1, "botocore: EndpointConnectionError: Could not connect").transient
-    failed = DvcCommandFailed(["repro", "validate"], 1, "error: stage validate: validation failed on ...")
-    assert not failed.transient and "validation failed" in str(failed) and "exit 1" in str(failed)
+    assert is_transient(LockError("Unable to acquire lock. Most likely another DVC process is running"))
+    assert is_transient(OSError("botocore: EndpointConnectionError: Could not connect to the endpoint URL"))
+    assert not is_transient(ValueError("stage validate: validation failed on data/clips/manifest.parquet"))
+    # a stage timeout is final, whatever its message says
+    assert not is_transient(TimeoutError("Connection reset while the stage timed out"))
 
 
 def test_workspace_lock_serialises_runs(tmp_path):

@@ -3,6 +3,8 @@ and a failed run that leaves champion alone and resumes from the last completed 
 
 from __future__ import annotations
 
+import threading
+
 import mlflow
 import psutil
 import pytest
@@ -10,16 +12,31 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def _stage_processes(project, stage: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
-        try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if f"stage {stage}" in cmd and proc.info["cwd"] == str(project):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
+class _StagePids:
+    """Records the pid of every training child while it runs (from .melforge/stages/<stage>.pid)."""
+
+    def __init__(self, project) -> None:
+        self.folder, self.pids, self._stop = project / ".melforge" / "stages", set(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            for pid_file in self.folder.glob("*.pid"):
+                try:
+                    self.pids.add(int(pid_file.read_text()))
+                except (OSError, ValueError):
+                    continue
+
+    def __enter__(self) -> "_StagePids":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def alive(self) -> list[int]:
+        return [pid for pid in self.pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
 
 def test_a_second_pipeline_in_the_same_workspace_waits_then_gives_up(project, prefect_server, mlflow_store):
@@ -43,10 +60,11 @@ def test_a_stage_timeout_kills_training_and_a_rerun_continues(project, prefect_s
 
     slow = ["train.steps=100000", "orchestration.stage_timeout_minutes={default: 30, train: 0.3}",
             "orchestration.retries=0"]
-    with pytest.raises(Exception):
+    with _StagePids(project) as children, pytest.raises(Exception, match="timed out"):
         melforge_pipeline(root=str(project), overrides=slow)
     assert list((project / ".melforge" / "runs").glob("teacher-*")), "training never started"
-    assert not _stage_processes(project, "train"), "the training subprocess outlived the timeout"
+    assert children.pids, "no training child process was seen"
+    assert not children.alive(), "the training process outlived the timeout"
     assert not (project / "models" / "teacher").exists()  # no half-written model
     client = mlflow.MlflowClient(mlflow_store)
     runs = client.search_runs([client.get_experiment_by_name("melforge").experiment_id])

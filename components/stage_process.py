@@ -1,0 +1,109 @@
+"""Training stages in a child process that a timeout or cancel can really stop.
+
+The child is forked from a forkserver that has already imported torch and the training code, so a
+stage starts in milliseconds instead of paying Python and torch start-up (~3.5 s) every time; the
+forkserver itself starts in the background (``warm_up``) while the data stages run. Each child
+leads its own process group, so stopping it also stops anything it started (torchrun on a
+multi-GPU host, data-loader workers).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+PRELOAD = ["components.stage_process", "components.stages", "components.train.teacher", "components.distill.stage"]
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(PRELOAD)
+_warm: threading.Thread | None = None
+
+
+class StageProcessFailed(RuntimeError):
+    """The stage's child process raised or was killed; the message carries its traceback tail."""
+
+
+def _noop() -> None:
+    return None
+
+
+def warm_up() -> None:
+    """Start the forkserver (it imports torch and the training code) in the background, once."""
+    global _warm
+    if _warm is None:
+        def start() -> None:
+            child = _CONTEXT.Process(target=_noop, name="melforge-warm-up")
+            child.start()
+            child.join()
+        _warm = threading.Thread(target=start, name="melforge-forkserver-warm-up", daemon=True)
+        _warm.start()
+
+
+def _child(stage: str, root: str, options: dict[str, Any], error_file: str, environ: dict[str, str]) -> None:
+    os.setsid()  # its own process group: the parent stops it and everything it started at once
+    os.environ.clear()  # the caller's environment now, not the one the forkserver started with
+    os.environ.update(environ)
+    try:
+        from components.config import load_config
+        from components.settings import apply_runtime_defaults, project_paths
+        from components.stages import run_stage
+
+        paths = apply_runtime_defaults(project_paths(Path(root)))
+        if stage == "train":
+            from components.train.launch import maybe_relaunch_distributed
+
+            os.chdir(root)  # torchrun re-runs `melforge stage train` in the workspace
+            maybe_relaunch_distributed(["stage", "train"])
+        run_stage(stage, load_config(paths.params), paths, **options)
+    except SystemExit as exc:  # torchrun's exit status
+        if exc.code not in (0, None):
+            Path(error_file).write_text(f"distributed training exited with status {exc.code}")
+            os._exit(1)
+    except BaseException:
+        Path(error_file).write_text(traceback.format_exc())
+        os._exit(1)
+
+
+def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: Path, poll_s: float = 0.2) -> None:
+    """Run ``components.stages.run_stage(stage, ...)`` from params.yaml in a child process; wait for
+    it in short polls (so Prefect's timeout/cancel exceptions land) and stop its whole process
+    group if this thread is interrupted. ``state_dir`` gets ``<stage>.pid`` while it runs and
+    ``<stage>.error`` (its traceback) when it fails. Raises StageProcessFailed."""
+    label = f"{stage}@{options['student']}" if options.get("student") else stage
+    state_dir.mkdir(parents=True, exist_ok=True)
+    error_file, pid_file = state_dir / f"{label}.error", state_dir / f"{label}.pid"
+    error_file.unlink(missing_ok=True)
+    child = _CONTEXT.Process(target=_child, args=(stage, str(root), options, str(error_file), dict(os.environ)),
+                             name=f"melforge-{label}")
+    child.start()
+    pid_file.write_text(f"{child.pid}\n")
+    try:
+        while child.is_alive():
+            child.join(poll_s)
+    finally:
+        if child.is_alive():
+            stop_group(child)
+        pid_file.unlink(missing_ok=True)
+    if child.exitcode != 0:
+        detail = error_file.read_text() if error_file.is_file() else ""
+        how = f"was killed by signal {-child.exitcode}" if (child.exitcode or 0) < 0 else f"exited with status {child.exitcode}"
+        tail = "\n".join(detail.strip().splitlines()[-25:])
+        raise StageProcessFailed(f"stage {label} {how}" + (f":\n{tail}" if tail else ""))
+
+
+def stop_group(child: Any, grace_s: float = 10.0) -> None:
+    """SIGTERM the child's process group, SIGKILL what is left after ``grace_s``."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:  # stopped before it became a group leader: the child alone
+            if not child.is_alive():
+                break
+            os.kill(child.pid, sig)
+        child.join(wait)
+        if not child.is_alive():
+            break
