@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-LOCK_ID := $(shell sha1sum requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+LOCK_ID := $(shell sha1sum requirements.lock pyproject.toml Makefile | sha1sum | cut -c1-12)
 STAMP  := $(VENV)/.melforge-installed-$(LOCK_ID)
 PYTEST_ARGS ?=
 
@@ -15,8 +15,8 @@ install: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(VENV)/bin/uv pip sync --python $(PY) requirements.lock
-	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+	$(VENV)/bin/uv pip sync --compile-bytecode --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --compile-bytecode --python $(PY) --no-deps -e .
 	@rm -f $(VENV)/.melforge-installed-* && touch $(STAMP)
 
 run: install

@@ -44,10 +44,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _timed(cmd: list[str], cwd: Path) -> float:
+def _timed(cmd: list[str], cwd: Path, log: Path | None = None) -> float:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} failed in {cwd}:\n{(proc.stdout + proc.stderr)[-3000:]}")
     return seconds
@@ -66,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--logs", type=Path, help="Keep each run's output (direct.log, run.log, noop.log) in this folder.")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "orchestration_overhead.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="melforge-bench-") as tmp:
@@ -73,9 +77,10 @@ def main() -> None:
         direct_ws = _workspace(root, "direct", args.profile, args.overrides)
         flow_ws = _workspace(root, "flow", args.profile, args.overrides)
         melforge = str(Path(sys.executable).parent / "melforge")
-        direct = _timed([sys.executable, "-c", DIRECT], direct_ws)
-        orchestrated = _timed([melforge, "run"], flow_ws)
-        noop = _timed([melforge, "run"], flow_ws)
+        logs = {name: args.logs / f"{name}.log" if args.logs else None for name in ("direct", "run", "noop")}
+        direct = _timed([sys.executable, "-c", DIRECT], direct_ws, logs["direct"])
+        orchestrated = _timed([melforge, "run"], flow_ws, logs["run"])
+        noop = _timed([melforge, "run"], flow_ws, logs["noop"])
     result = {"profile": args.profile, "overrides": args.overrides, "machine": platform.platform(),
               "cpu_count": os.cpu_count(), "direct_seconds": round(direct, 1),
               "orchestrated_seconds": round(orchestrated, 1), "noop_rerun_seconds": round(noop, 1),
