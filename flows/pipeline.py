@@ -26,7 +26,7 @@ from components.settings import ProjectPaths, apply_runtime_defaults, project_pa
 from components.stages import metrics_path, model_dir, pipeline_order
 from components.storage import atomic_write_bytes
 from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry, publish_stage
-from flows.dvc_runner import dvc_pull, dvc_push, is_transient, out_hash, run_and_commit, stage_is_current, stale_stages, workspace_lock
+from flows.dvc_runner import TRAINING_STAGES, dvc_pull, dvc_push, is_transient, out_hash, run_and_commit, stage_is_current, stale_stages, workspace_lock
 
 # config sections each stage depends on (logged as the nested run's params)
 STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
@@ -172,12 +172,12 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     tracking.setup_experiment(cfg.experiment, paths)
     params = cfg.to_params()
     outcomes: dict[str, dict[str, Any]] = {}
-    stage_process.warm_up()  # the training stages' forkserver imports torch while the data stages run
     with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
                              tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
         delegated = cfg.orchestration.training_deployment
         stale: set[str] | None = None  # from one `dvc status` after the scan; None once a stage ran
-        for stage in pipeline_order(cfg):
+        order = pipeline_order(cfg)
+        for position, stage in enumerate(order):
             if delegated and stage == "train":
                 hand_off_training(paths, cfg, delegated)
                 stale = None
@@ -195,6 +195,9 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
                     stale = stale_stages(paths)
             elif not outcome["skipped"]:
                 stale = None
+            ahead = {s for s in order[position + 1:] if s.split("@")[0] in TRAINING_STAGES}
+            if ahead and (stale is None or ahead & stale):
+                stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
             if stage != "scan":
                 # artifacts only when the stage ran: a skipped stage's files are those of the run that made them
                 outcome["mlflow_run_id"] = tracking.log_stage(

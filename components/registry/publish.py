@@ -90,14 +90,12 @@ def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], 
             artifacts[extra.replace(".", "_")] = str(paths.root / extra)
     info = mlflow.pyfunc.log_model(
         name=model_dir.name, python_model=str(PYFUNC_FILE), artifacts=artifacts, signature=SIGNATURE,
-        code_paths=[str(COMPONENTS_DIR)], pip_requirements=_requirements(), registered_model_name=name,
+        code_paths=[str(COMPONENTS_DIR)], pip_requirements=_requirements(),
         input_example={"n": 1, "seed": 0},
         metadata={"sample_rate": int(tags["melforge.sample_rate"]), "sampling_steps": int(tags["melforge.sampling_steps"]),
                   "melforge_model": model_dir.name})
-    version = client.get_model_version(name, str(info.registered_model_version))
-    for key, value in {**tags, MODEL_HASH_TAG: model_hash}.items():
-        client.set_model_version_tag(name, version.version, key, value)
-    return client.get_model_version(name, version.version), True
+    # the version is created with all its tags at once (one request, not one per tag)
+    return mlflow.register_model(info.model_uri, name, tags={**tags, MODEL_HASH_TAG: model_hash}), True
 
 
 def current_champion(client, name: str):

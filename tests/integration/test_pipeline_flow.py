@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import mlflow
 import pytest
@@ -115,3 +116,33 @@ def test_a_critical_validation_failure_stops_the_flow_and_marks_the_run_failed(p
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert parent.info.status == "FAILED" and "duration" in parent.data.tags["melforge.error"]
     assert not (project / "data" / "mels").exists()  # features never ran
+
+
+def test_stages_run_in_process_leave_the_lock_plain_dvc_repro_leaves(project, tmp_path):
+    """The flow runs stages itself and records them with DVC's commit API: the lock must be the
+    one `dvc repro` writes, so plain DVC then finds nothing to do."""
+    from components.settings import project_paths
+    from components.stages import DATA_STAGES
+    from flows.dvc_runner import run_and_commit
+
+    twin = tmp_path / "twin"
+    shutil.copytree(project, twin, symlinks=True)
+    dvc(project, "repro", "features")
+    for stage in DATA_STAGES:
+        run_and_commit(project_paths(twin), stage)
+
+    by_repro, by_flow = read_yaml(project / "dvc.lock")["stages"], read_yaml(twin / "dvc.lock")["stages"]
+    assert set(by_repro) == set(by_flow) == set(DATA_STAGES)
+    def deps(entry: dict) -> dict:  # GX results carry run times, so data/validation differs by content
+        return {d["path"]: None if d["path"] == "data/validation" else d.get("md5") for d in entry.get("deps", [])}
+
+    for stage in DATA_STAGES:
+        for key in ("cmd", "params"):
+            assert by_flow[stage].get(key) == by_repro[stage].get(key), (stage, key)
+        assert deps(by_flow[stage]) == deps(by_repro[stage]), stage
+        assert [o["path"] for o in by_flow[stage]["outs"]] == [o["path"] for o in by_repro[stage]["outs"]]
+    for stage, out in (("ingest", "data/clips"), ("features", "data/mels")):
+        md5 = {name: next(o["md5"] for o in lock[stage]["outs"] if o["path"] == out)
+               for name, lock in (("repro", by_repro), ("flow", by_flow))}
+        assert md5["repro"] == md5["flow"], out  # same bytes, same DVC hash
+    assert "Running stage" not in dvc(twin, "repro", "features")  # plain DVC: nothing to do
