@@ -347,9 +347,10 @@ def main() -> None:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    for thread in threading.enumerate():  # what the interpreter would wait for before exiting
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    if shutdown_threads is None:  # not CPython as we know it: exit the ordinary way
+        raise SystemExit(code)
+    shutdown_threads()  # what the interpreter does first: stop thread pools, join non-daemon threads
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
@@ -70,7 +71,12 @@ def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
         return ResolvedModel(uri=f"models:/{name}/{version.version}", name=name, version=str(version.version))
     if "/" in spec:
         name, version = spec.rsplit("/", 1)
-        _check_name(client, name)
+        try:
+            _check_name(client, name)
+        except ModelNotFound as exc:
+            if Path(name).is_dir():  # a mistyped local model folder, not a <name>/<version>
+                raise ModelNotFound(f"no model folder {text!r} (a folder holding model.pt) and {exc}") from None
+            raise
         versions = _versions(client, name)
         if version not in versions:
             raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: {', '.join(versions) or 'none'}")
