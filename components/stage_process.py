@@ -12,7 +12,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,27 +23,29 @@ PRELOAD = ["__main__", "components.stage_process", "components.stages", "compone
            "components.distill.stage", "components.features.packing", "torch._dynamo", "librosa.filters", "matplotlib.pyplot"]
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(PRELOAD)
-_warm: threading.Thread | None = None
 
 
 class StageProcessFailed(RuntimeError):
     """The stage's child process raised or was killed; the message carries its traceback tail."""
 
 
-def _noop() -> None:
-    return None
-
-
 def warm_up() -> None:
-    """Start the forkserver (it imports torch and the training code) in the background, once."""
-    global _warm
-    if _warm is None:
-        def start() -> None:
-            child = _CONTEXT.Process(target=_noop, name="melforge-warm-up")
-            child.start()
-            child.join()
-        _warm = threading.Thread(target=start, name="melforge-forkserver-warm-up", daemon=True)
-        _warm.start()
+    """Start the forkserver now; it imports torch and the training code in its own process while
+    this one goes on. Python 3.11's forkserver ignores this process's sys.path and imports its
+    preload with the working directory first on the path, so it is started with PYTHONSAFEPATH=1:
+    it imports the installed code (and writes no __pycache__ into a project's copy), not whatever
+    `components/` the working directory holds."""
+    from multiprocessing import forkserver
+
+    before = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        forkserver.ensure_running()  # spawns the server and returns; the preload runs over there
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = before
 
 
 def _child(stage: str, root: str, options: dict[str, Any], error_file: str, environ: dict[str, str]) -> None:
@@ -81,6 +82,7 @@ def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: 
     state_dir.mkdir(parents=True, exist_ok=True)
     error_file, pid_file = state_dir / f"{label}.error", state_dir / f"{label}.pid"
     error_file.unlink(missing_ok=True)
+    warm_up()  # no-op when the forkserver runs already
     child = _CONTEXT.Process(target=_child, args=(stage, str(root), options, str(error_file), dict(os.environ)),
                              name=f"melforge-{label}")
     child.start()
