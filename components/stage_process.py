@@ -1,8 +1,8 @@
 """Training stages in a child process that a timeout or cancel can really stop.
 
 The child is forked from a forkserver that has already imported torch and the training code, so a
-stage starts in milliseconds instead of paying Python and torch start-up (~3.5 s) every time; the
-forkserver itself starts in the background (``warm_up``) while the data stages run. Each child
+stage starts in ~0.35 s instead of paying Python and torch start-up (~3.5 s) every time; the
+forkserver itself starts (``warm_up``) and imports in its own process while the data stages run. Each child
 leads its own process group, so stopping it also stops anything it started (torchrun on a
 multi-GPU host, data-loader workers).
 """

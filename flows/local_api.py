@@ -3,21 +3,12 @@
 With no PREFECT_API_URL, Prefect starts a temporary API server (a subprocess) on the first client
 call and waits for it: ~6 s on 2 cores with a fresh database. Starting it on a thread before the
 flow lets that happen while this process imports the pipeline and prepares MLflow.
-
-At exit Prefect stops that server with SIGTERM and waits up to 5 s; after a pipeline run its
-background services take 3-5 s to wind down (measured). Every run, task run, state, artifact and
-log has been written through the API by then (the log worker drains before this hook runs), so
-melforge gives it ``STOP_GRACE_S`` and then kills it: SQLite keeps each committed write.
 """
 
 from __future__ import annotations
 
-import atexit
-import subprocess
 import threading
 from collections.abc import Callable
-
-STOP_GRACE_S = 1.0
 
 
 def start_in_background() -> Callable[[], None]:
@@ -33,9 +24,7 @@ def start_in_background() -> Callable[[], None]:
 
     def start() -> None:
         try:
-            server = SubprocessASGIServer()  # the instance Prefect's client reuses (one per process)
-            server.start()
-            atexit.register(_stop_quickly, server)  # runs before Prefect's own stop (registered earlier)
+            SubprocessASGIServer().start()  # the instance Prefect's client reuses (one per process)
         except BaseException as exc:
             failures.append(exc)
 
@@ -57,14 +46,3 @@ def flush_logs(timeout_s: float = 30.0) -> None:
 
     APILogWorker.drain_all(timeout=timeout_s)
 
-
-def _stop_quickly(server) -> None:
-    process = getattr(server, "server_process", None)
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
