@@ -59,22 +59,25 @@ def run(
         cfg = resolve_params(paths.params, profile=profile, overrides=set_ or [])
     except ConfigError as exc:
         _fail(str(exc))
-    from components import stage_process, tracking
-    from flows.local_api import flush_logs, start_in_background
+    from flows.local_api import LocalAPI, flush_logs
 
-    if not all((paths.root / "models" / name).is_dir() for name in ("teacher", cfg.distill.final_student)):
-        stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
-    api_ready = start_in_background()  # Prefect's local API starts while the pipeline is imported
-    from flows.pipeline import melforge_pipeline
-
-    tracking.setup_experiment(cfg.experiment, paths)
+    api = LocalAPI.launch()  # Prefect's local API starts first, so its start-up overlaps the imports below
     try:
-        api_ready()
-        summary = melforge_pipeline(profile=profile, overrides=set_ or [], push=push, root=str(paths.root))
+        from components import stage_process, tracking
+        from flows.pipeline import melforge_pipeline
+
+        if not all((paths.root / "models" / name).is_dir() for name in ("teacher", cfg.distill.final_student)):
+            stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
+        tracking.setup_experiment(cfg.experiment, paths)
+        with api.serving():
+            try:
+                summary = melforge_pipeline(profile=profile, overrides=set_ or [], push=push, root=str(paths.root))
+            finally:
+                flush_logs()
     except Exception as exc:  # the flow already marked the MLflow run failed
-        flush_logs()
         _fail(str(exc), code=1)
-    flush_logs()
+    finally:
+        api.stop()
     table = Table(title="melforge pipeline", show_header=False)
     for key, value in summary.items():
         table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))

@@ -48,6 +48,7 @@ def setup_experiment(name: str, paths: ProjectPaths) -> str:
     import mlflow
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db}"
+    _create_local_store(uri)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
@@ -57,6 +58,32 @@ def setup_experiment(name: str, paths: ProjectPaths) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def _create_local_store(uri: str) -> None:
+    """A new SQLite store starts as a copy of this machine's migrated template (components.db_template)."""
+    import mlflow
+
+    from components.db_template import create_database, sqlite_file
+
+    db = sqlite_file(uri)
+    if db is None:
+        return
+    try:
+        from mlflow.store.db.utils import _initialize_tables  # MLflow's own first-open step (every migration)
+    except ImportError:  # a later MLflow moved it: it creates the store itself, as usual
+        return
+
+    def migrate() -> None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(f"sqlite:///{db}")
+        try:
+            _initialize_tables(engine)
+        finally:
+            engine.dispose()
+
+    create_database(db, f"mlflow-{mlflow.__version__}", migrate)
 
 
 @contextmanager

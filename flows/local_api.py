@@ -1,41 +1,131 @@
-"""Prefect's temporary local API, started early so its start-up overlaps melforge's own.
+"""Prefect's local API for one `melforge run`: a temporary server started before anything else.
 
-With no PREFECT_API_URL, Prefect starts a temporary API server (a subprocess) on the first client
-call and waits for it: ~6 s on 2 cores with a fresh database. Starting it on a thread before the
-flow lets that happen while this process imports the pipeline and prepares MLflow.
+With no PREFECT_API_URL, Prefect starts a temporary API server (uvicorn running its server app,
+UI off) on the first client call, after importing its server code into the calling process
+(~2 s on 2 cores) and then waits for it (~6 s with a fresh database). melforge launches that same
+server as its very first step, before importing Prefect at all, so the server's start-up overlaps
+the pipeline's imports and the MLflow store's preparation; the flow then talks to it through
+PREFECT_API_URL. A new workspace's database starts as a copy of a migrated template
+(components.db_template) rather than replaying Prefect's migrations. The server belongs to this run: it is stopped when the run ends, and on Linux it
+is also told to exit if this process dies without cleaning up (kill -9).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+PORT_IN_USE_EXIT = 3  # uvicorn's exit status when it cannot bind its port
+# what Prefect sets for its own temporary server
+SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
-def start_in_background() -> Callable[[], None]:
-    """Start the temporary server in the background when Prefect would use one; return a function
-    that waits until it answers (call it before the first flow; it re-raises a start failure)."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return lambda: None
-    from prefect.server.api.server import SubprocessASGIServer
 
-    failures: list[BaseException] = []
+def _exit_with_parent() -> Callable[[], None] | None:
+    """On Linux, a function for the child (run between fork and exec, so prepared here) asking
+    the kernel to SIGTERM it when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-    def start() -> None:
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+@dataclass
+class LocalAPI:
+    """A temporary Prefect server process and its URL (``None`` when Prefect is configured to use
+    another API, in which case every method is a no-op)."""
+
+    process: subprocess.Popen | None = None
+    port: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @classmethod
+    def launch(cls) -> LocalAPI:
+        """Start the server now unless PREFECT_API_URL is set in the environment."""
+        if os.environ.get("PREFECT_API_URL"):
+            return cls()
+        api = cls()
+        api._spawn()
+        return api
+
+    def _spawn(self) -> None:
+        self.port = _free_port()
+        command = [sys.executable, "-P", "-m", __name__, str(self.port)]  # -P: never import from the working directory
+        self.process = subprocess.Popen(command, env={**os.environ, **SERVER_ENV}, preexec_fn=_exit_with_parent())
+        self.started_at = time.monotonic()
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        while True:
+            assert self.process is not None
+            code = self.process.poll()
+            if code == PORT_IN_USE_EXIT:  # another process took the port between probe and bind
+                self._spawn()
+                continue
+            if code is not None:
+                raise RuntimeError(f"the temporary Prefect API server exited with status {code} before it answered "
+                                   f"on {self.url} (its errors are printed above)")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() - self.started_at > timeout_s:
+                self.stop()
+                raise RuntimeError(f"the temporary Prefect API server did not answer on {self.url} within {timeout_s:g} s "
+                                   "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
+            time.sleep(0.1)
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Point Prefect at this server for the block (waits until it answers). If Prefect's own
+        settings (a profile, prefect.toml) name an API or forbid a local one, the server is stopped
+        unused and Prefect's settings apply."""
+        from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                                      PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings)
+
+        if self.process is None:
+            yield
+            return
+        if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+            self.stop()
+            yield
+            return
+        self._wait_ready(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+            yield
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
         try:
-            SubprocessASGIServer().start()  # the instance Prefect's client reuses (one per process)
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=start, name="melforge-prefect-api", daemon=True)
-    thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if failures:
-            raise failures[0]
-    return wait
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def flush_logs(timeout_s: float = 30.0) -> None:
@@ -46,3 +136,33 @@ def flush_logs(timeout_s: float = 30.0) -> None:
 
     APILogWorker.drain_all(timeout=timeout_s)
 
+
+def serve(port: int) -> None:
+    """The server process: Prefect's API app under uvicorn, as Prefect runs its temporary server.
+    A workspace without a database gets a copy of the machine's migrated template (see
+    components.db_template) instead of replaying Prefect's migrations (~3.6 s)."""
+    import prefect
+    import uvicorn
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+    from components.db_template import create_database, sqlite_file
+
+    db = sqlite_file(PREFECT_API_DATABASE_CONNECTION_URL.value() or "")
+    if db is not None:
+        def migrate() -> None:
+            from prefect.server.database import provide_database_interface
+
+            async def upgrade() -> None:
+                database = provide_database_interface()
+                await database.create_db()  # Prefect's own start-up step: every migration
+                await (await database.engine()).dispose()
+
+            asyncio.run(upgrade())
+
+        create_database(db, f"prefect-{prefect.__version__}", migrate)
+    uvicorn.run("prefect.server.api.server:create_app", factory=True, host="127.0.0.1", port=port,
+                log_level="error", lifespan="on")
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

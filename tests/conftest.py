@@ -14,6 +14,7 @@ ProjectPaths(root=_STATE).state.mkdir(parents=True)
 # Tests that need a tracking store set MLFLOW_TRACKING_URI themselves.
 os.environ.update({k: v for k, v in runtime_defaults(ProjectPaths(root=_STATE)).items() if k != "MLFLOW_TRACKING_URI"})
 os.environ.setdefault("MELFORGE_PROGRESS", "0")
+os.environ["MELFORGE_CACHE_DIR"] = str(_STATE / "cache")  # database templates: built by the first test that needs one
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

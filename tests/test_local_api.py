@@ -1,0 +1,55 @@
+"""The temporary Prefect API that `melforge run` starts first: skipped when an API is configured,
+and never outliving the process that started it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flows.local_api import LocalAPI
+
+PARENT = """
+import sys, time
+from flows.local_api import LocalAPI
+api = LocalAPI.launch()
+print(api.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_configured_api_starts_no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    api = LocalAPI.launch()
+    assert api.process is None
+    with api.serving():
+        pass
+    api.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_the_server_exits_when_its_parent_is_killed(tmp_path) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env=env)
+    server = int(parent.stdout.readline())
+    assert _alive(server)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(server), "the Prefect server outlived the melforge process that started it"
