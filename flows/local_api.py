@@ -102,12 +102,12 @@ class LocalAPI:
         """Point Prefect at this server for the block (waits until it answers). If Prefect's own
         settings (a profile, prefect.toml) name an API or forbid a local one, the server is stopped
         unused and Prefect's settings apply."""
-        from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
-                                      PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings)
-
         if self.process is None:
             yield
             return
+        from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                                      PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings)
+
         if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
             self.stop()
             yield

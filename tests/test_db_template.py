@@ -88,3 +88,29 @@ def test_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("MELFORGE_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert db_template.cache_dir() == tmp_path / "melforge"
+
+
+def test_a_second_mlflow_store_is_a_working_copy(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    import mlflow.store.db.utils as db_utils
+
+    from components import tracking
+    from components.settings import ProjectPaths
+
+    migrations = []
+    real = db_utils._initialize_tables
+    monkeypatch.setattr(db_utils, "_initialize_tables", lambda engine: (migrations.append(engine.url), real(engine)))
+    runs = []
+    for name in ("a", "b"):
+        paths = ProjectPaths(root=tmp_path / name)
+        paths.state.mkdir(parents=True)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{paths.mlflow_db}")
+        tracking.setup_experiment("melforge", paths)
+        with mlflow.start_run() as run:
+            mlflow.log_metric("x", 1.0)
+        runs.append(mlflow.get_run(run.info.run_id))
+    assert len(migrations) == 1, "the second workspace replayed MLflow's migrations"
+    assert (cache / f"mlflow-{mlflow.__version__}.db").is_file()
+    assert runs[1].data.metrics == {"x": 1.0}
+    assert runs[1].info.artifact_uri.startswith((tmp_path / "b").as_uri())
+    mlflow.set_tracking_uri(None)

@@ -53,3 +53,29 @@ def test_the_server_exits_when_its_parent_is_killed(tmp_path) -> None:
     while _alive(server) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(server), "the Prefect server outlived the melforge process that started it"
+
+
+def test_a_second_workspace_serves_flows_from_the_template(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import prefect
+    from prefect import flow
+
+    from components.db_template import template_path
+    from flows.local_api import flush_logs
+
+    @flow
+    def answer() -> int:
+        return 42
+
+    monkeypatch.setenv("MELFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for name in ("a", "b"):
+        monkeypatch.setenv("PREFECT_HOME", str(tmp_path / name))
+        api = LocalAPI.launch()
+        try:
+            with api.serving():
+                assert answer() == 42
+                flush_logs()
+        finally:
+            api.stop()
+        assert template_path(f"prefect-{prefect.__version__}").is_file()
+    assert (tmp_path / "b" / "prefect.db").is_file()
