@@ -74,7 +74,7 @@ def run(
                 summary = melforge_pipeline(profile=profile, overrides=set_ or [], push=push, root=str(paths.root))
             finally:
                 flush_logs()
-    except Exception as exc:  # the flow already marked the MLflow run failed
+    except Exception as exc:  # a failed flow has already marked its MLflow run failed; say why and exit 1
         _fail(str(exc), code=1)
     finally:
         api.stop()
