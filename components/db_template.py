@@ -32,7 +32,7 @@ def sqlite_file(url: str) -> Path | None:
     """The file behind a SQLAlchemy SQLite URL (``sqlite:///…``, ``sqlite+aiosqlite:///…``); None
     for any other database or an in-memory one."""
     scheme, sep, rest = url.partition(":///")
-    if not sep or not scheme.split("+")[0] == "sqlite" or not rest or ":memory:" in rest or "mode=memory" in rest:
+    if not sep or scheme.split("+")[0] != "sqlite" or not rest or ":memory:" in rest or "mode=memory" in rest:
         return None
     return Path(rest.split("?")[0])
 
@@ -71,7 +71,7 @@ def copy_template(db: Path, name: str) -> bool:
     except OSError:  # FileExistsError: another process created db meanwhile; or no hard links here
         return False
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return True
 
 
@@ -88,7 +88,7 @@ def save_template(db: Path, name: str) -> None:
             _snapshot(db, tmp)
             os.replace(tmp, template)  # concurrent writers each publish a complete file
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
     except (OSError, sqlite3.Error) as exc:
         log.warning("could not keep a database template in %s: %s", template.parent, exc)
 

@@ -6,8 +6,9 @@ UI off) on the first client call, after importing its server code into the calli
 server as its very first step, before importing Prefect at all, so the server's start-up overlaps
 the pipeline's imports and the MLflow store's preparation; the flow then talks to it through
 PREFECT_API_URL. A new workspace's database starts as a copy of a migrated template
-(components.db_template) rather than replaying Prefect's migrations. The server belongs to this run: it is stopped when the run ends, and on Linux it
-is also told to exit if this process dies without cleaning up (kill -9).
+(components.db_template) rather than replaying Prefect's migrations. The server belongs to this
+run: it is stopped when the run ends, and on Linux it is also told to exit if this process dies
+without cleaning up (kill -9).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PORT_IN_USE_EXIT = 3  # uvicorn's exit status when it cannot bind its port
 # what Prefect sets for its own temporary server
@@ -49,12 +50,12 @@ def _exit_with_parent() -> Callable[[], None] | None:
 
 @dataclass
 class LocalAPI:
-    """A temporary Prefect server process and its URL (``None`` when Prefect is configured to use
-    another API, in which case every method is a no-op)."""
+    """A temporary Prefect server process and its URL (``process`` is None when PREFECT_API_URL was
+    set, in which case every method is a no-op)."""
 
     process: subprocess.Popen | None = None
     port: int = 0
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float = 0.0  # when the current process was spawned (monotonic clock)
 
     @property
     def url(self) -> str:
