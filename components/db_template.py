@@ -56,12 +56,30 @@ def template_path(name: str) -> Path:
     return cache_dir() / f"{name}.db"
 
 
+def _is_sound(path: Path) -> bool:
+    """True when ``path`` opens as a SQLite database that passes SQLite's quick check."""
+    try:
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return con.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
 def copy_template(db: Path, name: str) -> bool:
     """Create ``db`` as a copy of template ``name`` if the template exists and ``db`` does not.
     The copy is linked into place only if the name is still free, so an existing database is
-    never replaced. Returns True when ``db`` was created here."""
+    never replaced. A damaged template is removed (with a warning naming it) instead of copied,
+    so the tool migrates a new database and a sound template is saved again. Returns True when
+    ``db`` was created here."""
     template = template_path(name)
     if db.exists() or not template.is_file():
+        return False
+    if not _is_sound(template):
+        log.warning("database template %s is not a sound SQLite database; removed, %s is migrated instead", template, db)
+        template.unlink(missing_ok=True)
         return False
     db.parent.mkdir(parents=True, exist_ok=True)
     tmp = _scratch(db)

@@ -61,6 +61,18 @@ def test_an_existing_database_is_never_replaced(tmp_path: Path, cache: Path) -> 
         assert [r[0] for r in con.execute("select name from sqlite_master where type='table'")] == ["runs"]
 
 
+def test_a_damaged_template_is_replaced_not_copied(tmp_path: Path, cache: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    cache.mkdir()
+    (cache / "tool-1.0.db").write_bytes(b"not a database")
+    calls: list[Path] = []
+    db = tmp_path / "tool.db"
+    create_database(db, "tool-1.0", _migrator(db, calls))
+    assert calls == [db] and _tables(db) == [("head-1",)]
+    assert _tables(cache / "tool-1.0.db") == [("head-1",)], "a sound template is saved again"
+    assert "tool-1.0.db is not a sound SQLite database" in caplog.text
+
+
 def test_an_unwritable_cache_only_costs_the_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
