@@ -171,9 +171,13 @@ class MelConfig(Section):
 
 
 class ModelConfig(Section):
-    """The 1D U-Net (mel bins as channels; the snake layout folds K x F into channels)."""
+    """The 1D U-Net (mel bins as channels; the snake layout folds K x F into channels).
 
-    base_channels: int = Field(default=64, ge=8)
+    ``base_channels`` must be at least the input's channels (mel.n_mels, times mel.pack_channels
+    for the snake layout): a narrower stem cannot see all of its input, and the noise in what it
+    cannot see passes untouched into every sample (checked in MelforgeConfig)."""
+
+    base_channels: int = Field(default=128, ge=8)
     channel_mults: list[int] = Field(default=[1, 2, 2], min_length=1)
     blocks_per_level: int = Field(default=1, ge=1)
     attention_levels: list[int] = Field(default=[2], description="level indices with self-attention")
@@ -260,7 +264,7 @@ class EvalConfig(Section):
     bootstrap: int = Field(default=200, ge=10, description="bootstrap resamples per 95% interval")
     kid_subsets: int = Field(default=20, ge=1)
     kid_subset_size: int = Field(default=100, ge=2)
-    imq_gamma2: float = Field(default=8.0, gt=0, description="gamma^2 of the inverse multi-quadratic KID kernel")
+    imq_gamma2: float | None = Field(default=None, gt=0, description="gamma^2 of the inverse multi-quadratic KID kernel; null = half the median squared distance between real embeddings (k = 1/2 there)")
     is_splits: int = Field(default=5, ge=1)
     crepe: bool = Field(default=True, description="also embed with torchcrepe's pretrained network")
     crepe_model: Literal["tiny", "full"] = "tiny"
@@ -286,6 +290,10 @@ class RegistryConfig(Section):
                                              description="also require the 95% intervals not to overlap")
     serve_tolerance: float = Field(default=0.25, ge=0,
                                    description="serve the fewest-step student within this relative distance of the teacher")
+    max_floor_ratio: float = Field(default=3.0, ge=1,
+                                   description="quality floor: a FAD/KID primary metric must be <= this x the real-vs-real floor to become champion")
+    min_real_ratio: float = Field(default=0.5, gt=0, le=1,
+                                  description="quality floor: an is_* primary metric must be >= this fraction of the real clips' IS")
 
 
 class OrchestrationConfig(Section):
@@ -322,7 +330,7 @@ class OrchestrationConfig(Section):
 class MelforgeConfig(Section):
     """The whole of params.yaml."""
 
-    profile: Literal["demo", "full", "custom"] = "demo"
+    profile: Literal["demo", "cpu", "full", "custom"] = "demo"
     seed: int = 0
     experiment: str = Field(default="melforge", min_length=1, description="MLflow experiment name")
     data: DataConfig = DataConfig()
@@ -350,6 +358,15 @@ class MelforgeConfig(Section):
                         f"data.{key}.seconds ({seconds:g}) is shorter than audio.clip_seconds x "
                         f"audio.min_last_clip_fraction ({needed:g}): every clip of {source} would be dropped; "
                         f"set audio.clip_seconds={seconds:g}")
+        packed = self.mel.pack_channels if self.mel.layout == "snake" else 1
+        in_channels = self.mel.n_mels * packed
+        if self.model.base_channels < in_channels:
+            source = (f"mel.n_mels ({self.mel.n_mels}) x mel.pack_channels ({packed}) for mel.layout 'snake'"
+                      if packed > 1 else f"mel.n_mels ({self.mel.n_mels})")
+            raise ValueError(
+                f"model.base_channels ({self.model.base_channels}) is narrower than the U-Net's input, {source} = "
+                f"{in_channels} channels: the stem would leave a null space whose noise passes untouched into every "
+                f"sample; set model.base_channels >= {in_channels} or reduce mel.n_mels")
         levels = len(self.model.channel_mults)
         width = self.mel.frames // (self.mel.pack_channels if self.mel.layout == "snake" else 1)
         if width % (2 ** (levels - 1)):
@@ -367,28 +384,41 @@ class MelforgeConfig(Section):
         return self.model_dump(mode="json", by_alias=True)
 
 
-# Profiles are overlays on the schema defaults. demo: CPU minutes. full: the reference paper's scale.
+# Profiles are overlays on the schema defaults. demo: a generator in minutes on a laptop CPU.
+# cpu: what the recipe reaches without a GPU in about an hour. full: the reference paper's scale (GPU).
 PROFILES: dict[str, dict[str, Any]] = {
     "demo": {
         "profile": "demo",
         "data": {"nsynth_mini": {"programs": [0, 24, 40, 56, 73], "pitches": [48, 55, 60, 67, 72],
                                   "velocities": [64, 100, 127]}},
         "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
-        "model": {"base_channels": 32, "channel_mults": [1, 2, 2], "attention_levels": [2]},
-        "train": {"steps": 400, "batch_size": 16, "lr": 1e-3, "warmup_steps": 20, "checkpoint_every": 100,
-                  "sample_every": 200, "sample_count": 8},
-        "distill": {"teacher_steps": 32, "final_steps": 1, "updates_per_stage": 60, "batch_size": 16, "lr": 3e-4},
-        "eval": {"samples": 64, "bootstrap": 100, "classifier_steps": 300},
+        "model": {"base_channels": 64, "channel_mults": [1, 2, 2], "attention_levels": [2]},
+        "train": {"steps": 2000, "batch_size": 16, "lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.998,
+                  "loss_weighting": "snr+1", "checkpoint_every": 500, "sample_every": 1000, "sample_count": 8},
+        "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 150, "batch_size": 16, "lr": 1e-4},
+        "eval": {"samples": 64, "bootstrap": 100, "classifier_steps": 300, "teacher_steps": [16, 4]},
+    },
+    "cpu": {
+        "profile": "cpu",
+        "data": {"nsynth_mini": {"programs": [0, 24, 40, 56, 73], "pitches": list(range(48, 73, 2)),
+                                  "velocities": [64, 100, 127]}},
+        "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
+        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
+        "train": {"steps": 16000, "batch_size": 16, "lr": 1e-3, "warmup_steps": 200, "ema_decay": 0.999,
+                  "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
+        "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
+        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
     },
     "full": {
         "profile": "full",
         "data": {"nsynth_mini": {"programs": list(range(0, 128, 4)), "pitches": list(range(36, 85, 2)),
                                   "velocities": [50, 75, 100, 127]}},
         "mel": {"n_mels": 128, "hop_length": 160, "frames": 384, "layout": "snake"},
-        "model": {"base_channels": 256, "channel_mults": [1, 2, 2, 4], "blocks_per_level": 2, "attention_levels": [2, 3],
+        # the stem must be at least as wide as the snake layout's 3 x 128 = 384 input channels
+        "model": {"base_channels": 384, "channel_mults": [1, 1, 1, 1], "blocks_per_level": 2, "attention_levels": [2, 3],
                   "attention_heads": 8, "groups": 32},
         "train": {"steps": 200000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 2000, "checkpoint_every": 5000,
-                  "sample_every": 10000, "compile": True},
+                  "sample_every": 10000, "compile": True, "loss_weighting": "snr+1"},
         "distill": {"teacher_steps": 1024, "final_steps": 1, "updates_per_stage": 20000, "batch_size": 64, "lr": 5e-5},
         "eval": {"samples": 1024, "bootstrap": 200, "classifier_steps": 3000, "crepe_model": "full",
                  "crepe_hop_seconds": 0.05, "griffinlim_iters": 32, "teacher_steps": [1024, 256, 64, 16, 4, 1]},

@@ -20,11 +20,11 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
     params["audio"]["clip_seconds"] = 1.0
     params["mel"].update({"n_mels": 32, "hop_length": 250, "frames": 64, "griffinlim_iters": 4,
                           "griffinlim_eval_clips": 2})
-    params["model"].update({"base_channels": 16, "channel_mults": [1, 2], "attention_levels": [1], "attention_heads": 2})
+    params["model"].update({"base_channels": 32, "channel_mults": [1, 2], "attention_levels": [1], "attention_heads": 2})
     params["train"].update({"steps": 12, "batch_size": 4, "warmup_steps": 2, "log_every": 2, "checkpoint_every": 6,
                             "sample_every": 0, "sample_count": 2, "audio_previews": 1})
-    params["distill"].update({"teacher_steps": 4, "updates_per_stage": 4, "batch_size": 4})
-    params["eval"].update({"samples": 6, "bootstrap": 10, "classifier_steps": 10, "kid_subsets": 2,
+    params["distill"].update({"teacher_steps": 4, "final_steps": 1, "updates_per_stage": 4, "batch_size": 4})
+    params["eval"].update({"teacher_steps": [], "samples": 6, "bootstrap": 10, "classifier_steps": 10, "kid_subsets": 2,
                            "crepe_hop_seconds": 0.25, "griffinlim_iters": 2, "rtf_clips": 1, "report_audio": 1})
     for name, values in sections.items():
         params[name].update(values)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from components.evaluate.metrics import (MetricValue, bootstrap, frechet_distance, frechet_distance_gaussians,
-                                         inception_score, kernel_matrix, kid, mmd2_unbiased)
+                                         inception_score, kernel_matrix, kid, median_gamma2, mmd2_unbiased)
 
 
 def test_frechet_distance_of_two_known_gaussians():
@@ -65,3 +65,35 @@ def test_bootstrap_interval_contains_the_value_and_reports_counts():
     assert fd.low <= fd.value <= fd.high and (fd.n_a, fd.n_b) == (200, 150)
     assert MetricValue(1, 0.5, 1.5, 10).overlaps(MetricValue(2, 1.4, 2.5, 10))
     assert not MetricValue(1, 0.5, 1.5, 10).overlaps(MetricValue(2, 1.6, 2.5, 10))
+
+
+def test_median_gamma2_puts_the_imq_kernel_at_one_half_for_the_median_distance():
+    x = np.array([[0.0], [1.0], [3.0]])  # squared distances 1, 9, 4: median 4
+    assert median_gamma2(x) == pytest.approx(2.0)
+    assert kernel_matrix(x[:1], np.array([[2.0]]), "imq", median_gamma2(x))[0, 0] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("kernel", ["cubic", "imq"])
+def test_kid_bootstrap_never_pairs_a_row_with_its_own_copy(kernel):
+    """Resampling with replacement duplicates rows; k(x, x) in the within-set sums would bias MMD^2 up."""
+    rng = np.random.default_rng(5)
+    gamma2 = 8.0
+    with_copies, without_copies = [], []
+    for trial in range(60):
+        a, b = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
+        ia, ib = rng.integers(0, 40, 40), rng.integers(0, 40, 40)
+        without_copies.append(kid(a[ia], b[ib], kernel=kernel, gamma2=gamma2, subsets=1, subset_size=40,
+                                  origins=(ia, ib)))
+        with_copies.append(kid(a[ia], b[ib], kernel=kernel, gamma2=gamma2, subsets=1, subset_size=40))
+    spread = np.std(without_copies) / np.sqrt(len(without_copies))
+    assert abs(np.mean(without_copies)) < 3 * spread  # unbiased for one distribution
+    assert np.mean(with_copies) > np.mean(without_copies) + 5 * spread  # the bug it guards against
+
+
+def test_kid_interval_for_one_distribution_straddles_zero():
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(60, 8)), rng.normal(size=(60, 8))
+    metric = lambda x, y, origins=None: kid(x, y, kernel="imq", gamma2=median_gamma2(b), subsets=2,  # noqa: E731
+                                            subset_size=60, origins=origins)
+    value = bootstrap(metric, a, b, resamples=60, with_origins=True)
+    assert value.low < 0 < value.high

@@ -52,18 +52,22 @@ def test_pick_labels_auto_and_requested():
 
 def test_reference_scores_near_zero_for_real_and_large_for_noise(tmp_path):
     cfg = tiny_config(eval={"crepe": False, "classifier_steps": 60, "bootstrap": 20, "samples": 8})
-    store = FakeStore()
+    store = FakeStore(n=64)
     ref = Reference.build(store, cfg, real_audio_fn=lambda lm: None)
     assert ref.classifier.holdout_accuracy["kind"] == 1.0
     real = ref.score(store.examples, None)
-    noise = ref.score(np.random.default_rng(1).uniform(-1, 1, (24, 16, 32)).astype(np.float32), None)
-    assert real["fad_classifier"].value == pytest.approx(0.0, abs=1e-3)
-    assert noise["fad_classifier"].value > 10 * max(ref.real_floor()["fad_classifier"].value, 1e-3)
-    assert noise["fad_classifier"].low > real["fad_classifier"].high
+    noise = ref.score(np.random.default_rng(1).uniform(-1, 1, (64, 16, 32)).astype(np.float32), None)
+    floor = ref.real_floor(64)
+    assert noise["fad_classifier"].value > 10 * max(floor["fad_classifier"].value, 1e-3)
+    assert noise["fad_classifier"].value > real["fad_classifier"].high
     assert 1.0 <= real["is_kind"].value <= 2.0 + 1e-9
+    # half A scored as if generated is exactly the floor: same clips, same sizes
+    half_a = store.examples[ref.floor_split]
+    assert ref.score(half_a, None)["fad_classifier"].value == pytest.approx(floor["fad_classifier"].value)
     ref.save(tmp_path / "reference")
     again = Reference.load(tmp_path / "reference")
-    assert again.score(store.examples, None)["fad_classifier"].value == pytest.approx(0.0, abs=1e-3)
+    assert again.score(half_a, None)["fad_classifier"].value == pytest.approx(floor["fad_classifier"].value)
+    assert again.gamma2 == ref.gamma2 and ref.gamma2["classifier"] > 0
     with pytest.raises(ValueError, match="different mel settings"):
         again.normalise(np.zeros((2, 8, 32)))
 
@@ -77,3 +81,16 @@ def test_crepe_embeddings_shape_and_determinism():
     assert not np.allclose(a[0], a[1])  # different pitches embed differently
     with pytest.raises(ValueError, match="clips, samples"):
         crepe_embeddings(np.zeros(100), 16000)
+
+
+def test_model_and_floor_are_scored_at_the_same_sample_sizes():
+    cfg = tiny_config(eval={"crepe": False, "classifier_steps": 20, "bootstrap": 10, "samples": 8})
+    store = FakeStore(n=40)
+    ref = Reference.build(store, cfg, real_audio_fn=lambda lm: None)
+    n_a, n_b = ref.matched_sizes(8)
+    assert n_a == 8 and n_b == int((~ref.floor_split).sum())
+    model = ref.score(store.examples[:8], None)["fad_classifier"]
+    floor = ref.real_floor(8)["fad_classifier"]
+    assert (model.n_a, model.n_b) == (floor.n_a, floor.n_b) == (n_a, n_b)
+    many = ref.matched_sizes(1000)  # never more generated clips than half A holds
+    assert many == (int(ref.floor_split.sum()), n_b)

@@ -50,3 +50,33 @@ def test_promotion_rules():
     is_gate = {**gate, "metric": "is_pitch"}
     assert promotion_decision(MetricValue(4.0, 3.8, 4.2, 8), MetricValue(3.0, 2.8, 3.2, 8), **is_gate).promote
     assert not promotion_decision(MetricValue(3.0, 2.8, 3.2, 8), MetricValue(4.0, 3.8, 4.2, 8), **is_gate).promote
+
+
+def test_promotion_refuses_a_model_below_the_quality_floor():
+    floor = {"value": 70.0, "low": 60.0, "high": 80.0}
+    gate = dict(metric="fad_classifier", min_improvement=0.05, require_disjoint=True, floor=floor,
+                max_floor_ratio=3.0, min_real_ratio=0.5)
+    noise = promotion_decision(MetricValue(215.0, 200, 230, 64), None, **gate)  # the old demo champion
+    assert not noise.promote and noise.reason.startswith("below the quality floor")
+    assert "3.07x the real-vs-real floor (limit 3x)" in noise.reason
+    assert promotion_decision(MetricValue(200.0, 190, 210, 64), None, **gate).promote  # 2.9x: first champion
+    is_gate = {**gate, "metric": "is_pitch", "floor": {"value": 4.4, "low": 4.2, "high": 4.6}}
+    low_is = promotion_decision(MetricValue(1.37, 1.3, 1.4, 64), None, **is_gate)
+    assert not low_is.promote and "31% of the real clips'" in low_is.reason
+    assert promotion_decision(MetricValue(2.5, 2.4, 2.6, 64), None, **is_gate).promote
+    # the floor is checked before the comparison with the champion: beating a bad champion is not enough
+    champion = MetricValue(400.0, 390, 410, 64)
+    assert not promotion_decision(MetricValue(250.0, 240, 260, 64), champion, **gate).promote
+
+
+def test_quality_words_and_ratios():
+    from components.evaluate.quality import describe, floor_ratio
+
+    floor = {"value": 70.0, "low": 60.0, "high": 80.0}
+    assert floor_ratio("fad_classifier", 217.0, floor) == pytest.approx(3.1)
+    assert describe("fad_classifier", 217.0, floor) == "far from data (FAD 3.1x floor)"
+    assert describe("fad_classifier", 77.0, floor) == "near the real floor (FAD 1.1x floor)"
+    assert describe("is_pitch", 4.0, {"value": 4.4, "low": 4, "high": 5}) == "near the real floor (IS 91% of real)"
+    assert describe("is_pitch", 1.37, {"value": 4.4, "low": 4, "high": 5}).startswith("far from data (IS 31%")
+    # a KID floor sits near zero: compared with its upper bound, never divided by ~0
+    assert floor_ratio("kid_imq_classifier", 0.01, {"value": -0.001, "low": -0.01, "high": 0.005}) == pytest.approx(2.0)

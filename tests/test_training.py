@@ -19,7 +19,7 @@ def _batch() -> torch.Tensor:
 
 def test_unet_keeps_shapes_for_flat_and_snake_layouts():
     for shape in [(8, 16), (3, 8, 16)]:
-        net = UNet1d(UNetSpec(example_shape=shape, base_channels=16, channel_mults=(1, 2), attention_levels=(1,),
+        net = UNet1d(UNetSpec(example_shape=shape, base_channels=24, channel_mults=(1, 2), attention_levels=(1,),
                               attention_heads=2, groups=4))
         z = torch.randn(2, *shape)
         assert net(z, torch.rand(2)).shape == z.shape

@@ -81,7 +81,8 @@ def test_features_store_normalised_mels_with_stats_and_previews(clips_dir, tmp_p
 
 def test_snake_layout_packs_into_three_channels_and_unpacks_to_the_flat_mels(clips_dir, tmp_path):
     run_features(tiny_config(mel={"frames": 66}), clips_dir, tmp_path / "flat")
-    run_features(tiny_config(mel={"layout": "snake", "frames": 66}), clips_dir, tmp_path / "snake")
+    run_features(tiny_config(mel={"layout": "snake", "frames": 66}, model={"base_channels": 96}), clips_dir,
+                 tmp_path / "snake")
     flat, snake = MelStore(tmp_path / "flat"), MelStore(tmp_path / "snake")
     assert snake.example_shape == (3, 32, 22)
     np.testing.assert_array_equal(unpack_snake(snake[0]), flat[0])

@@ -3,10 +3,15 @@
 - Fréchet distance between Gaussian fits (FAD when the embeddings are audio embeddings):
   ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
 - KID: the unbiased estimator of MMD^2, with the cubic polynomial kernel k = (x.y/d + 1)^3 or the
-  inverse multi-quadratic kernel k = 1 / (1 + ||x - y||^2 / (2 gamma^2)), gamma^2 = 8 (the reference
-  paper's choice), averaged over random subsets.
+  inverse multi-quadratic kernel k = 1 / (1 + ||x - y||^2 / (2 gamma^2)), averaged over random
+  subsets. gamma^2 is scaled to the embedding: by default 2 gamma^2 = the median squared distance
+  between real embeddings (:func:`median_gamma2`), so k = 1/2 at the typical distance. A fixed
+  gamma^2 (the reference paper's 8) sits near k = 0.03 on embeddings whose squared distances are
+  in the hundreds, where the kernel barely tells sets apart.
 - Inception Score: exp(E_x KL(p(y|x) || p(y))), mean and std over splits.
-- Bootstrap 95% intervals (recentred on the full-sample value) with the sample counts used.
+- Bootstrap 95% intervals (recentred on the full-sample value) with the sample counts used. A
+  resample with replacement holds duplicates; the U-statistic of KID must not pair a row with its
+  own duplicate (k(x, x) is the kernel's maximum), so its within-set sums skip same-origin pairs.
 """
 
 from __future__ import annotations
@@ -64,29 +69,61 @@ def kernel_matrix(x: np.ndarray, y: np.ndarray, kernel: str, gamma2: float = 8.0
     if kernel == "cubic":
         return (x @ y.T / x.shape[1] + 1.0) ** 3
     if kernel == "imq":
-        sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T
-        return 1.0 / (1.0 + np.clip(sq, 0, None) / (2.0 * gamma2))
+        return 1.0 / (1.0 + kernel_sq_distances(x, y) / (2.0 * gamma2))
     raise ValueError(f"unknown kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
 
 
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = "cubic", gamma2: float = 8.0) -> float:
-    """Unbiased MMD^2: within-set sums exclude the diagonal (so its expectation is 0 when x ~ y)."""
+def median_gamma2(x: np.ndarray) -> float:
+    """gamma^2 of the IMQ kernel scaled to an embedding: 2 gamma^2 = median ||x_i - x_j||^2 (i < j)."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        raise ValueError(f"the median distance needs >= 2 embeddings, got {len(x)}")
+    sq = kernel_sq_distances(x, x)[np.triu_indices(len(x), 1)]
+    return max(float(np.median(sq)) / 2.0, 1e-12)
+
+
+def kernel_sq_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.clip((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T, 0, None)
+
+
+def _within_mean(k: np.ndarray, origin: np.ndarray | None) -> float:
+    """Mean of k over pairs of distinct rows; with ``origin``, over pairs of distinct origins."""
+    if origin is None:
+        m = len(k)
+        return float((k.sum() - np.trace(k)) / (m * (m - 1)))
+    distinct = origin[:, None] != origin[None, :]
+    pairs = distinct.sum()
+    if pairs == 0:
+        raise ValueError("MMD needs >= 2 distinct rows per set")
+    return float((k * distinct).sum() / pairs)
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = "cubic", gamma2: float = 8.0, *,
+                  x_origin: np.ndarray | None = None, y_origin: np.ndarray | None = None) -> float:
+    """Unbiased MMD^2 = mean_{i != j} k(x_i, x_j) + mean_{i != j} k(y_i, y_j) - 2 mean k(x_i, y_j).
+
+    Within-set means skip the diagonal (so the expectation is 0 when x ~ y) and, given the rows'
+    origins (indices into the set a bootstrap resampled from), every pair of copies of one row.
+    """
     m, n = len(x), len(y)
     if m < 2 or n < 2:
         raise ValueError(f"MMD needs >= 2 samples per set, got {m} and {n}")
     kxx, kyy, kxy = kernel_matrix(x, x, kernel, gamma2), kernel_matrix(y, y, kernel, gamma2), kernel_matrix(x, y, kernel, gamma2)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2.0 * kxy.mean())
+    return _within_mean(kxx, x_origin) + _within_mean(kyy, y_origin) - 2.0 * float(kxy.mean())
 
 
 def kid(a: np.ndarray, b: np.ndarray, *, kernel: str = "cubic", gamma2: float = 8.0, subsets: int = 20,
-        subset_size: int = 100, seed: int = 0) -> float:
-    """Kernel Inception Distance: unbiased MMD^2 averaged over random subsets of both sets."""
+        subset_size: int = 100, seed: int = 0, origins: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """Kernel Inception Distance: unbiased MMD^2 averaged over random subsets of both sets.
+    ``origins``: per row, the index of the row it copies (from :func:`bootstrap`)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    oa, ob = origins if origins is not None else (np.arange(len(a)), np.arange(len(b)))
     size = min(subset_size, len(a), len(b))
     rng = np.random.default_rng(seed)
-    values = [mmd2_unbiased(a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)],
-                            kernel, gamma2) for _ in range(subsets)]
+    values = []
+    for _ in range(subsets):
+        ia, ib = rng.choice(len(a), size, replace=False), rng.choice(len(b), size, replace=False)
+        values.append(mmd2_unbiased(a[ia], b[ib], kernel, gamma2, x_origin=oa[ia], y_origin=ob[ib]))
     return float(np.mean(values))
 
 
@@ -105,18 +142,23 @@ def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
 
 
 def bootstrap(metric: Callable[..., float], *sets: np.ndarray, resamples: int = 200, seed: int = 0,
-              level: float = 0.95) -> MetricValue:
+              level: float = 0.95, with_origins: bool = False) -> MetricValue:
     """``metric(*sets)`` with a bootstrap interval (each set resampled with replacement).
 
     The interval is the bootstrap percentile interval shifted by the bootstrap's median bias:
-    resampling with replacement duplicates clips, which moves FD, KID and IS systematically (FD up,
-    IS down), so the spread comes from the bootstrap and the location from the full-sample value.
+    resampling with replacement duplicates clips, which moves FD and IS systematically (FD up, IS
+    down), so the spread comes from the bootstrap and the location from the full-sample value. It
+    covers the sampling noise of this evaluation (which generated clips and which real clips were
+    drawn), not the variation between training runs. ``with_origins`` passes
+    ``origins=(indices per set)`` to the metric, so a U-statistic can skip pairs of copies.
     """
     value = float(metric(*sets))
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
-        draws.append(float(metric(*(s[rng.integers(0, len(s), len(s))] for s in sets))))
+        rows = [rng.integers(0, len(s), len(s)) for s in sets]
+        resampled = [s[r] for s, r in zip(sets, rows)]
+        draws.append(float(metric(*resampled, origins=tuple(rows)) if with_origins else metric(*resampled)))
     tail = (1 - level) / 2 * 100
     low, median, high = np.percentile(draws, [tail, 50, 100 - tail])
     shift = median - value

@@ -8,7 +8,7 @@ current champion) can be scored against exactly the same real data and classifie
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import torch
 
 from components.evaluate.classifier import MelClassifier, TrainedClassifier, holdout_mask, train_classifier
 from components.evaluate.embeddings import crepe_embeddings
-from components.evaluate.metrics import MetricValue, bootstrap, frechet_distance, inception_score, kid
+from components.evaluate.metrics import MetricValue, bootstrap, frechet_distance, inception_score, kid, median_gamma2
 from components.features.mel import MelSpec
 from components.features.packing import pack_snake
 from components.features.stats import MelStats, to_logmel
@@ -25,17 +25,12 @@ from components.ingest.stage import LABEL_PREFIX
 from components.storage import atomic_write_bytes, atomic_write_json
 
 
-def lower_is_better(metric: str) -> bool:
-    """FAD and KID are distances; the Inception Score (is_*) grows with quality."""
-    return not metric.startswith("is_")
-
-
 @dataclass(frozen=True)
 class ScoreSettings:
     bootstrap: int = 200
     kid_subsets: int = 20
     kid_subset_size: int = 100
-    imq_gamma2: float = 8.0
+    imq_gamma2: float | None = None  # None: scaled to each embedding (median heuristic)
     is_splits: int = 5
     crepe: bool = True
     crepe_model: str = "tiny"
@@ -81,6 +76,7 @@ class Reference:
     real_classifier: np.ndarray
     real_probs: dict[str, np.ndarray]
     real_crepe: np.ndarray | None
+    gamma2: dict[str, float] = field(default_factory=dict)  # IMQ gamma^2 per embedding, fixed at build
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -106,7 +102,26 @@ class Reference:
         if settings.crepe:
             audio = real_audio_fn(ref.to_logmel(examples))
             ref.real_crepe = ref.crepe(audio)
+        ref.gamma2 = {kind: settings.imq_gamma2 or median_gamma2(emb) for kind, emb in ref.real_embeddings().items()}
         return ref
+
+    def real_embeddings(self) -> dict[str, np.ndarray]:
+        return {"classifier": self.real_classifier, **({"crepe": self.real_crepe} if self.real_crepe is not None else {})}
+
+    @property
+    def floor_split(self) -> np.ndarray:
+        """True for the real clips of half A, False for half B (a pure function of the clip ids).
+
+        Every distance is measured against half B: a generated set with as many clips as half A
+        (the real-vs-real floor: half A itself), so both sit at the same sample sizes. Fréchet
+        distance is biased upwards by small n, so a floor at other sizes is not a floor.
+        """
+        if len(self.clip_ids) < 4:
+            raise ValueError(f"evaluation needs at least 4 real clips for the real-vs-real floor, got {len(self.clip_ids)}")
+        half = holdout_mask(self.clip_ids, 0.5)
+        if min(half.sum(), (~half).sum()) < 2:  # tiny sets: alternate instead
+            half = np.arange(len(self.clip_ids)) % 2 == 0
+        return half
 
     def to_logmel(self, normalised: np.ndarray) -> np.ndarray:
         return to_logmel(normalised, self.stats, self.layout)
@@ -126,16 +141,19 @@ class Reference:
         return crepe_embeddings(audio, self.spec.sample_rate, hop_seconds=s.crepe_hop_seconds, model=s.crepe_model)
 
     # -- scoring --------------------------------------------------------------------------------
-    def _distances(self, prefix: str, a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, MetricValue]:
+    def _distances(self, kind: str, a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, MetricValue]:
         s = self.settings
+        gamma2 = self.gamma2.get(kind) or s.imq_gamma2 or median_gamma2(b)
 
         def kid_fn(kernel: str):
-            return lambda x, y: kid(x, y, kernel=kernel, gamma2=s.imq_gamma2, subsets=s.kid_subsets,
-                                    subset_size=s.kid_subset_size, seed=seed)
+            return lambda x, y, origins=None: kid(x, y, kernel=kernel, gamma2=gamma2, subsets=s.kid_subsets,
+                                                  subset_size=s.kid_subset_size, seed=seed, origins=origins)
 
-        return {f"fad_{prefix}": bootstrap(frechet_distance, a, b, resamples=s.bootstrap, seed=seed),
-                f"kid_cubic_{prefix}": bootstrap(kid_fn("cubic"), a, b, resamples=s.bootstrap, seed=seed + 1),
-                f"kid_imq_{prefix}": bootstrap(kid_fn("imq"), a, b, resamples=s.bootstrap, seed=seed + 2)}
+        return {f"fad_{kind}": bootstrap(frechet_distance, a, b, resamples=s.bootstrap, seed=seed),
+                f"kid_cubic_{kind}": bootstrap(kid_fn("cubic"), a, b, resamples=s.bootstrap, seed=seed + 1,
+                                               with_origins=True),
+                f"kid_imq_{kind}": bootstrap(kid_fn("imq"), a, b, resamples=s.bootstrap, seed=seed + 2,
+                                             with_origins=True)}
 
     def _inception(self, probs: dict[str, np.ndarray], seed: int) -> dict[str, MetricValue]:
         """IS over splits of a fixed random order: splits of sorted data (real clips are stored by
@@ -146,31 +164,46 @@ class Reference:
                                         seed=seed + 3)
                 for name, p in probs.items()}
 
-    def score(self, normalised: np.ndarray, audio: np.ndarray | None) -> dict[str, MetricValue]:
-        """Every metric of a generated set (normalised mels in this reference's layout, and its audio)."""
+    def matched_sizes(self, generated: int) -> tuple[int, int]:
+        """(clips on the generated side, real clips of half B) for every distance: the generated
+        side never has more clips than half A, so the floor can be measured at the same sizes."""
+        half = self.floor_split
+        return min(generated, int(half.sum())), int((~half).sum())
+
+    def _compare(self, generated: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> dict[str, MetricValue]:
         seed = self.settings.seed
+        half_b = ~self.floor_split
+        n_a, _ = self.matched_sizes(len(next(iter(probs.values()))))
+        metrics: dict[str, MetricValue] = {}
+        for kind, real in self.real_embeddings().items():
+            if kind in generated:
+                metrics.update(self._distances(kind, generated[kind][:n_a], real[half_b], seed))
+        metrics.update(self._inception(probs, seed))
+        return metrics
+
+    def score(self, normalised: np.ndarray, audio: np.ndarray | None) -> dict[str, MetricValue]:
+        """Every metric of a generated set (normalised mels in this reference's layout, and its audio):
+        distances at :meth:`matched_sizes` against half B, the Inception Score over all of it."""
         emb, probs = self.classifier.outputs(normalised)
-        metrics = {**self._distances("classifier", emb, self.real_classifier, seed), **self._inception(probs, seed)}
+        generated = {"classifier": emb}
         if self.settings.crepe and self.real_crepe is not None:
             if audio is None:
                 raise ValueError("the CREPE metrics need the generated audio")
-            metrics.update(self._distances("crepe", self.crepe(audio), self.real_crepe, seed))
-        return metrics
+            generated["crepe"] = self.crepe(audio)
+        return self._compare(generated, probs)
 
-    def real_floor(self) -> dict[str, MetricValue]:
-        """The same metrics between two disjoint halves of the real clips (split by clip id): the
-        best a model can expect at this sample size. IS is that of all real clips."""
-        if len(self.clip_ids) < 4:
-            raise ValueError(f"evaluation needs at least 4 real clips for the real-vs-real floor, got {len(self.clip_ids)}")
-        half = holdout_mask(self.clip_ids, 0.5)
-        if min(half.sum(), (~half).sum()) < 2:  # tiny sets: alternate instead
-            half = np.arange(len(self.clip_ids)) % 2 == 0
-        seed = self.settings.seed
-        metrics = {**self._distances("classifier", self.real_classifier[half], self.real_classifier[~half], seed),
-                   **self._inception(self.real_probs, seed)}
-        if self.real_crepe is not None:
-            metrics.update(self._distances("crepe", self.real_crepe[half], self.real_crepe[~half], seed))
-        return metrics
+    def real_floor(self, generated: int | None = None) -> dict[str, MetricValue]:
+        """The same metrics for real clips scored as if generated: half A (its first ``generated``
+        clips) against half B, and the Inception Score of ``generated`` real clips in a fixed random
+        order. The best a model can expect at these sample sizes."""
+        half_a = np.flatnonzero(self.floor_split)
+        n = len(self.clip_ids) if generated is None else generated
+        order = np.random.default_rng(self.settings.seed).permutation(len(self.clip_ids))
+        is_rows = order[:min(n, len(order))]
+        a_rows = half_a[:self.matched_sizes(n)[0]]
+        generated_like = {kind: real[a_rows] for kind, real in self.real_embeddings().items()}
+        probs = {k: v[is_rows] for k, v in self.real_probs.items()}
+        return self._compare(generated_like, probs)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -193,7 +226,8 @@ class Reference:
             "vocabularies": c.vocabularies, "holdout_accuracy": c.holdout_accuracy,
             "train_examples": c.train_examples, "holdout_examples": c.holdout_examples,
             "stats": self.stats.to_json(), "spec": asdict(self.spec), "layout": self.layout,
-            "example_shape": list(self.example_shape), "settings": asdict(self.settings), "clip_ids": self.clip_ids})
+            "example_shape": list(self.example_shape), "settings": asdict(self.settings), "clip_ids": self.clip_ids,
+            "imq_gamma2": self.gamma2})
 
     @classmethod
     def load(cls, folder: Path) -> "Reference":
@@ -214,4 +248,5 @@ class Reference:
         return cls(classifier=classifier, stats=MelStats.from_json(meta["stats"]), spec=MelSpec(**meta["spec"]),
                    layout=meta["layout"], example_shape=tuple(meta["example_shape"]),
                    settings=ScoreSettings(**meta["settings"]), clip_ids=meta["clip_ids"],
-                   real_classifier=real_classifier, real_probs=real_probs, real_crepe=real_crepe)
+                   real_classifier=real_classifier, real_probs=real_probs, real_crepe=real_crepe,
+                   gamma2=meta.get("imq_gamma2", {}))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from components.evaluate.reference import lower_is_better
+from components.evaluate.quality import lower_is_better
 
 
 def _fmt(m: dict[str, float] | None) -> str:
@@ -92,11 +92,14 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
     for r in rows:
         served = " ★" if r["name"] == results["served"]["model"] else ""
         cells = "".join(f"<td>{_fmt(r['metrics'].get(n))}</td>" for n in names)
-        body.append(f"<tr><td>{esc(r['name'])}{served}</td><td>{r['steps']}</td><td>{esc(r['status'])}</td>{cells}"
+        body.append(f"<tr><td>{esc(r['name'])}{served}</td><td>{r['steps']}</td><td>{esc(r['status'])}</td>"
+                    f"<td>{esc(r.get('verdict', r.get('error', '')))}</td>{cells}"
                     f"<td>{r.get('rtf', float('nan')):.3g}</td></tr>")
     floor_cells = "".join(f"<td>{_fmt(floor[n])}</td>" for n in names)
-    body.append(f"<tr class='floor'><td>real vs real</td><td></td><td>floor</td>{floor_cells}<td></td></tr>")
+    body.append(f"<tr class='floor'><td>real vs real</td><td></td><td>floor</td><td></td>{floor_cells}<td></td></tr>")
     accuracy = ", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items())
+    sizes = results.get("matched_sizes", {"generated": results["samples"], "real": results["real_clips"]})
+    gammas = ", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed"
     sections = []
     for r in rows:
         grid = sample_dir / f"{r['name']}.png"
@@ -110,12 +113,20 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child{{text-align:left}}
 tr.floor{{background:#f3f3f3;font-style:italic}}audio{{margin:4px;height:32px}}</style></head><body>
 <h1>melforge evaluation</h1>
-<p>{results['samples']} generated clips per model against {results['real_clips']} real clips; 95% bootstrap
-intervals ({results['bootstrap']} resamples). Real clips are passed through the same Griffin-Lim as generated
-ones before the CREPE embedding. Classifier held-out accuracy: {esc(accuracy)}.</p>
+<p>{results['samples']} generated clips per model; {results['real_clips']} real clips, split by clip id into halves A
+and B. FAD and KID compare {sizes['generated']} generated clips with the {sizes['real']} clips of half B; the
+real-vs-real floor compares {sizes['generated']} clips of half A with half B, so model and floor are measured at
+the same sample sizes (Fréchet distance grows as n shrinks). The Inception Score uses all generated clips; its
+floor is the IS of as many real clips. KID's IMQ kernel uses γ² = {esc(gammas)} (half the median squared
+distance between real embeddings unless set). Intervals: 95% bootstrap percentile intervals
+({results['bootstrap']} resamples of both the generated and the real clips, recentred on the full-sample value;
+KID's resamples never pair a clip with its own copy). They cover the sampling noise of this evaluation, not the
+variation between training runs. "Distance from real" states the primary metric against the floor: FAD/KID as
+a multiple of the floor, IS as a fraction of real. Real clips are passed through the same Griffin-Lim as
+generated ones before the CREPE embedding. Classifier held-out accuracy: {esc(accuracy)}.</p>
 <p><b>Served model</b> (fewest steps within {results['served']['tolerance']:.0%} of the teacher on
 <code>{esc(primary)}</code>): <b>{esc(results['served']['model'])}</b> — {esc(results['served']['reason'])}</p>
-<h2>Metrics</h2><table><tr><th>model</th><th>steps</th><th>status</th>{head}<th>RTF</th></tr>{''.join(body)}</table>
+<h2>Metrics</h2><table><tr><th>model</th><th>steps</th><th>status</th><th>distance from real ({esc(primary)})</th>{head}<th>RTF</th></tr>{''.join(body)}</table>
 <p>RTF: seconds of compute (DDIM + Griffin-Lim) per second of audio on {esc(results['device'])}; below 1 is faster
 than real time.</p>
 <h2>Quality vs sampling steps</h2>{_img(plot)}

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from components.config import MelforgeConfig
+from components.evaluate.quality import verdict
 from components.evaluate.reference import Reference
 from components.evaluate.report import plot_steps_vs_quality, write_html
 from components.features.griffinlim import mel_to_audio
@@ -85,7 +86,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         ref = Reference.build(store, cfg, real_audio_fn=lambda lm: np.clip(
             mel_to_audio(lm, MelSpec.from_index(store.index), n_iter=e.griffinlim_iters), -1, 1))
         ref.save(tmp / "reference")
-        floor = {k: m.to_dict() for k, m in ref.real_floor().items()}
+        floor = {k: m.to_dict() for k, m in ref.real_floor(e.samples).items()}
         samples_dir = tmp / "samples"
         samples_dir.mkdir()
         real = store.batch(np.arange(min(GRID_CLIPS, len(store))))
@@ -108,6 +109,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
                                                  griffinlim_iters=e.griffinlim_iters)
             row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "steps": entry["steps"], **row}
             if row["status"] == "ok":
+                row.update(verdict(row["metrics"], floor, cfg.registry.primary_metric))
                 row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], griffinlim_iters=e.griffinlim_iters,
                                                 repeats=1))
                 _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
@@ -115,7 +117,9 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             rows.append(row)
             bar.advance(task)
         served = choose_served(rows, cfg.registry.primary_metric, cfg.registry.serve_tolerance)
+        n_generated, n_real = ref.matched_sizes(e.samples)
         results = {"primary_metric": cfg.registry.primary_metric, "samples": e.samples, "real_clips": len(store),
+                   "matched_sizes": {"generated": n_generated, "real": n_real}, "imq_gamma2": ref.gamma2,
                    "bootstrap": e.bootstrap, "device": device, "served": served,
                    "classifier": {"holdout_accuracy": ref.classifier.holdout_accuracy,
                                   "train_examples": ref.classifier.train_examples,
@@ -159,6 +163,11 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
         key = r["name"].replace("@", "-")  # MLflow metric names allow no '@'
         for metric, m in r["metrics"].items():
             out[f"{key}.{metric}"] = m["value"]
+        for metric, ratio in r.get("floor_ratios", {}).items():
+            out[f"{key}.{metric}_floor_ratio"] = ratio
+        if r["name"] == results["served"]["model"] or r["name"] == f"{results['served']['model']}@{results['served']['steps']}":
+            out["served_verdict"] = r.get("verdict", "not scored")
+            out.update({f"served_{metric}_floor_ratio": ratio for metric, ratio in r.get("floor_ratios", {}).items()})
         if "rtf" in r:
             out[f"{key}.rtf"] = r["rtf"]
         out[f"{key}.ok"] = r["status"] == "ok"

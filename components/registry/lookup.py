@@ -66,6 +66,8 @@ def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
             version = client.get_model_version_by_alias(name, alias)
         except MlflowException:
             aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(_aliases(model).items())) or "none"
+            if alias == "champion":
+                raise ModelNotFound(_no_champion(client, name, aliases)) from None
             raise ModelNotFound(f"model {name!r} has no alias {alias!r}; aliases: {aliases}; versions: "
                                 f"{', '.join(_versions(client, name)) or 'none'}") from None
         return ResolvedModel(uri=f"models:/{name}/{version.version}", name=name, version=str(version.version))
@@ -105,3 +107,29 @@ def _from_run(client, run_id: str) -> ResolvedModel:
     listing = ", ".join(f"models:/{v.name}/{v.version} ({v.tags.get('melforge.model', '?')})"
                         for v in sorted(versions, key=lambda v: int(v.version)))
     raise ModelNotFound(f"run {run_id} registered {len(versions)} models; pick one: {listing}")
+
+
+def best_version(client, name: str):
+    """The registered version with the best recorded primary metric (its own ``melforge.primary_metric``)."""
+    from components.evaluate.quality import lower_is_better
+
+    scored = []
+    for v in client.search_model_versions(f"name = '{name}'"):
+        metric = v.tags.get("melforge.primary_metric")
+        value = v.tags.get(f"metric.{metric}") if metric else None
+        if value is not None and v.tags.get("melforge.evaluation", "ok") == "ok":
+            scored.append((float(value) if lower_is_better(metric) else -float(value), int(v.version), v))
+    return min(scored)[2] if scored else None
+
+
+def _no_champion(client, name: str, aliases: str) -> str:
+    best = best_version(client, name)
+    text = (f"model {name!r} has no champion yet: no version has passed the promotion gate "
+            f"(it needs a quality within registry.max_floor_ratio / registry.min_real_ratio of the real data); aliases: {aliases}")
+    if best is None:
+        return text + f"; versions: {', '.join(_versions(client, name)) or 'none'}"
+    metric = best.tags["melforge.primary_metric"]
+    reason = best.tags.get("melforge.promotion_reason")
+    return (text + f". The best registered version is {name}/{best.version} ({best.tags.get('melforge.model', '?')}, "
+            f"{metric} {float(best.tags[f'metric.{metric}']):.4g}" + (f"; {reason}" if reason else "") +
+            f"): use --model {name}/{best.version} to generate from it anyway")

@@ -169,7 +169,9 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
         champion_metric=lambda champion: rescore_champion(champion, cfg, paths),
         metric=cfg.registry.primary_metric, min_improvement=cfg.registry.min_improvement,
         require_disjoint=cfg.registry.require_disjoint_intervals,
-        candidate_error=(row.get("error") or "failed") if row["status"] != "ok" else None)
+        candidate_error=(row.get("error") or "failed") if row["status"] != "ok" else None,
+        floor=results["real_vs_real"].get(cfg.registry.primary_metric), max_floor_ratio=cfg.registry.max_floor_ratio,
+        min_real_ratio=cfg.registry.min_real_ratio)
     return {"model_name": name, "registered": registered, "candidate": f"{name}/{candidate.version}",
             "candidate_model": served, "primary_metric": cfg.registry.primary_metric,
             "candidate_value": m["value"] if m else math.nan, **outcome}
@@ -177,7 +179,9 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
 
 def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue | None, *,
                     champion_metric: Callable[[Any], tuple[MetricValue | None, str]], metric: str,
-                    min_improvement: float, require_disjoint: bool, candidate_error: str | None) -> dict[str, Any]:
+                    min_improvement: float, require_disjoint: bool, candidate_error: str | None,
+                    floor: dict[str, float] | None = None, max_floor_ratio: float = 3.0,
+                    min_real_ratio: float = 0.5) -> dict[str, Any]:
     """``challenger`` -> the candidate; ``champion`` -> the candidate only if the gate says so. The
     decision and its reason become tags of the candidate version."""
     client.set_registered_model_alias(name, CHALLENGER, candidate.version)
@@ -190,7 +194,8 @@ def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue 
         if champion is not None:
             previous, note = champion_metric(champion)
         decision = promotion_decision(candidate_metric, previous, metric=metric, min_improvement=min_improvement,
-                                      require_disjoint=require_disjoint, candidate_error=candidate_error)
+                                      require_disjoint=require_disjoint, candidate_error=candidate_error,
+                                      floor=floor, max_floor_ratio=max_floor_ratio, min_real_ratio=min_real_ratio)
         if champion is not None and previous is None and decision.promote:
             decision = Decision(False, f"the champion has no {metric} to compare with; champion kept")
         if decision.promote:

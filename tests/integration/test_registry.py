@@ -109,6 +109,27 @@ def test_promotion_gate_and_generate_against_a_real_mlflow_server(mlflow_server,
     unknown = _melforge(["generate", "--model", "models:/nope/1"], tmp_path, mlflow_server)
     assert unknown.returncode == 2 and name in unknown.stderr
 
+    # a model far from the data is registered, never champion; generate names the best version instead
+    noisy = "tiny-noisy"
+    floor = {"value": 2.0, "low": 1.5, "high": 2.5}
+    for seed, value in ((7, 30.0), (8, 12.0)):
+        folder = tmp_path / f"noisy-{seed}"
+        write_tiny_model(folder / "model.pt", seed)
+        row = {"metrics": {METRIC: {"value": value, "low": value - 1, "high": value + 1, "n_a": 8, "n_b": 8}}}
+        with mlflow.start_run():
+            version, _ = register_model(client, folder, name=noisy, paths=paths, tags={
+                **metric_tags(row), "melforge.sample_rate": "8000", "melforge.sampling_steps": "2",
+                "melforge.model": f"student-{seed}", "melforge.primary_metric": METRIC})
+        outcome = apply_promotion(client, noisy, version, MetricValue(value, value - 1, value + 1, 8, 8),
+                                  champion_metric=lambda champ: (None, ""), metric=METRIC, min_improvement=0.05,
+                                  require_disjoint=True, candidate_error=None, floor=floor, max_floor_ratio=3.0)
+        assert not outcome["promoted"] and "below the quality floor" in outcome["reason"]
+        assert client.get_model_version(noisy, version.version).tags["melforge.promotion"] == "rejected"
+    no_champion = _melforge(["generate", "--model", f"models:/{noisy}@champion"], tmp_path, mlflow_server)
+    assert no_champion.returncode == 2
+    assert "has no champion yet" in no_champion.stderr
+    assert f"best registered version is {noisy}/{version.version} (student-8" in no_champion.stderr
+
 
 def test_reproduce_rebuilds_a_registered_model_from_its_commit_and_data(project, prefect_server, mlflow_store):
     from flows.pipeline import melforge_pipeline

@@ -1,0 +1,121 @@
+"""Quality against training minutes: the teacher's EMA scored every few minutes, on one ruler.
+
+Trains the teacher of a profile on ``data/mels`` (run the data stages of that profile first) in
+chunks of about ``--every-minutes`` of training each (``train_loop(stop_after=...)``, resuming
+exactly), and after each chunk scores the EMA weights with the pipeline's own ruler: the
+evaluation classifier's FAD and Inception Score per label, at the matched sample sizes of the
+real-vs-real floor. Scoring time is not counted as training time.
+
+    python benchmarks/quality_curve.py --profile demo --minutes 4 --every-minutes 1
+    python benchmarks/quality_curve.py --profile cpu --minutes 50 --every-minutes 5
+
+Prints a table; writes ``benchmarks/results/quality_curve-<profile>.json`` and a PNG of the curve,
+and a spectrogram grid of each snapshot's samples next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from components.config import apply_overrides, profile_params, validate_params
+from components.evaluate.reference import Reference
+from components.features.plots import save_mel_grid
+from components.features.stats import to_logmel
+from components.features.store import MelStore
+from components.models.unet import UNet1d, parameter_count
+from components.train.loop import LoopSettings, train_loop
+from components.train.objectives import teacher_v_objective
+from components.train.previews import sample_normalised
+from components.train.runner import batch_source
+from components.train.teacher import unet_spec
+
+
+def plot_curve(rows: list[dict], floor: dict[str, float], metrics: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        ax.plot([r["minutes"] for r in rows], [r[name] for r in rows], marker="o")
+        ax.axhline(floor[name], color="grey", ls="--", lw=1, label="real vs real")
+        ax.set_xlabel("training minutes")
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("-S", dest="overrides", action="append", default=[], help="section.key=value")
+    parser.add_argument("--minutes", type=float, default=4.0, help="training minutes in all")
+    parser.add_argument("--every-minutes", type=float, default=1.0)
+    parser.add_argument("--samples", type=int, default=None, help="clips per snapshot (default eval.samples)")
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default distill.teacher_steps)")
+    parser.add_argument("--mels", type=Path, default=Path("data/mels"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+
+    cfg = validate_params(apply_overrides(profile_params(args.profile), args.overrides), f"profile {args.profile!r}")
+    store = MelStore(args.mels)
+    ref = Reference.build(store, cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"crepe": False})}),
+                          real_audio_fn=None)
+    samples = args.samples or cfg.eval.samples
+    floor = {k: m.value for k, m in ref.real_floor(samples).items()}
+    steps = args.steps or cfg.distill.teacher_steps
+    torch.manual_seed(cfg.seed)
+    model = UNet1d(unet_spec(cfg, store.example_shape))
+    t = cfg.train
+    settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
+                            weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
+                            log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{args.profile}")
+    work = args.out / f"quality_curve-{args.profile}"
+    print(f"profile {args.profile}: {parameter_count(model):,} parameters, example {store.example_shape}, "
+          f"{len(store)} clips, up to {t.steps} steps; scoring {samples} samples at {steps} DDIM steps")
+    objective, batches = teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed)
+    rows: list[dict] = []
+    trained, done, rate = 0.0, 0, None
+    while done < t.steps and trained < args.minutes * 60:
+        chunk = 20 if rate is None else max(1, round(rate * args.every_minutes * 60))
+        if rate is not None and not rows:
+            chunk = max(1, chunk - done)  # the first snapshot after --every-minutes, counting the probe
+        start = time.perf_counter()
+        result = train_loop(model, objective, batches, settings, work, resume=True, stop_after=done + chunk,
+                            label=f"teacher (to step {min(t.steps, done + chunk)})")
+        trained += time.perf_counter() - start
+        done = result["summary"]["steps"]
+        rate = done / trained
+        if rate and not rows and done == 20:
+            continue  # the speed probe
+        normalised = sample_normalised(result["ema"], store.example_shape, count=samples, steps=steps, seed=cfg.seed + 2)
+        metrics = ref.score(normalised.numpy(), None)
+        row = {"minutes": round(trained / 60, 2), "step": done, "sample_std": float(normalised.std()),
+               **{k: m.value for k, m in metrics.items() if k.startswith(("fad", "is_"))}}
+        rows.append(row)
+        save_mel_grid(to_logmel(normalised[:8].numpy(), store.stats, store.layout), work / f"samples-{done:06d}.png",
+                      title=f"{args.profile}: teacher EMA after {row['minutes']:.1f} min ({done} steps), {steps}-step DDIM")
+        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        model = result["model"]
+    print("floor (real vs real, same sizes): " + "  ".join(f"{k} {v:.4g}" for k, v in floor.items()
+                                                           if k.startswith(("fad", "is_"))))
+    result = {"profile": args.profile, "overrides": args.overrides, "parameters": parameter_count(model),
+              "samples": samples, "ddim_steps": steps, "real_clips": len(store), "floor": floor, "curve": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"quality_curve-{args.profile}.json").write_text(json.dumps(result, indent=2))
+    metrics = ["fad_classifier", *[k for k in floor if k.startswith("is_")][:1]]
+    if rows:
+        plot_curve(rows, floor, metrics, args.out / f"quality_curve-{args.profile}.png")
+
+
+if __name__ == "__main__":
+    main()
