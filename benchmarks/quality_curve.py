@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def main() -> None:
                             weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
                             log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{args.profile}")
     work = args.out / f"quality_curve-{args.profile}"
+    shutil.rmtree(work, ignore_errors=True)  # a curve starts from step 0, never from an older run
     print(f"profile {args.profile}: {parameter_count(model):,} parameters, example {store.example_shape}, "
           f"{len(store)} clips, up to {t.steps} steps; scoring {samples} samples at {steps} DDIM steps")
     objective, batches = teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed)

@@ -134,6 +134,9 @@ def log_stage(stage: str, *, summary: dict[str, Any], params: dict[str, Any], ar
                 client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
         mlflow.log_metrics({f"final_{k}" if history else k: v for k, v in numeric_metrics(summary).items()})
         mlflow.log_dict(summary, f"{stage}/summary.json")
+        verdicts = {f"melforge.{k}": v[:5000] for k, v in summary.items() if k.endswith("verdict") and isinstance(v, str)}
+        if verdicts:  # how far each model is from the real data, in words, searchable in the UI
+            mlflow.set_tags(verdicts)
         for path in artifacts:
             if path.is_dir():
                 mlflow.log_artifacts(str(path), f"{stage}/{path.name}")

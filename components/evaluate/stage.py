@@ -165,6 +165,8 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
             out[f"{key}.{metric}"] = m["value"]
         for metric, ratio in r.get("floor_ratios", {}).items():
             out[f"{key}.{metric}_floor_ratio"] = ratio
+        if "verdict" in r:
+            out[f"{key}.verdict"] = r["verdict"]
         if r["name"] == results["served"]["model"] or r["name"] == f"{results['served']['model']}@{results['served']['steps']}":
             out["served_verdict"] = r.get("verdict", "not scored")
             out.update({f"served_{metric}_floor_ratio": ratio for metric, ratio in r.get("floor_ratios", {}).items()})

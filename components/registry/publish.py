@@ -57,6 +57,8 @@ def metric_tags(row: dict[str, Any]) -> dict[str, str]:
         tags[f"metric.{name}.n"] = f"{m['n_a']},{m['n_b']}"
     if "rtf" in row:
         tags["metric.rtf"] = repr(row["rtf"])
+    if "verdict" in row:
+        tags["melforge.quality"] = row["verdict"]
     return tags
 
 

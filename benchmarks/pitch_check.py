@@ -1,0 +1,83 @@
+"""An independent check of generated notes: does a pitch tracker hear the training pitches?
+
+Not the pipeline's own ruler (no classifier, no CREPE embedding): librosa's pYIN tracks f0 on each
+clip's sustained part, and a clip counts as a *note* when most of its voiced frames agree on one
+pitch within ``--cents`` of a MIDI pitch the data set was rendered at (``data.nsynth_mini.pitches``).
+Real clips (through the same Griffin-Lim) and each model's clips are checked side by side.
+
+    python benchmarks/pitch_check.py                      # models/teacher and every student
+    python benchmarks/pitch_check.py --models student-4 --clips 32
+
+Prints a table and writes ``benchmarks/results/pitch_check.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+from components.config import load_config
+from components.features.griffinlim import mel_to_audio
+from components.features.mel import MelSpec
+from components.features.store import MelStore
+from components.generation import MelGenerator
+from components.models.io import MODEL_FILE
+
+
+def clip_pitch(audio: np.ndarray, sample_rate: int) -> float | None:
+    """Median MIDI pitch of the voiced frames in the first 2.5 s (the sustain), or None when unvoiced."""
+    head = audio[: int(2.5 * sample_rate)]
+    f0, voiced, _ = librosa.pyin(head, fmin=60.0, fmax=1200.0, sr=sample_rate, frame_length=2048)
+    f0 = f0[voiced & np.isfinite(f0)]
+    if len(f0) < 5:
+        return None
+    midi = librosa.hz_to_midi(f0)
+    median = float(np.median(midi))
+    agree = np.abs(midi - median) < 0.5
+    return median if agree.mean() >= 0.6 else None
+
+
+def note_rate(audio: np.ndarray, sample_rate: int, pitches: list[int], cents: float) -> dict[str, float]:
+    found = [clip_pitch(a, sample_rate) for a in audio]
+    hits = [p is not None and min(abs(p - q) for q in pitches) * 100 <= cents for p in found]
+    return {"clips": len(audio), "voiced": sum(p is not None for p in found), "training_pitch": int(sum(hits)),
+            "rate": float(np.mean(hits)), "pitches_heard": sorted({int(round(p)) for p, h in zip(found, hits) if h})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="*", default=None, help="model folders under models/ (default: all)")
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--cents", type=float, default=50.0)
+    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    cfg = load_config(Path("params.yaml"))
+    pitches = cfg.data.nsynth_mini.pitches
+    store = MelStore(Path("data/mels"))
+    spec = MelSpec.from_index(store.index)
+    iters = cfg.eval.griffinlim_iters
+    rng = np.random.default_rng(args.seed)
+    rows = {}
+    real_rows = rng.choice(len(store), size=min(args.clips, len(store)), replace=False)
+    real_logmel = store.stats.denormalise(store.batch(np.sort(real_rows)))
+    rows["real (Griffin-Lim)"] = note_rate(np.clip(mel_to_audio(real_logmel, spec, n_iter=iters), -1, 1),
+                                           spec.sample_rate, pitches, args.cents)
+    names = args.models or sorted(p.parent.name for p in Path("models").glob(f"*/{MODEL_FILE}"))
+    for name in names:
+        gen = MelGenerator.load(Path("models") / name / MODEL_FILE)
+        audio = gen.generate(args.clips, args.seed, griffinlim_iters=iters)
+        rows[f"{name} ({gen.sampling_steps} steps)"] = note_rate(audio, gen.sample_rate, pitches, args.cents)
+    print(f"{'clips':28s} {'voiced':>7s} {'training pitch':>15s}  pitches heard")
+    for name, r in rows.items():
+        print(f"{name:28s} {r['voiced']:>4d}/{r['clips']:<3d} {r['training_pitch']:>6d} ({r['rate']:.0%})   {r['pitches_heard']}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pitch_check.json").write_text(json.dumps({"cents": args.cents, "pitches": pitches, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
