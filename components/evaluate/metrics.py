@@ -93,8 +93,8 @@ def _within_mean(k: np.ndarray, origin: np.ndarray | None) -> float:
         return float((k.sum() - np.trace(k)) / (m * (m - 1)))
     distinct = origin[:, None] != origin[None, :]
     pairs = distinct.sum()
-    if pairs == 0:
-        raise ValueError("MMD needs >= 2 distinct rows per set")
+    if pairs == 0:  # every row a copy of one clip (tiny resamples): no estimate from this draw
+        return float("nan")
     return float((k * distinct).sum() / pairs)
 
 
@@ -124,7 +124,8 @@ def kid(a: np.ndarray, b: np.ndarray, *, kernel: str = "cubic", gamma2: float = 
     for _ in range(subsets):
         ia, ib = rng.choice(len(a), size, replace=False), rng.choice(len(b), size, replace=False)
         values.append(mmd2_unbiased(a[ia], b[ib], kernel, gamma2, x_origin=oa[ia], y_origin=ob[ib]))
-    return float(np.mean(values))
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
@@ -160,6 +161,7 @@ def bootstrap(metric: Callable[..., float], *sets: np.ndarray, resamples: int = 
         resampled = [s[r] for s, r in zip(sets, rows)]
         draws.append(float(metric(*resampled, origins=tuple(rows)) if with_origins else metric(*resampled)))
     tail = (1 - level) / 2 * 100
+    draws = [d for d in draws if np.isfinite(d)] or [value]  # a draw of copies of one clip has no KID
     low, median, high = np.percentile(draws, [tail, 50, 100 - tail])
     shift = median - value
     return MetricValue(value=value, low=float(low - shift), high=float(high - shift), n_a=len(sets[0]),

@@ -35,7 +35,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert sorted(r.info.run_name for r in children) == ["distill@student-1", "distill@student-2", "evaluate",
                                                          "features", "ingest", "registry", "train", "validate"]
     train = next(r for r in children if r.info.run_name == "train")
-    assert train.data.params["model.base_channels"] == "16" and train.data.metrics["final_parameters"] > 0
+    assert train.data.params["model.base_channels"] == "32" and train.data.metrics["final_parameters"] > 0
     loss_curve = client.get_metric_history(train.info.run_id, "loss")
     assert [m.step for m in loss_curve] == [2, 4, 6, 8, 10, 12]  # the whole curve, per step
     assert {"train/samples/final.png"} <= {a.path for a in client.list_artifacts(train.info.run_id, "train/samples")}
