@@ -30,6 +30,8 @@ benchmarks: install
 	$(PY) benchmarks/ingest_scaling.py
 	$(PY) benchmarks/training_speed.py
 	$(PY) benchmarks/orchestration_overhead.py
+	$(PY) benchmarks/quality_curve.py --profile demo --minutes 4 --every-minutes 1
+	$(PY) benchmarks/pitch_check.py   # after `make run`: the trained models/
 
 ui: install
 	$(VENV)/bin/melforge ui

@@ -7,7 +7,11 @@ evaluation classifier's FAD and Inception Score per label, at the matched sample
 real-vs-real floor. Scoring time is not counted as training time.
 
     python benchmarks/quality_curve.py --profile demo --minutes 4 --every-minutes 1
-    python benchmarks/quality_curve.py --profile cpu --minutes 50 --every-minutes 5
+    python benchmarks/quality_curve.py --profile cpu --minutes 45 --every-minutes 6 --distill
+
+``--distill`` then runs the profile's progressive distillation from the final EMA teacher (the same
+objective and settings as the distill stages) and scores every student beside its own teacher:
+student/teacher FAD per stage, and the last student against the teacher at its full step count.
 
 Prints a table; writes ``benchmarks/results/quality_curve-<profile>.json`` and a PNG of the curve,
 and a spectrogram grid of each snapshot's samples next to them.
@@ -16,6 +20,7 @@ and a spectrogram grid of each snapshot's samples next to them.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import time
@@ -24,6 +29,7 @@ from pathlib import Path
 import torch
 
 from components.config import apply_overrides, profile_params, validate_params
+from components.distill.objective import student_objective
 from components.evaluate.reference import Reference
 from components.features.plots import save_mel_grid
 from components.features.stats import to_logmel
@@ -55,6 +61,43 @@ def plot_curve(rows: list[dict], floor: dict[str, float], metrics: list[str], pa
     plt.close(fig)
 
 
+def score_model(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
+                seed: int) -> dict[str, float]:
+    normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed)
+    return {k: m.value for k, m in ref.score(normalised.numpy(), None).items() if k.startswith(("fad", "is_"))}
+
+
+def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Module, samples: int,
+                      work: Path) -> list[dict]:
+    """Progressive distillation as the distill stages do it; each student scored beside its teacher."""
+    d, seed = cfg.distill, cfg.seed + 2
+    models = {"teacher": teacher.eval().requires_grad_(False)}
+    teacher_score = score_model(ref, store, teacher, samples=samples, steps=d.teacher_steps, seed=seed)
+    scores = {"teacher": teacher_score}
+    rows = []
+    for name, stage in d.stages.items():
+        steps, parent = int(stage["steps"]), stage["teacher"]
+        student = copy.deepcopy(models[parent]).train().requires_grad_(True)
+        settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, min_lr_ratio=d.min_lr_ratio, ema_decay=d.ema_decay,
+                                grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every, seed=cfg.seed + steps)
+        start = time.perf_counter()
+        result = train_loop(student, student_objective(models[parent], steps, d.loss_weighting),
+                            batch_source(store, d.batch_size, cfg.seed + steps), settings, work / name, resume=False,
+                            label=f"distill {2 * steps}->{steps}")
+        final = (result["ema"] if d.ema_decay > 0 else result["model"]).eval().requires_grad_(False)
+        models[name] = final
+        scores[name] = score_model(ref, store, final, samples=samples, steps=steps, seed=seed)
+        row = {"student": name, "steps": steps, "teacher": parent, "minutes": round((time.perf_counter() - start) / 60, 2),
+               "fad_classifier": scores[name]["fad_classifier"],
+               "fad_vs_own_teacher": scores[name]["fad_classifier"] / scores[parent]["fad_classifier"],
+               "fad_vs_full_teacher": scores[name]["fad_classifier"] / teacher_score["fad_classifier"],
+               **{k: v for k, v in scores[name].items() if k.startswith("is_")}}
+        rows.append(row)
+        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+    print(f"teacher at {d.teacher_steps} steps: " + "  ".join(f"{k} {v:.4g}" for k, v in teacher_score.items()))
+    return [{"student": "teacher", "steps": d.teacher_steps, **teacher_score}, *rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="demo")
@@ -65,6 +108,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default distill.teacher_steps)")
     parser.add_argument("--mels", type=Path, default=Path("data/mels"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--distill", action="store_true", help="then distill and score every stage")
     args = parser.parse_args()
 
     cfg = validate_params(apply_overrides(profile_params(args.profile), args.overrides), f"profile {args.profile!r}")
@@ -87,6 +131,17 @@ def main() -> None:
     objective, batches = teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed)
     rows: list[dict] = []
     trained, done, rate = 0.0, 0, None
+
+    def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
+        normalised = sample_normalised(ema, store.example_shape, count=samples, steps=steps, seed=cfg.seed + 2)
+        metrics = ref.score(normalised.numpy(), None)
+        row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": float(normalised.std()),
+               **{k: m.value for k, m in metrics.items() if k.startswith(("fad", "is_"))}}
+        save_mel_grid(to_logmel(normalised[:8].numpy(), store.stats, store.layout), work / f"samples-{step:06d}.png",
+                      title=f"{args.profile}: teacher EMA after {row['minutes']:.1f} min ({step} steps), {steps}-step DDIM")
+        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        return row
+
     while done < t.steps and trained < args.minutes * 60:
         chunk = 20 if rate is None else max(1, round(rate * args.every_minutes * 60))
         if rate is not None and not rows:
@@ -97,21 +152,20 @@ def main() -> None:
         trained += time.perf_counter() - start
         done = result["summary"]["steps"]
         rate = done / trained
-        if rate and not rows and done == 20:
+        if not rows and done == 20 and done < t.steps and trained < args.minutes * 60:
             continue  # the speed probe
-        normalised = sample_normalised(result["ema"], store.example_shape, count=samples, steps=steps, seed=cfg.seed + 2)
-        metrics = ref.score(normalised.numpy(), None)
-        row = {"minutes": round(trained / 60, 2), "step": done, "sample_std": float(normalised.std()),
-               **{k: m.value for k, m in metrics.items() if k.startswith(("fad", "is_"))}}
-        rows.append(row)
-        save_mel_grid(to_logmel(normalised[:8].numpy(), store.stats, store.layout), work / f"samples-{done:06d}.png",
-                      title=f"{args.profile}: teacher EMA after {row['minutes']:.1f} min ({done} steps), {steps}-step DDIM")
-        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        rows.append(snapshot(result["ema"], done, trained))
         model = result["model"]
+    if not rows or rows[-1]["step"] != done:
+        rows.append(snapshot(result["ema"], done, trained))
+
+    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work) if args.distill else []
+
     print("floor (real vs real, same sizes): " + "  ".join(f"{k} {v:.4g}" for k, v in floor.items()
                                                            if k.startswith(("fad", "is_"))))
     result = {"profile": args.profile, "overrides": args.overrides, "parameters": parameter_count(model),
-              "samples": samples, "ddim_steps": steps, "real_clips": len(store), "floor": floor, "curve": rows}
+              "samples": samples, "ddim_steps": steps, "real_clips": len(store), "floor": floor, "curve": rows,
+              "distillation": stages}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"quality_curve-{args.profile}.json").write_text(json.dumps(result, indent=2))
     metrics = ["fad_classifier", *[k for k in floor if k.startswith("is_")][:1]]
