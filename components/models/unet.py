@@ -26,6 +26,11 @@ from torch import nn
 from torch.nn import functional as F
 
 
+# Bumped whenever the layer layout changes, so checkpoints of an older layout are never resumed
+# (the training fingerprint includes it). 2: z beside the features at the output, explicit skips.
+ARCHITECTURE_VERSION = 2
+
+
 @dataclass(frozen=True)
 class UNetSpec:
     """Everything needed to rebuild the network (saved inside every checkpoint)."""

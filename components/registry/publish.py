@@ -122,7 +122,11 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
         model_file = next(local.rglob(MODEL_FILE), None)
         if model_file is None:
             return recorded, "champion's model file not found; compared with its recorded metric"
-        gen = MelGenerator.load(model_file)
+        try:
+            gen = MelGenerator.load(model_file)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # e.g. a network layout of an older melforge
+            return recorded, f"champion not re-scored: this melforge cannot load its network ({str(exc)[:200]}); " \
+                             "compared with its recorded metric"
         try:
             row, _, _ = score_generator(reference, gen, samples=cfg.eval.samples, steps=gen.sampling_steps,
                                         seed=cfg.seed + 2, griffinlim_iters=cfg.eval.griffinlim_iters)

@@ -9,7 +9,7 @@ import torch
 
 from components.config import MelforgeConfig
 from components.features.store import MelStore
-from components.models.unet import UNet1d, UNetSpec
+from components.models.unet import ARCHITECTURE_VERSION, UNet1d, UNetSpec
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json
 from components.train.loop import LoopSettings, train_loop
@@ -38,7 +38,8 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
     spec = unet_spec(cfg, store.example_shape)
     model = UNet1d(spec)
     t = cfg.train
-    fp = fingerprint("teacher", cfg.model.model_dump(), t.model_dump(), cfg.seed, data_fingerprint(store))
+    fp = fingerprint("teacher", ARCHITECTURE_VERSION, cfg.model.model_dump(), t.model_dump(), cfg.seed,
+                     data_fingerprint(store))
     work = work_dir(paths, "teacher", fp)
     settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
                             weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
