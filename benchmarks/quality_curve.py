@@ -61,10 +61,17 @@ def plot_curve(rows: list[dict], floor: dict[str, float], metrics: list[str], pa
     plt.close(fig)
 
 
+def sample_and_score(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
+                     seed: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """A model's samples (fixed noise) and their FAD / IS on the evaluation ruler."""
+    normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed)
+    scores = {k: m.value for k, m in ref.score(normalised.numpy(), None).items() if k.startswith(("fad", "is_"))}
+    return normalised, scores
+
+
 def score_model(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
                 seed: int) -> dict[str, float]:
-    normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed)
-    return {k: m.value for k, m in ref.score(normalised.numpy(), None).items() if k.startswith(("fad", "is_"))}
+    return sample_and_score(ref, store, model, samples=samples, steps=steps, seed=seed)[1]
 
 
 def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Module, samples: int,
@@ -133,10 +140,8 @@ def main() -> None:
     trained, done, rate = 0.0, 0, None
 
     def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
-        normalised = sample_normalised(ema, store.example_shape, count=samples, steps=steps, seed=cfg.seed + 2)
-        metrics = ref.score(normalised.numpy(), None)
-        row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": float(normalised.std()),
-               **{k: m.value for k, m in metrics.items() if k.startswith(("fad", "is_"))}}
+        normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2)
+        row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": float(normalised.std()), **scores}
         save_mel_grid(to_logmel(normalised[:8].numpy(), store.stats, store.layout), work / f"samples-{step:06d}.png",
                       title=f"{args.profile}: teacher EMA after {row['minutes']:.1f} min ({step} steps), {steps}-step DDIM")
         print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)

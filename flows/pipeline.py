@@ -242,9 +242,8 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
                        for name, m in models.items()],
             "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_steps')} steps)",
             "served_quality": evaluation.get("served_verdict"),
-            **{f"served_{k.removeprefix('served_').removesuffix('_floor_ratio')}_vs_real": round(v, 3)
-               for k, v in evaluation.items() if k.startswith("served_") and k.endswith("_floor_ratio")
-               and (k.startswith("served_is_") or k == "served_fad_classifier_floor_ratio")},
+            **{k.replace("_floor_ratio", "_vs_real"): round(v, 3) for k, v in evaluation.items()
+               if k.startswith(("served_is_", "served_fad_classifier_")) and k.endswith("_floor_ratio")},
             "report": str(paths.root / "models" / "evaluation" / "report.html"),
         }
         summary["mlflow_run"] = tracking.run_url(run.info.run_id)

@@ -7,6 +7,7 @@ current champion) can be scored against exactly the same real data and classifie
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,13 +103,18 @@ class Reference:
         if settings.crepe:
             audio = real_audio_fn(ref.to_logmel(examples))
             ref.real_crepe = ref.crepe(audio)
-        ref.gamma2 = {kind: settings.imq_gamma2 or median_gamma2(emb) for kind, emb in ref.real_embeddings().items()}
+        ref.gamma2 = {kind: ref.imq_gamma2(kind) for kind in ref.real_embeddings()}
         return ref
+
+    def imq_gamma2(self, kind: str) -> float:
+        """The IMQ kernel's gamma^2 for an embedding: as built (saved with the reference), else the
+        configured one, else the median heuristic on all real embeddings of that kind."""
+        return self.gamma2.get(kind) or self.settings.imq_gamma2 or median_gamma2(self.real_embeddings()[kind])
 
     def real_embeddings(self) -> dict[str, np.ndarray]:
         return {"classifier": self.real_classifier, **({"crepe": self.real_crepe} if self.real_crepe is not None else {})}
 
-    @property
+    @functools.cached_property
     def floor_split(self) -> np.ndarray:
         """True for the real clips of half A, False for half B (a pure function of the clip ids).
 
@@ -143,7 +149,7 @@ class Reference:
     # -- scoring --------------------------------------------------------------------------------
     def _distances(self, kind: str, a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, MetricValue]:
         s = self.settings
-        gamma2 = self.gamma2.get(kind) or s.imq_gamma2 or median_gamma2(b)
+        gamma2 = self.imq_gamma2(kind)
 
         def kid_fn(kernel: str):
             return lambda x, y, origins=None: kid(x, y, kernel=kernel, gamma2=gamma2, subsets=s.kid_subsets,

@@ -167,7 +167,7 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
             out[f"{key}.{metric}_floor_ratio"] = ratio
         if "verdict" in r:
             out[f"{key}.verdict"] = r["verdict"]
-        if r["name"] == results["served"]["model"] or r["name"] == f"{results['served']['model']}@{results['served']['steps']}":
+        if (r["model"], r["steps"]) == (results["served"]["model"], results["served"]["steps"]):
             out["served_verdict"] = r.get("verdict", "not scored")
             out.update({f"served_{metric}_floor_ratio": ratio for metric, ratio in r.get("floor_ratios", {}).items()})
         if "rtf" in r:
