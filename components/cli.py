@@ -21,7 +21,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from components.config import ConfigError, PROFILES
-from components.settings import apply_runtime_defaults
+from components.settings import (NoProject, ProjectPaths, apply_runtime_defaults, apply_tool_defaults, existing_project_root,
+                                 require_project)
 
 app = typer.Typer(help="melforge: audio in, trained and evaluated audio generators out.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -40,6 +41,19 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _workspace() -> ProjectPaths:
+    """This project's paths with the runtime defaults applied; fails, writing nothing, outside a project."""
+    try:
+        paths = require_project()
+    except NoProject as exc:
+        _fail(str(exc))
+    return apply_runtime_defaults(paths)
+
+
+def _say(text: str) -> None:
+    console.print(escape(text), soft_wrap=True, highlight=False)
+
+
 @app.command()
 def run(
     profile: Annotated[Optional[str], typer.Option(help=f"Start from a profile ({', '.join(PROFILES)}) instead of the current params.yaml.")] = None,
@@ -52,16 +66,45 @@ def run(
     params.yaml is updated with the profile/overrides first (validated before any work starts), so
     dvc.lock records exactly what ran. Unchanged stages are skipped.
     """
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     from components.config import resolve_params
+    from components.interrupts import exit_code, raise_on_sigterm
+    from components.run_lock import WorkspaceBusy, hold_workspace
+    from components.tracking import TrackingUnavailable, check_tracking_server
 
+    raise_on_sigterm()  # `timeout`, systemd, a container runtime: unwind like Ctrl-C
     try:
-        cfg = resolve_params(paths.params, profile=profile, overrides=set_ or [])
-    except ConfigError as exc:
+        cfg = resolve_params(paths.params, profile=profile, overrides=set_ or [], write=False)
+        check_tracking_server(os.environ["MLFLOW_TRACKING_URI"])
+    except (ConfigError, TrackingUnavailable) as exc:
         _fail(str(exc))
+    try:
+        with hold_workspace(paths.state, wait_s=cfg.orchestration.workspace_wait_minutes * 60, say=_say):
+            summary = _run_pipeline(paths, cfg, profile=profile, overrides=set_ or [], push=push)
+    except WorkspaceBusy as exc:
+        _fail(str(exc), code=1)
+    except Exception as exc:  # a failed flow has already marked its MLflow run failed; say why and exit 1
+        _fail(str(exc), code=1)
+    except BaseException as exc:  # Ctrl-C, SIGTERM (or Prefect's own termination signal)
+        if isinstance(exc, SystemExit):
+            raise
+        console.print(f"[bold red]interrupted[/] ({escape(str(exc) or type(exc).__name__)}): the training child was "
+                      "stopped, the MLflow run marked KILLED and dvc.lock left at the last completed stage; "
+                      "`melforge run` resumes from there", soft_wrap=True, highlight=False)
+        raise typer.Exit(exit_code(exc)) from None
+    table = Table(title="melforge pipeline", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    Console().print(table)
+    console.print(f"MLflow UI: [bold]melforge ui[/] (tracking URI {os.environ['MLFLOW_TRACKING_URI']})")
+
+
+def _run_pipeline(paths: ProjectPaths, cfg, *, profile: str | None, overrides: list[str], push: bool) -> dict:
+    """The flow against this run's temporary Prefect server (started first, so its start-up
+    overlaps the imports below, in its own session, and stopped last)."""
     from flows.local_api import LocalAPI, flush_logs
 
-    api = LocalAPI.launch()  # Prefect's local API starts first, so its start-up overlaps the imports below
+    api = LocalAPI.launch()
     try:
         from components import stage_process, tracking
         from flows.pipeline import melforge_pipeline
@@ -71,18 +114,11 @@ def run(
         tracking.setup_experiment(cfg.experiment, paths)
         with api.serving():
             try:
-                summary = melforge_pipeline(profile=profile, overrides=set_ or [], push=push, root=str(paths.root))
+                return melforge_pipeline(profile=profile, overrides=overrides, push=push, root=str(paths.root))
             finally:
                 flush_logs()
-    except Exception as exc:  # a failed flow has already marked its MLflow run failed; say why and exit 1
-        _fail(str(exc), code=1)
     finally:
         api.stop()
-    table = Table(title="melforge pipeline", show_header=False)
-    for key, value in summary.items():
-        table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
-    Console().print(table)
-    console.print(f"MLflow UI: [bold]melforge ui[/] (tracking URI {os.environ['MLFLOW_TRACKING_URI']})")
 
 
 @app.command()
@@ -92,7 +128,7 @@ def stage(
     resume: Annotated[bool, typer.Option(help="train/distill: continue from the newest checkpoint written under the same config.")] = True,
 ) -> None:
     """Run one stage directly from params.yaml (what dvc.yaml calls; no Prefect, no MLflow)."""
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     from components.config import load_config
     from components.stages import STAGES, run_stage
 
@@ -123,7 +159,7 @@ def stage(
 @data_app.command("summary")
 def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
     """Clips, hours, labels and quarantine of the ingested data (data/clips)."""
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     import pandas as pd
 
     from components.ingest.stage import LABEL_PREFIX, read_manifest
@@ -177,8 +213,9 @@ def generate(
     model: Annotated[str, typer.Option(help="models:/<name>@<alias>, models:/<name>/<version>, a version number, "
                                             "a run id, runs:/<run>/<path>, or a local model folder / model.pt.")]
     = "champion",
-    n: Annotated[int, typer.Option("-n", "--count", min=1, help="How many clips.")] = 4,
-    seconds: Annotated[Optional[float], typer.Option(help="Clip length (default: the training clip length).")] = None,
+    n: Annotated[int, typer.Option("-n", "--count", min=1, max=256, help="How many clips.")] = 4,
+    seconds: Annotated[Optional[float], typer.Option(help="Clip length, at most 300 s; count x seconds at most 3600 "
+                                                          "(default: the training clip length).")] = None,
     seed: Annotated[int, typer.Option(help="Noise seed: the same seed gives the same clips.")] = 0,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Sampling steps (default: the model's own).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("generated"),
@@ -187,11 +224,24 @@ def generate(
 
     A bare alias such as `champion` means that alias of registry.model_name from params.yaml.
     """
-    paths = apply_runtime_defaults()
-    from components.generate_cli import GenerationError, generate_to_folder
+    from components.generate_cli import GenerationError, generate_to_folder, local_model, out_problem, request_problem
 
-    if seconds is not None and seconds <= 0:
-        _fail(f"--seconds must be > 0, got {seconds}")
+    problem = request_problem(n, seconds)
+    if problem:
+        _fail(problem)
+    problem = out_problem(out)
+    if problem:
+        _fail(f"--out {out}: {problem}")
+    root = existing_project_root()
+    if root is not None:
+        paths: ProjectPaths | None = apply_runtime_defaults(ProjectPaths(root))
+    elif local_model(model) is not None or os.environ.get("MLFLOW_TRACKING_URI"):
+        paths = None  # no project here: nothing is written but the WAV files
+        apply_tool_defaults()
+    else:
+        _fail(f"no melforge project in {Path.cwd()} or above (no dvc.yaml) and MLFLOW_TRACKING_URI is not set, so there "
+              "is no registry to generate from: run this in a project, point MLFLOW_TRACKING_URI at a tracking server, "
+              "or give --model <model folder>")
     try:
         written, source = generate_to_folder(paths, model, n=n, seconds=seconds, seed=seed, steps=steps, out=out)
     except GenerationError as exc:
@@ -213,7 +263,7 @@ def reproduce(
     dvc.lock, pulls that data version from the DVC remote, re-runs train → distill → evaluate,
     and prints data hashes and metrics old vs new. Exit code 0: reproduced; 1: not reproduced.
     """
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     import mlflow
 
     from components.registry.lookup import ModelNotFound, resolve
@@ -262,7 +312,7 @@ def schedule(
     changed; promotion still goes through the gate. Runs show up in Prefect (PREFECT_API_URL) and
     MLflow with the data version of each run.
     """
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     from flows.schedule import ScheduleError, build_deployments, serve_schedules
 
     try:
@@ -287,7 +337,7 @@ def services_up(
 
     Use it as `eval "$(melforge services up)"`. The S3 endpoint keeps its data in memory only.
     """
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     from components.services import Ports, ServiceError, up
 
     try:
@@ -304,7 +354,7 @@ def services_up(
 @services_app.command("down")
 def services_down() -> None:
     """Stop the services `melforge services up` started in this project."""
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     from components.services import down
 
     stopped = down(paths)
@@ -314,7 +364,7 @@ def services_down() -> None:
 @services_app.command("status")
 def services_status() -> None:
     """Which services run, where, and whether they answer."""
-    paths = apply_runtime_defaults()
+    paths = _workspace()
     from components.services import status
 
     table = Table(title="melforge services")
@@ -328,13 +378,41 @@ def services_status() -> None:
 @app.command()
 def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
     """Open the MLflow UI on 127.0.0.1 for this project's tracking store."""
-    apply_runtime_defaults()
+    _workspace()
     uri = os.environ["MLFLOW_TRACKING_URI"]
     console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner: starts in seconds
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    raise typer.Exit(_serve_until_stopped(cmd, env))
+
+
+def _serve_until_stopped(cmd: list[str], env: dict[str, str]) -> int:
+    """Run a server (and whatever it starts: MLflow's uvicorn workers) in its own process group;
+    Ctrl-C or SIGTERM here stops the whole group, so nothing is left listening."""
+    import signal
+
+    from components.interrupts import exit_code, raise_on_sigterm
+
+    raise_on_sigterm()
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (components.interrupts.Interrupted)
+        for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(wait_s)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # workers the server started and left behind in its group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return exit_code(exc)
 
 
 def main() -> None:

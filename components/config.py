@@ -9,13 +9,13 @@ starts, naming the key and what is allowed.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from components.storage import atomic_write_bytes
 
 
 class ConfigError(ValueError):
@@ -510,13 +510,20 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
     return result
 
 
-def read_params_file(path: Path) -> dict[str, Any]:
+def read_params_file(path: Path, *, allow_empty: bool = False) -> dict[str, Any]:
+    """params.yaml as a dict. An empty file is refused: it would silently mean "every schema
+    default", a configuration nobody chose."""
     if not path.is_file():
         raise ConfigError(f"{path}: not found; run from the project root or create it with `melforge run --profile demo`")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected sections (data:, audio:, mel:, ...), got a {type(data).__name__}")
+    if not data and not allow_empty:
+        raise ConfigError(f"{path}: is empty; start from a profile with `melforge run --profile demo` "
+                          f"(or {', '.join(p for p in PROFILES if p != 'demo')}), which writes it")
     return data
 
 
@@ -539,10 +546,7 @@ def write_params_file(path: Path, config: MelforgeConfig) -> None:
     """Write params.yaml atomically (temp file + rename)."""
     text = "# melforge parameters: the record DVC tracks. Edit, or use `melforge run -S key=value`.\n"
     text += yaml.dump(config.to_params(), Dumper=_ParamsDumper, sort_keys=False, default_flow_style=False, width=100)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".params.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def resolve_params(params_path: Path, *, profile: str | None = None, overrides: list[str] | None = None,
@@ -562,7 +566,7 @@ def resolve_params(params_path: Path, *, profile: str | None = None, overrides: 
     origin = params_path.name if profile is None else f"profile {profile!r}"
     config = validate_params(merged, origin + (" with -S overrides" if overrides else ""))
     if write:
-        current = read_params_file(params_path) if params_path.is_file() else None
+        current = read_params_file(params_path, allow_empty=True) if params_path.is_file() else None
         if current != config.to_params():
             write_params_file(params_path, config)
     return config

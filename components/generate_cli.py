@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +13,41 @@ from components.settings import ProjectPaths
 from components.storage import atomic_write_bytes, atomic_write_json
 
 
+MAX_SECONDS = 300.0  # per clip: a typo like 1e9 would otherwise ask for terabytes
+MAX_TOTAL_SECONDS = 3600.0  # clips x seconds in one call
+MAX_COUNT = 256
+
+
 class GenerationError(RuntimeError):
     """Why nothing was generated, phrased for the user."""
 
 
-def _local_model(text: str) -> Path | None:
+def request_problem(n: int, seconds: float | None) -> str | None:
+    """What is wrong with a request's size (checked before any model is loaded), or None."""
+    if seconds is not None and not 0 < seconds <= MAX_SECONDS:
+        return f"--seconds must be > 0 and at most {MAX_SECONDS:g} (one clip), got {seconds:g}"
+    if seconds is not None and n * seconds > MAX_TOTAL_SECONDS:
+        return (f"--count {n} x --seconds {seconds:g} = {n * seconds:g} s of audio; at most {MAX_TOTAL_SECONDS:g} s "
+                "per call (generate in several calls with different --seed)")
+    return None
+
+
+def out_problem(out: Path) -> str | None:
+    """Why WAV files could not be written into ``out`` (checked before generating), or None."""
+    if out.exists():
+        if not out.is_dir():
+            return "exists and is not a folder"
+        target = out
+    else:
+        target = next(p for p in out.absolute().parents if p.exists())
+        if not target.is_dir():
+            return f"cannot be created: {target} is not a folder"
+    if not os.access(target, os.W_OK | os.X_OK):
+        return f"{target} is not writable (permissions or a read-only file system)"
+    return None
+
+
+def local_model(text: str) -> Path | None:
     path = Path(text)
     if path.is_dir() and (path / "model.pt").is_file():
         return path / "model.pt"
@@ -24,10 +56,12 @@ def _local_model(text: str) -> Path | None:
     return None
 
 
-def registry_name(paths: ProjectPaths) -> str:
+def registry_name(paths: ProjectPaths | None) -> str:
     from components.config import ConfigError, load_config
 
     try:
+        if paths is None:
+            raise ConfigError("no project")
         return load_config(paths.params).registry.model_name
     except ConfigError:
         from components.config import RegistryConfig
@@ -35,9 +69,9 @@ def registry_name(paths: ProjectPaths) -> str:
         return RegistryConfig().model_name
 
 
-def generate_to_folder(paths: ProjectPaths, model: str, *, n: int, seconds: float | None, seed: int,
+def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, seconds: float | None, seed: int,
                        steps: int | None, out: Path) -> tuple[list[Path], str]:
-    local = _local_model(model)
+    local = local_model(model)
     if local is not None:
         from components.generation import MelGenerator
 
@@ -61,7 +95,7 @@ def generate_to_folder(paths: ProjectPaths, model: str, *, n: int, seconds: floa
     return written, source
 
 
-def _from_registry(paths: ProjectPaths, model: str, *, n: int, seconds: float | None, seed: int,
+def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: float | None, seed: int,
                    steps: int | None) -> tuple[np.ndarray, int, str]:
     import mlflow
 
@@ -77,7 +111,11 @@ def _from_registry(paths: ProjectPaths, model: str, *, n: int, seconds: float | 
         resolved = resolve(client, text, default_name=name)
     except ModelNotFound as exc:
         raise GenerationError(f"{model}: {exc}") from None
-    pyfunc = mlflow.pyfunc.load_model(resolved.uri)
+    with tempfile.TemporaryDirectory(prefix="melforge-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=resolved.uri, dst_path=tmp)
+        if resolved.version is not None:
+            verify_model_file(client.get_model_version(resolved.name, resolved.version), Path(local))
+        pyfunc = mlflow.pyfunc.load_model(local)
     request = {"n": n, "seed": seed}
     if seconds is not None:
         request["seconds"] = seconds
@@ -86,3 +124,24 @@ def _from_registry(paths: ProjectPaths, model: str, *, n: int, seconds: float | 
     audio = pyfunc.predict(request)
     rate = int(pyfunc.metadata.metadata["sample_rate"])
     return audio, rate, resolved.uri + (f" (version {resolved.version})" if resolved.version else "")
+
+
+def verify_model_file(version, model_path: Path) -> None:
+    """Refuse a registered model whose weights file differs from the one registered (its SHA-256
+    is a version tag, kept in the tracking database, apart from the artifact store)."""
+    from components.models.io import MODEL_FILE
+    from components.provenance import file_sha256
+    from components.registry.publish import MODEL_HASH_TAG
+
+    recorded = version.tags.get(MODEL_HASH_TAG)
+    found = sorted(model_path.rglob(MODEL_FILE))
+    if recorded is None:
+        return  # registered before the hash was recorded: the weights still load with weights_only
+    if len(found) != 1:
+        raise GenerationError(f"models:/{version.name}/{version.version}: expected one {MODEL_FILE} in the model, "
+                              f"found {len(found)}; refusing to load it")
+    actual = file_sha256(found[0])
+    if actual != recorded:
+        raise GenerationError(f"models:/{version.name}/{version.version}: {MODEL_FILE} has SHA-256 {actual[:16]}..., "
+                              f"not the {recorded[:16]}... recorded at registration; the artifact store was modified "
+                              "after registration: refusing to load it (see README, Security)")

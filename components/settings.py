@@ -14,13 +14,33 @@ from pathlib import Path
 STATE_DIR_NAME = ".melforge"
 
 
+class NoProject(RuntimeError):
+    """There is no melforge project (no dvc.yaml) at or above the folder a command runs in."""
+
+
 def find_project_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` that holds a dvc.yaml (else ``start`` itself)."""
+    return existing_project_root(start) or (start or Path.cwd()).resolve()
+
+
+def existing_project_root(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` that holds a dvc.yaml, or None."""
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / "dvc.yaml").is_file():
             return candidate
-    return here
+    return None
+
+
+def require_project(start: Path | None = None) -> ProjectPaths:
+    """The project's paths, checked before anything is written: commands that keep state in a
+    workspace refuse to create one where there is no project."""
+    root = existing_project_root(start)
+    if root is None:
+        where = (start or Path.cwd()).resolve()
+        raise NoProject(f"no melforge project in {where} or any folder above it (no dvc.yaml); run this from a "
+                        "clone of melforge (or a folder holding its dvc.yaml and params.yaml)")
+    return ProjectPaths(root=root)
 
 
 @dataclass(frozen=True)
@@ -74,31 +94,43 @@ def project_paths(root: Path | None = None) -> ProjectPaths:
     return ProjectPaths(root=(root or find_project_root()).resolve())
 
 
-def runtime_defaults(paths: ProjectPaths) -> dict[str, str]:
-    """Environment defaults for embedded, offline, telemetry-free operation."""
-    state = paths.state
+def tool_defaults() -> dict[str, str]:
+    """Defaults that keep every tool offline and telemetry-free, wherever it runs."""
     return {
-        # MLflow: SQLite store + local artifacts, no telemetry.
-        "MLFLOW_TRACKING_URI": f"sqlite:///{paths.mlflow_db}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
-        # Prefect: local API (ephemeral server) with its home inside the project state folder.
-        "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "DO_NOT_TRACK": "true",
-        # DVC: no analytics, site cache inside the project.
         "DVC_NO_ANALYTICS": "1",
-        "DVC_SITE_CACHE_DIR": str(state / "dvc-site-cache"),
-        # Great Expectations: no analytics.
         "GX_ANALYTICS_ENABLED": "false",
         # boto3 must never probe the cloud metadata address.
         "AWS_EC2_METADATA_DISABLED": "true",
-        # numba (librosa) compiles once and caches here.
-        "NUMBA_CACHE_DIR": str(state / "numba-cache"),
         "MPLBACKEND": "Agg",
         "TQDM_DISABLE": "1",
     }
+
+
+def runtime_defaults(paths: ProjectPaths) -> dict[str, str]:
+    """Environment defaults for embedded, offline, telemetry-free operation in a project."""
+    state = paths.state
+    return {
+        **tool_defaults(),
+        # MLflow: SQLite store + local artifacts.
+        "MLFLOW_TRACKING_URI": f"sqlite:///{paths.mlflow_db}",
+        # Prefect: local API (ephemeral server) with its home inside the project state folder.
+        "PREFECT_HOME": str(state / "prefect"),
+        # DVC: site cache inside the project.
+        "DVC_SITE_CACHE_DIR": str(state / "dvc-site-cache"),
+        # numba (librosa) compiles once and caches here.
+        "NUMBA_CACHE_DIR": str(state / "numba-cache"),
+    }
+
+
+def apply_tool_defaults() -> None:
+    """Set the unset tool defaults that need no project (nothing is written anywhere)."""
+    for key, value in tool_defaults().items():
+        os.environ.setdefault(key, value)
 
 
 def apply_runtime_defaults(paths: ProjectPaths | None = None) -> ProjectPaths:

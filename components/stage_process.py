@@ -12,6 +12,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -48,8 +50,25 @@ def warm_up() -> None:
             os.environ["PYTHONSAFEPATH"] = before
 
 
-def _child(stage: str, root: str, options: dict[str, Any], error_file: str, environ: dict[str, str]) -> None:
+def _stop_with(parent: int, poll_s: float = 0.5) -> None:
+    """Kill this process group once ``parent`` is gone: the child leads its own session, so
+    nothing else would stop it after a ``kill -9`` of the run (it would keep training, and race the
+    next run for the same output folder)."""
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os.killpg(0, signal.SIGKILL)  # checkpoints are written atomically: the next run resumes
+
+    threading.Thread(target=watch, name="melforge-parent-watch", daemon=True).start()
+
+
+def _child(stage: str, root: str, options: dict[str, Any], error_file: str, environ: dict[str, str],
+           parent: int) -> None:
     os.setsid()  # its own process group: the parent stops it and everything it started at once
+    _stop_with(parent)
     os.environ.clear()  # the caller's environment now, not the one the forkserver started with
     os.environ.update(environ)
     try:
@@ -83,7 +102,7 @@ def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: 
     error_file, pid_file = state_dir / f"{label}.error", state_dir / f"{label}.pid"
     error_file.unlink(missing_ok=True)
     warm_up()  # no-op when the forkserver runs already
-    child = _CONTEXT.Process(target=_child, args=(stage, str(root), options, str(error_file), dict(os.environ)),
+    child = _CONTEXT.Process(target=_child, args=(stage, str(root), options, str(error_file), dict(os.environ), os.getpid()),
                              name=f"melforge-{label}")
     child.start()
     pid_file.write_text(f"{child.pid}\n")

@@ -11,10 +11,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -26,17 +26,27 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file through ``write(handle)`` to a temp name beside ``path``, then rename it into
+    place: readers see the old file or the new one, never half of one. The one implementation of
+    atomic writes in melforge. A failed write (a full disk) leaves no temp file behind and names
+    the path: ``[Errno 28] No space left on device: '<path>'``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            write(fh)
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
         raise
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(payload))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -44,15 +54,39 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False))
+
+
+class UnsafeFile(RuntimeError):
+    """A torch file holds something other than tensors and plain data: it is never unpickled."""
+
+
+def atomic_save_torch(obj: Any, path: Path) -> None:
+    """``torch.save`` through :func:`atomic_write` (serialised in memory first, so a full disk is
+    reported as ENOSPC with the path, not as torch's 'unexpected pos' from inside its zip writer)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def load_torch(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors, numbers, strings and containers only, so
+    a tampered file cannot run code when it is read."""
+    import pickle
+
+    import torch
+
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "nsupported" in line]
+        reason = lines[0] if lines else type(exc).__name__
+        raise UnsafeFile(f"{path}: refusing to load it: it holds objects other than tensors and plain data "
+                         f"({reason[:300]}); a tampered or foreign file") from None
 
 
 @contextmanager

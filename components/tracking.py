@@ -43,6 +43,32 @@ def numeric_metrics(summary: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking server does not answer; the message names it."""
+
+
+def check_tracking_server(uri: str, timeout_s: float = 5.0) -> None:
+    """Ask a tracking server for its health once, so a run stops in seconds when it is down
+    (MLflow's own client retries each request for minutes first). Local stores need no check."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        problem = f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        problem = str(getattr(exc, "reason", None) or exc)
+    raise TrackingUnavailable(f"the MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) does not answer: {problem}; "
+                              "start it (`melforge services up` starts one) or unset MLFLOW_TRACKING_URI to use the "
+                              "project's own store")
+
+
 def setup_experiment(name: str, paths: ProjectPaths) -> str:
     """Select (creating if needed) the experiment; local stores keep artifacts in .melforge/."""
     import mlflow
@@ -97,16 +123,23 @@ def parent_run(name: str, *, params: dict[str, Any], tags: dict[str, str]) -> It
             yield run
 
 
+def end_status(exc: BaseException) -> str:
+    """FAILED for an error; KILLED when the run was stopped from outside (Ctrl-C, SIGTERM: these
+    are BaseExceptions, as are Prefect's termination signals)."""
+    return "FAILED" if isinstance(exc, Exception) else "KILLED"
+
+
 @contextmanager
 def _failed_on_error() -> Iterator[None]:
-    """End the active run as FAILED, with the error as the ``melforge.error`` tag, if the body raises."""
+    """End the active run as FAILED (or KILLED when interrupted), with the error as the
+    ``melforge.error`` tag, if the body raises."""
     import mlflow
 
     try:
         yield
     except BaseException as exc:
         mlflow.set_tag("melforge.error", f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run(status="FAILED")
+        mlflow.end_run(status=end_status(exc))
         raise
 
 

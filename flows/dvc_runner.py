@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from components.interrupts import deferred
 from components.settings import ProjectPaths
 
 NETWORK_MARKERS = ("Connection reset", "ConnectTimeout", "EndpointConnectionError", "Temporary failure")
@@ -102,7 +103,7 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
             from components.stages import run_stage
 
             run_stage(name, load_config(paths.params), paths, **options)
-        with dvc_repo(paths) as repo:
+        with deferred(), dvc_repo(paths) as repo:  # an interrupt waits until dvc.lock is written whole
             repo.commit(_target(paths, stage), force=True)
     except Exception as exc:
         raise StageFailed(stage, exc) from exc

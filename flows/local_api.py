@@ -73,7 +73,9 @@ class LocalAPI:
     def _spawn(self) -> None:
         self.port = _free_port()
         command = [sys.executable, "-P", "-m", __name__, str(self.port)]  # -P: never import from the working directory
-        self.process = subprocess.Popen(command, env={**os.environ, **SERVER_ENV}, preexec_fn=_exit_with_parent())
+        # its own session: a terminal's Ctrl-C reaches the run, which stops the server last
+        self.process = subprocess.Popen(command, env={**os.environ, **SERVER_ENV}, preexec_fn=_exit_with_parent(),
+                                        start_new_session=True)
         self.started_at = time.monotonic()
 
     def _wait_ready(self, timeout_s: float) -> None:
@@ -114,8 +116,13 @@ class LocalAPI:
             yield
             return
         self._wait_ready(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
-        with temporary_settings(updates={PREFECT_API_URL: self.url}):
-            yield
+        global _serving_url
+        _serving_url = self.url
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: self.url}):
+                yield
+        finally:
+            _serving_url = None
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout_s``)."""
@@ -127,6 +134,18 @@ class LocalAPI:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+_serving_url: str | None = None  # the temporary server's API while LocalAPI.serving() is active
+
+
+def uses_persistent_server() -> bool:
+    """Whether Prefect talks to a server that outlives this run (PREFECT_API_URL names one that is
+    not this run's temporary server): only such a server expires the leases of dead holders."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    return bool(url) and url != _serving_url
 
 
 def flush_logs(timeout_s: float = 30.0) -> None:

@@ -22,6 +22,7 @@ from prefect.tasks import exponential_backoff
 from components import stage_process, tracking
 from components.config import MelforgeConfig, resolve_params
 from components.provenance import git_state
+from components.run_lock import hold_workspace
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
 from components.stages import metrics_path, model_dir, pipeline_order
 from components.storage import atomic_write_bytes
@@ -135,8 +136,26 @@ def workspace_limit_name(paths: ProjectPaths) -> str:
 
 @contextmanager
 def one_pipeline_per_workspace(paths: ProjectPaths, cfg: MelforgeConfig) -> Iterator[None]:
-    """Hold the workspace's Prefect global concurrency slot (limit 1) for the whole run: DVC locks
-    its workspace, so a second pipeline here waits (up to orchestration.workspace_wait_minutes)."""
+    """One pipeline at a time in a workspace (DVC refuses two concurrent repros): the kernel-freed
+    run lock always (components.run_lock), and on a persistent Prefect server also the
+    workspace's global concurrency slot, so runs started by deployments on other machines that
+    share the workspace wait too (that server expires the lease of a holder that died)."""
+    from flows.local_api import uses_persistent_server
+
+    wait_s = cfg.orchestration.workspace_wait_minutes * 60
+    logger = get_run_logger()
+    with hold_workspace(paths.state, wait_s=wait_s, say=logger.warning):
+        if not uses_persistent_server():
+            yield
+            return
+        with prefect_workspace_slot(paths, wait_s=wait_s):
+            yield
+
+
+@contextmanager
+def prefect_workspace_slot(paths: ProjectPaths, *, wait_s: float, lease_s: float = 300.0) -> Iterator[None]:
+    """Hold the workspace's Prefect global concurrency slot (limit 1); its lease is renewed while
+    held and expires ``lease_s`` after a holder dies."""
     from prefect.client.orchestration import get_client
     from prefect.concurrency.sync import concurrency
 
@@ -145,14 +164,14 @@ def one_pipeline_per_workspace(paths: ProjectPaths, cfg: MelforgeConfig) -> Iter
         client.upsert_global_concurrency_limit_by_name(name, 1)
     acquired = False
     try:
-        with concurrency(name, occupy=1, timeout_seconds=cfg.orchestration.workspace_wait_minutes * 60, strict=True):
+        with concurrency(name, occupy=1, timeout_seconds=wait_s, lease_duration=lease_s, strict=True):
             acquired = True
             yield
     except TimeoutError:
         if acquired:  # a stage's own timeout, raised while the slot was held
             raise
         raise TimeoutError(f"another melforge pipeline has been running in {paths.root} for longer than "
-                           f"orchestration.workspace_wait_minutes ({cfg.orchestration.workspace_wait_minutes:g}); "
+                           f"orchestration.workspace_wait_minutes ({wait_s / 60:g}); "
                            f"Prefect concurrency limit {name!r}") from None
 
 
@@ -185,9 +204,10 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
                 # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
                 known_current = stale is not None and stage not in stale
                 outcome = stage_task(cfg, stage)(paths, stage, force=(stage == "scan"), known_current=known_current)
-            except Exception as exc:
+            except BaseException as exc:  # an interrupt (Ctrl-C, SIGTERM) is recorded as KILLED
                 tracking.log_stage(stage, summary=_read_metrics(paths, stage), params=_sections(params, stage),
-                                   artifacts=_artifacts(paths, stage), skipped=False, status="FAILED", error=str(exc))
+                                   artifacts=_artifacts(paths, stage), skipped=False,
+                                   status=tracking.end_status(exc), error=f"{type(exc).__name__}: {exc}")
                 raise
             outcomes[stage] = outcome
             if stage == "scan":

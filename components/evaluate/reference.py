@@ -23,7 +23,7 @@ from components.features.mel import MelSpec
 from components.features.packing import pack_snake
 from components.features.stats import MelStats, to_logmel
 from components.ingest.stage import LABEL_PREFIX
-from components.storage import atomic_write_bytes, atomic_write_json
+from components.storage import atomic_save_torch, atomic_write, atomic_write_json, load_torch
 
 
 @dataclass(frozen=True)
@@ -215,19 +215,13 @@ class Reference:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         c = self.classifier
-        import io
-
-        buffer = io.BytesIO()
-        torch.save({"state": c.model.state_dict(), "in_channels": c.model.in_channels,
-                    "heads": {k: len(v) for k, v in c.vocabularies.items()},
-                    "embedding_dim": c.model.project.out_features}, buffer)
-        atomic_write_bytes(folder / "classifier.pt", buffer.getvalue())
+        atomic_save_torch({"state": c.model.state_dict(), "in_channels": c.model.in_channels,
+                           "heads": {k: len(v) for k, v in c.vocabularies.items()},
+                           "embedding_dim": c.model.project.out_features}, folder / "classifier.pt")
         arrays = {"real_classifier": self.real_classifier, **{f"probs_{k}": v for k, v in self.real_probs.items()}}
         if self.real_crepe is not None:
             arrays["real_crepe"] = self.real_crepe
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        atomic_write_bytes(folder / "embeddings.npz", buffer.getvalue())
+        atomic_write(folder / "embeddings.npz", lambda fh: np.savez(fh, **arrays))
         atomic_write_json(folder / "reference.json", {
             "vocabularies": c.vocabularies, "holdout_accuracy": c.holdout_accuracy,
             "train_examples": c.train_examples, "holdout_examples": c.holdout_examples,
@@ -241,7 +235,7 @@ class Reference:
         if not meta_path.is_file():
             raise FileNotFoundError(f"{meta_path}: no evaluation reference; run the evaluate stage first")
         meta: dict[str, Any] = json.loads(meta_path.read_text())
-        payload = torch.load(folder / "classifier.pt", map_location="cpu", weights_only=True)
+        payload = load_torch(folder / "classifier.pt")
         model = MelClassifier(payload["in_channels"], payload["heads"], payload["embedding_dim"])
         model.load_state_dict(payload["state"])
         classifier = TrainedClassifier(model=model.eval(), vocabularies=meta["vocabularies"],

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from components.models.unet import UNet1d, UNetSpec
-from components.train.checkpoint import save_atomic
+from components.storage import atomic_save_torch, load_torch
 
 MODEL_FILE = "model.pt"
 
@@ -16,13 +16,13 @@ MODEL_FILE = "model.pt"
 def save_denoiser(path: Path, model: torch.nn.Module, spec: UNetSpec, **meta: Any) -> None:
     """Weights (the EMA ones for a teacher), the network spec, sampling steps, mel stats, config."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_atomic({"spec": spec.to_dict(), "weights": state, **meta}, path)
+    atomic_save_torch({"spec": spec.to_dict(), "weights": state, **meta}, path)
 
 
 def load_denoiser(path: Path, device: str | torch.device = "cpu") -> tuple[UNet1d, dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model; run the stage that produces it first")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = load_torch(path)  # weights_only: a tampered file cannot run code
     model = UNet1d(UNetSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["weights"])
     meta = {k: v for k, v in payload.items() if k != "weights"}

@@ -80,10 +80,11 @@ def _same_weights(a: Path | None, b: Path) -> bool:
     """Bit-identical tensors (file bytes differ anyway: torch.save names the archive after the file)."""
     import torch
 
+    from components.storage import load_torch
+
     if a is None or not b.is_file():
         return False
-    wa = torch.load(a, map_location="cpu", weights_only=False)["weights"]
-    wb = torch.load(b, map_location="cpu", weights_only=False)["weights"]
+    wa, wb = load_torch(a)["weights"], load_torch(b)["weights"]
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from components.storage import atomic_save_torch, load_torch
+
 KEEP_LAST = 2
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def rng_states() -> dict[str, Any]:
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator's state as tensors and plain values (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"torch": torch.get_rng_state(),
+              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+              "python": random.getstate()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -35,10 +27,16 @@ def rng_states() -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(_as_tuples(states["python"]))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _as_tuples(value: Any) -> Any:
+    """random.setstate wants the nested tuples getstate gave (a round trip may return lists)."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -47,7 +45,7 @@ def checkpoint_path(folder: Path, step: int) -> Path:
 
 def write_checkpoint(folder: Path, step: int, state: dict[str, Any]) -> Path:
     path = checkpoint_path(folder, step)
-    save_atomic({**state, "step": step, "rng": rng_states()}, path)
+    atomic_save_torch({**state, "step": step, "rng": rng_states()}, path)
     for old in sorted(folder.glob("step-*.pt"))[:-KEEP_LAST]:
         old.unlink(missing_ok=True)
     return path
@@ -57,8 +55,8 @@ def latest_checkpoint(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     """The newest checkpoint written under the same configuration fingerprint, or None."""
     for path in sorted(folder.glob("step-*.pt"), reverse=True):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:  # a damaged file (should not happen: writes are atomic) is skipped
+            state = load_torch(path)
+        except Exception:  # a damaged or foreign file (writes are atomic) is skipped, never unpickled
             continue
         if state.get("fingerprint") == fingerprint:
             return state
