@@ -80,6 +80,10 @@ class DataConfig(Section):
     labels: Literal["auto", "csv", "folder", "none"] = "auto"
     labels_csv: str = Field(default="labels.csv", description="sidecar CSV name inside a source")
     s3_endpoint_url: str | None = Field(default=None, description="else AWS_ENDPOINT_URL[_S3]")
+    s3_timeout_seconds: float = Field(default=15.0, gt=0, le=600,
+                                      description="connect and read timeout of every S3 call")
+    s3_attempts: int = Field(default=3, ge=1, le=20,
+                             description="tries per S3 call (botocore's standard retry mode) before the stage fails")
     shard_size: int = Field(default=256, ge=1, le=100_000)
     nsynth_mini: NsynthMiniConfig = NsynthMiniConfig()
     digits: DigitsConfig = DigitsConfig()
@@ -127,12 +131,17 @@ class ValidateConfig(Section):
     min_clips_per_class: int = Field(default=1, ge=0)
     class_label: str | None = Field(default=None, description="label column for per-class minimum; None = first label")
     allowed_labels: dict[str, list[str]] = Field(default={}, description="label column -> allowed values")
+    max_quarantine_fraction: float = Field(default=0.5, ge=0, le=1,
+                                           description="largest share of a source's files that may be quarantined")
+    max_quarantine_increase: float = Field(
+        default=0.2, ge=0, le=1,
+        description="largest rise of that share against the last run that passed validation (0.2 = 20 points)")
     warn_only: list[str] = Field(default=["min_clips_per_class"], description="checks reported but not fatal")
 
     @model_validator(mode="after")
     def _check(self) -> "ValidateConfig":
         known = {"row_count", "sample_rate", "duration", "finite", "peak", "rms", "unique_clip_ids", "labels",
-                 "min_clips_per_class"}
+                 "min_clips_per_class", "quarantine_share", "quarantine_increase"}
         unknown = sorted(set(self.warn_only) - known)
         if unknown:
             raise ValueError(f"warn_only: unknown checks {unknown}; allowed: {sorted(known)}")

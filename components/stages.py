@@ -52,7 +52,8 @@ def _ingest(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
 def _validate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     from components.validate.stage import run_validate
 
-    return run_validate(cfg, paths.clips, paths.validation, metrics_path(paths, "validate"))
+    return run_validate(cfg, paths.clips, paths.validation, metrics_path(paths, "validate"),
+                        history=paths.state / "validation" / "quarantine_shares.json")
 
 
 def _features(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:

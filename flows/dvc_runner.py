@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from components.interrupts import deferred
+from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
 
-NETWORK_MARKERS = ("Connection reset", "ConnectTimeout", "EndpointConnectionError", "Temporary failure")
 TRAINING_STAGES = ("train", "distill")  # in a child process: a timeout or cancel must stop them
 
 
@@ -122,14 +122,14 @@ def dvc_pull(paths: ProjectPaths, *stages: str) -> None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure worth retrying: DVC's lock held by another process, a dropped connection."""
+    """A failure worth retrying, by type: DVC's lock held by another process, or a remote that
+    could not be reached (components.transient; the cause chain is followed, so a DVC push that
+    failed on a dropped S3 connection counts)."""
     from dvc.lock import LockError
 
     if isinstance(exc, StageFailed):
         return exc.transient
-    if isinstance(exc, LockError):
-        return True
-    return not isinstance(exc, TimeoutError) and any(marker in str(exc) for marker in NETWORK_MARKERS)
+    return isinstance(exc, LockError) or connectivity_failure(exc)
 
 
 def out_hash(paths: ProjectPaths, stage: str, out: str) -> str | None:

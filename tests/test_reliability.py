@@ -241,3 +241,33 @@ def test_ui_stopped_with_sigterm_stops_its_server(tmp_path):
     assert proc.wait(timeout=20) != 0
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_validation_refuses_a_quarantine_share_too_high_or_rising_against_the_last_accepted_run(tmp_path):
+    from components.ingest.stage import run_ingest
+    from components.validate.stage import ValidationFailed, run_validate
+    from helpers import sine, tiny_config, write_audio
+
+    corpus = tmp_path / "corpus"
+    for k in range(3):
+        write_audio(corpus / f"good{k}.wav", sine(300 + 100 * k, 1.0, 16000), 16000)
+    cfg = tiny_config(data={"sources": [str(corpus)], "labels": "none"})
+    history = tmp_path / "state" / "quarantine_shares.json"
+    run_ingest(cfg, tmp_path / "clips")
+    assert run_validate(cfg, tmp_path / "clips", tmp_path / "validation", history=history)["success"]
+
+    for k in range(2):  # 2 of 5 files now fail to read: a 40-point jump
+        (corpus / f"bad{k}.wav").write_bytes(b"RIFF....broken")
+    run_ingest(cfg, tmp_path / "clips")
+    with pytest.raises(ValidationFailed, match=r"quarantine_increase.*1 of 1 rows"):
+        run_validate(cfg, tmp_path / "clips", tmp_path / "validation", history=history)
+    import json
+
+    assert json.loads(history.read_text()) == {str(corpus): 0.0}  # a refused run never becomes the baseline
+
+    (corpus / "bad2.wav").write_bytes(b"RIFF....broken")  # 3 of 6: above max_quarantine_fraction
+    run_ingest(cfg, tmp_path / "clips")
+    relaxed = tiny_config(data={"sources": [str(corpus)], "labels": "none"},
+                          validate={"max_quarantine_increase": 1.0, "max_quarantine_fraction": 0.4})
+    with pytest.raises(ValidationFailed, match=r"quarantine_share"):
+        run_validate(relaxed, tmp_path / "clips", tmp_path / "validation", history=history)

@@ -12,7 +12,7 @@ from typing import Any
 
 from components.config import MelforgeConfig
 from components.datasets import builtin_fingerprint
-from components.ingest.sources import SourceError, matches_include, s3_client, source_kind
+from components.ingest.sources import SourceError, list_s3, matches_include, s3_client, source_kind
 
 
 def scan_sources(cfg: MelforgeConfig) -> dict[str, Any]:
@@ -34,15 +34,7 @@ def scan_sources(cfg: MelforgeConfig) -> dict[str, Any]:
                     files[rel] = [st.st_size, st.st_mtime_ns]
             listing[source] = {"files": files}
         else:
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            bucket, _, prefix = source.removeprefix("s3://").partition("/")
-            objects = {}
-            try:
-                for page in s3_client(d.s3_endpoint_url).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                    for obj in page.get("Contents", []):
-                        objects[obj["Key"]] = [obj["Size"], obj.get("ETag", "")]
-            except (ClientError, BotoCoreError) as exc:
-                raise SourceError(f"source {source!r}: cannot list ({exc})") from None
-            listing[source] = {"objects": objects}
+            client = s3_client(d.s3_endpoint_url, timeout_s=d.s3_timeout_seconds, attempts=d.s3_attempts)
+            objects = list_s3(client, source)  # an unreachable endpoint raises SourceUnavailable: retried
+            listing[source] = {"objects": {o["Key"]: [o["Size"], o.get("ETag", "")] for o in objects}}
     return {"sources": listing, "include": d.include, "labels": d.labels}

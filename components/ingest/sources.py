@@ -1,8 +1,10 @@
 """Where audio comes from: local folders, ``s3://bucket/prefix`` and ``builtin:<name>``.
 
 A source lists *entries*; reading an entry may fail (unreadable file, S3 access denied, missing
-key) and such failures become quarantine rows, never a crash. A source that itself cannot be
-reached (missing folder, missing bucket, no permission to list) raises :class:`SourceError`.
+key) and such failures become quarantine rows, never a crash. A source that itself is unusable
+(missing folder, missing bucket, no permission to list) raises :class:`SourceError`; one that
+cannot be reached right now (endpoint down, timeout) raises :class:`SourceUnavailable`, which is
+transient: the stage fails without recording anything and is retried.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from components.transient import TransientError, is_connectivity_error
+
 
 class SourceError(RuntimeError):
     """A whole source is unusable; the message names it and says why."""
@@ -21,6 +25,11 @@ class SourceError(RuntimeError):
 
 class EntryError(RuntimeError):
     """One entry could not be read; the message is the quarantine reason."""
+
+
+class SourceUnavailable(TransientError):
+    """A source could not be reached (endpoint down, connection reset, timeout, 5xx): the stage
+    fails and is retried; nothing read so far is recorded, so no object is lost to quarantine."""
 
 
 @dataclass(frozen=True)
@@ -106,38 +115,65 @@ def _file_reader(path: Path) -> Callable[[], bytes]:
     return read
 
 
-def s3_client(endpoint_url: str | None):
-    """A boto3 S3 client; endpoint from config, else boto3's own AWS_ENDPOINT_URL[_S3] variables."""
+def s3_client(endpoint_url: str | None, *, timeout_s: float = 15.0, attempts: int = 3):
+    """A boto3 S3 client whose every call is bounded: ``timeout_s`` to connect and per read,
+    ``attempts`` tries (botocore's standard retry mode, with backoff). Endpoint from config, else
+    boto3's own AWS_ENDPOINT_URL[_S3] variables."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None)
+    config = Config(connect_timeout=timeout_s, read_timeout=timeout_s,
+                    retries={"total_max_attempts": attempts, "mode": "standard"})
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
 def _s3_error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
 
 
-def s3_entries(source: str, *, include: list[str], label_mode: str, labels_csv: str,
-               endpoint_url: str | None) -> Iterator[SourceEntry]:
+def s3_failure(source: str, action: str, exc: Exception) -> Exception:
+    """The exception to raise for a failed S3 call on a whole source: transient when the endpoint
+    could not be reached (retried later), final otherwise (no bucket, no permission, no credentials)."""
+    if is_connectivity_error(exc):
+        return SourceUnavailable(f"source {source!r}: S3 unreachable while {action} ({type(exc).__name__}: {exc}); "
+                                 "nothing was recorded, the stage is retried")
+    return SourceError(f"source {source!r}: cannot {action} ({_s3_error_code(exc)}: {exc})")
+
+
+def list_s3(client, source: str, on_page: Callable[[int], None] | None = None) -> list[dict]:
+    """Every object under an ``s3://bucket/prefix`` source (``on_page(objects so far)`` after each page)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = source.removeprefix("s3://").partition("/")
     if not bucket:
         raise SourceError(f"source {source!r}: expected s3://bucket/prefix")
-    client = s3_client(endpoint_url)
-    keys: list[str] = []
+    objects: list[dict] = []
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    except ClientError as exc:
-        raise SourceError(f"source {source!r}: cannot list bucket ({_s3_error_code(exc)}: {exc})") from None
-    except BotoCoreError as exc:
-        raise SourceError(f"source {source!r}: S3 endpoint unreachable ({exc})") from None
+            objects.extend(page.get("Contents", []))
+            if on_page is not None:
+                on_page(len(objects))
+    except (ClientError, BotoCoreError) as exc:
+        raise s3_failure(source, "listing the bucket", exc) from exc
+    return objects
+
+
+def s3_entries(source: str, *, include: list[str], label_mode: str, labels_csv: str, endpoint_url: str | None,
+               timeout_s: float = 15.0, attempts: int = 3,
+               on_page: Callable[[int], None] | None = None) -> Iterator[SourceEntry]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    client = s3_client(endpoint_url, timeout_s=timeout_s, attempts=attempts)
+    keys = [obj["Key"] for obj in list_s3(client, source, on_page)]
     base = prefix if prefix.endswith("/") or not prefix else prefix + "/"
     table = None
     csv_key = base + labels_csv
     if label_mode in ("csv", "auto") and csv_key in keys:
-        body = client.get_object(Bucket=bucket, Key=csv_key)["Body"].read().decode("utf-8", errors="replace")
+        try:
+            body = client.get_object(Bucket=bucket, Key=csv_key)["Body"].read().decode("utf-8", errors="replace")
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_failure(source, f"reading s3://{bucket}/{csv_key}", exc) from exc
         table = _parse_labels_csv(body, f"s3://{bucket}/{csv_key}")
     elif label_mode == "csv":
         raise SourceError(f"source {source!r}: data.labels is 'csv' but s3://{bucket}/{csv_key} does not exist")
@@ -145,24 +181,28 @@ def s3_entries(source: str, *, include: list[str], label_mode: str, labels_csv: 
         relative = key[len(base):] if key.startswith(base) else key
         if key.endswith("/") or relative == labels_csv or not matches_include(relative, include):
             continue
-        yield SourceEntry(source=source, uri=f"s3://{bucket}/{key}", read=_s3_reader(client, bucket, key),
+        yield SourceEntry(source=source, uri=f"s3://{bucket}/{key}", read=_s3_reader(client, source, bucket, key),
                           labels=_labels_for(relative, label_mode, table))
 
 
-def _s3_reader(client, bucket: str, key: str) -> Callable[[], bytes]:
+def _s3_reader(client, source: str, bucket: str, key: str) -> Callable[[], bytes]:
+    """Read one object. Only an answer about this object (403, 404) is a quarantine reason; an
+    endpoint that cannot be reached fails the whole stage as transient (SourceUnavailable)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     def read() -> bytes:
         try:
             return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
+            if is_connectivity_error(exc):
+                raise s3_failure(source, f"reading s3://{bucket}/{key}", exc) from exc
+            if not isinstance(exc, ClientError):  # no credentials, bad configuration: the whole source
+                raise s3_failure(source, f"read s3://{bucket}/{key}", exc) from exc
             code = _s3_error_code(exc)
             if code in ("AccessDenied", "403", "Forbidden"):
                 raise EntryError(f"S3 access denied ({code})") from None
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise EntryError(f"S3 key missing ({code})") from None
             raise EntryError(f"S3 error {code}") from None
-        except BotoCoreError as exc:
-            raise EntryError(f"S3 read failed: {exc}") from None
 
     return read

@@ -161,14 +161,15 @@ def _ingest_builtin(run: _Run, source: str, previous, index, reader, progress) -
 def _ingest_files(run: _Run, source: str, previous, reader, progress) -> None:
     d = run.cfg.data
     a = run.cfg.audio
+    task = progress.add_task(f"ingest {source}", total=None, info="")
     if source_kind(source) == "s3":
         entries = s3_entries(source, include=d.include, label_mode=d.labels, labels_csv=d.labels_csv,
-                             endpoint_url=d.s3_endpoint_url)
+                             endpoint_url=d.s3_endpoint_url, timeout_s=d.s3_timeout_seconds, attempts=d.s3_attempts,
+                             on_page=lambda n: progress.update(task, info=f"listed {n} objects"))
     else:
         entries = local_entries(source, include=d.include, label_mode=d.labels, labels_csv=d.labels_csv)
     by_hash = previous.groupby("source_hash") if previous is not None else None
     known = set(previous["source_hash"]) if previous is not None else set()
-    task = progress.add_task(f"ingest {source}", total=None, info="")
     seen = 0
     for entry in entries:
         seen += 1

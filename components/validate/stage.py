@@ -7,6 +7,7 @@ expectation, and GX Data Docs under docs/). A critical failure raises :class:`Va
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ import pandas as pd
 from components.config import MelforgeConfig
 from components.datasets import builtin_label_values
 from components.ingest.sources import source_kind
-from components.ingest.stage import LABEL_PREFIX, read_manifest
+from components.ingest.stage import LABEL_PREFIX, QUARANTINE, read_manifest
 from components.storage import atomic_write_json, staged_directory
 from components.validate.suite import Check, build_checks
 
+ROW_ID = {"manifest": "clip_id", "class_counts": "class", "quarantine": "source"}  # names a failing row
 RESULTS = "results.json"
 FAILURES = "failures.csv"
 DOCS = "docs"
@@ -79,7 +81,7 @@ def _run_gx(tables: dict[str, pd.DataFrame], checks: list[Check], docs_dir: Path
             name=f"checkpoint_{table}", validation_definitions=[definition],
             actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["melforge"])],
             result_format={"result_format": "COMPLETE",
-                           "unexpected_index_column_names": ["clip_id"] if table == "manifest" else ["class"]},
+                           "unexpected_index_column_names": [ROW_ID[table]]},
         ))
         outcome = checkpoint.run(batch_parameters={"dataframe": frame})
         for run_result in outcome.run_results.values():
@@ -91,7 +93,7 @@ def _run_gx(tables: dict[str, pd.DataFrame], checks: list[Check], docs_dir: Path
                     "column": cfg.kwargs.get("column"), "severity": _severity(cfg),
                     "success": bool(r.success), "element_count": int(res.get("element_count") or len(frame)),
                     "unexpected_count": int(res.get("unexpected_count") or 0),
-                    "unexpected_ids": [str(x.get("clip_id", x.get("class"))) if isinstance(x, dict) else str(x)
+                    "unexpected_ids": [str(x.get(ROW_ID[table])) if isinstance(x, dict) else str(x)
                                        for x in (res.get("unexpected_index_list") or [])][:1000],
                     "observed_value": res.get("observed_value"),
                     "exception": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
@@ -99,12 +101,43 @@ def _run_gx(tables: dict[str, pd.DataFrame], checks: list[Check], docs_dir: Path
     return results
 
 
-def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_path: Path | None = None) -> dict[str, Any]:
+def quarantine_table(manifest: pd.DataFrame, quarantine: pd.DataFrame, previous: dict[str, float]) -> pd.DataFrame:
+    """Per source: files seen, quarantined, their share, and its rise since the last accepted run
+    (an outage that quarantines most of a bucket shows up here even when what is left validates)."""
+    rows = []
+    for source in sorted(set(manifest["source"]) | set(quarantine["source"])):
+        kept = manifest.loc[manifest["source"] == source, "source_uri"].nunique()
+        bad = int((quarantine["source"] == source).sum())
+        share = bad / (kept + bad) if kept + bad else 0.0
+        before = previous.get(source, share)
+        rows.append({"source": source, "files": kept + bad, "quarantined": bad, "share": share,
+                     "previous_share": before, "increase": share - before})
+    return pd.DataFrame(rows, columns=["source", "files", "quarantined", "share", "previous_share", "increase"])
+
+
+def _read_quarantine(clips_dir: Path) -> pd.DataFrame:
+    path = clips_dir / QUARANTINE
+    frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    return frame if len(frame.columns) else pd.DataFrame(columns=["source", "uri", "reason"])
+
+
+def _previous_shares(history: Path | None) -> dict[str, float]:
+    try:
+        return {str(k): float(v) for k, v in json.loads(history.read_text()).items()} if history else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_path: Path | None = None,
+                 history: Path | None = None) -> dict[str, Any]:
+    """Run the suite; ``history`` keeps each source's quarantined share from the last run that
+    passed, the baseline of the quarantine_increase check."""
     started = time.perf_counter()
     manifest = read_manifest(clips_dir)
     label_columns = sorted(c for c in manifest.columns if c.startswith(LABEL_PREFIX))
     checks = build_checks(cfg, label_columns, allowed_label_values(cfg))
-    tables = {"manifest": manifest}
+    quarantine = quarantine_table(manifest, _read_quarantine(clips_dir), _previous_shares(history))
+    tables = {"manifest": manifest, "quarantine": quarantine}
     if label_columns:
         tables["class_counts"] = class_counts(manifest, cfg, label_columns)
     with staged_directory(out_dir) as tmp:
@@ -118,6 +151,7 @@ def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
             "success": not critical, "expectations": len(results),
             "passed": sum(r["success"] for r in results), "critical_failures": len(critical),
             "warnings": len(warnings), "rows": int(len(manifest)),
+            "quarantine_share": {r["source"]: round(float(r["share"]), 4) for r in quarantine.to_dict("records")},
             "failed": [f"{r['check']} ({r['unexpected_count']} of {r['element_count']} rows)" for r in critical + warnings],
             "seconds": time.perf_counter() - started,
         }
@@ -131,4 +165,6 @@ def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
                           for r in critical)
         raise ValidationFailed(f"validation failed on {clips_dir / 'manifest.parquet'}: {names}. "
                                f"Details: {out_dir / RESULTS}, {out_dir / FAILURES}, Data Docs {out_dir / DOCS / 'index.html'}")
+    if history is not None:
+        atomic_write_json(history, dict(zip(quarantine["source"], quarantine["share"].astype(float))))
     return summary

@@ -11,7 +11,9 @@ from components.config import MelforgeConfig
 
 @dataclass(frozen=True)
 class Check:
-    """One named expectation and the table it applies to ("manifest" or "class_counts")."""
+    """One named expectation and the table it applies to ("manifest", "class_counts" or
+    "quarantine": one row per source with its quarantined share and its rise since the last
+    accepted run)."""
 
     name: str
     table: str
@@ -47,6 +49,10 @@ def build_checks(cfg: MelforgeConfig, label_columns: list[str], allowed_labels: 
             checks.append(Check(f"labels:{name}", "manifest", gxe.ExpectColumnValuesToBeInSet(
                 column=column, value_set=allowed_labels[name],
                 severity="warning" if "labels" in v.warn_only else "critical")))
+    checks.append(Check("quarantine_share", "quarantine", gxe.ExpectColumnValuesToBeBetween(
+        column="share", max_value=v.max_quarantine_fraction, severity=sev("quarantine_share"))))
+    checks.append(Check("quarantine_increase", "quarantine", gxe.ExpectColumnValuesToBeBetween(
+        column="increase", max_value=v.max_quarantine_increase, severity=sev("quarantine_increase"))))
     if label_columns:
         checks.append(Check("min_clips_per_class", "class_counts", gxe.ExpectColumnValuesToBeBetween(
             column="clips", min_value=v.min_clips_per_class, severity=sev("min_clips_per_class"))))

@@ -53,7 +53,7 @@ def test_s3_prefix_source_ingests_good_objects_and_quarantines_bad_ones(s3_serve
 def test_s3_missing_key_is_quarantined_and_missing_bucket_fails(s3_server, bucket, tmp_path):
     client = boto3.client("s3", endpoint_url=s3_server)
     with pytest.raises(EntryError, match="missing"):
-        _s3_reader(client, bucket, "corpus/gone.wav")()
+        _s3_reader(client, "s3://b/corpus", bucket, "corpus/gone.wav")()
     cfg = tiny_config(data={"sources": ["s3://no-such-bucket/x"], "s3_endpoint_url": s3_server})
     with pytest.raises(SourceError, match="no-such-bucket"):
         run_ingest(cfg, tmp_path / "clips")
@@ -65,7 +65,7 @@ def test_s3_access_denied_becomes_a_quarantine_reason():
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
 
     with pytest.raises(EntryError, match="access denied"):
-        _s3_reader(DeniedClient(), "b", "k")()
+        _s3_reader(DeniedClient(), "s3://b", "b", "k")()
 
 
 def test_dvc_s3_remote_push_then_pull_into_a_fresh_clone_gives_identical_data(s3_server, project, tmp_path):
@@ -86,3 +86,64 @@ def test_dvc_s3_remote_push_then_pull_into_a_fresh_clone_gives_identical_data(s3
 
     assert digest(clone / "data") == digest(project / "data")  # clips, validation, mels, metrics
     assert "up to date" in dvc(clone, "status").lower()  # the clone is complete: nothing to reproduce
+
+
+def test_an_s3_outage_mid_ingest_fails_and_retries_the_stage_then_a_rerun_ingests_every_object(
+        project, prefect_server, mlflow_store, monkeypatch):
+    """The endpoint goes down after 3 of 12 objects: nothing is quarantined for it, the stage fails
+    as transient and the flow retries it, then stops with a clear message; dvc status still says
+    ingest must run, and once S3 is back a re-run ingests all 12."""
+    from moto.server import ThreadedMotoServer
+
+    from components.ingest import stage as ingest_stage
+    from components.settings import project_paths
+    from flows.dvc_runner import run_and_commit, stale_stages
+    from flows.pipeline import melforge_pipeline
+    from support import free_port
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "melforge-test", "AWS_SECRET_ACCESS_KEY": "melforge-test",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket="outage")
+    for k in range(12):
+        s3.put_object(Bucket="outage", Key=f"corpus/n{k:02d}.wav", Body=_wav_bytes(sine(200 + 40 * k, 1.0, 16000), 16000))
+
+    decoded, attempts = [], []
+    real_decode, real_run = ingest_stage.decode_audio, ingest_stage.run_ingest
+
+    def decode_then_fail(*args, **kwargs):
+        decoded.append(1)
+        if len(decoded) == 3:
+            server.stop()  # the endpoint goes away mid-ingest
+        return real_decode(*args, **kwargs)
+
+    def counted_run(*args, **kwargs):
+        attempts.append(1)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_stage, "decode_audio", decode_then_fail)
+    monkeypatch.setattr(ingest_stage, "run_ingest", counted_run)
+    overrides = [f"data.sources=[s3://outage/corpus]", f"data.s3_endpoint_url={endpoint}", "data.s3_timeout_seconds=1",
+                 "data.s3_attempts=2", "data.labels=none", "orchestration.retries=2", "orchestration.retry_backoff_seconds=1"]
+    try:
+        with pytest.raises(Exception, match=r"source .s3://outage/corpus.: S3 unreachable while"):
+            melforge_pipeline(root=str(project), overrides=overrides, push=False)
+        assert len(attempts) == 3  # the first try and 2 retries
+        assert not (project / "data" / "clips").exists()  # nothing recorded, nothing quarantined
+        paths = project_paths(project)
+        assert "ingest" in stale_stages(paths)
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()  # S3 is back (moto keeps its objects in this process)
+        run_and_commit(paths, "ingest")
+        manifest = read_manifest(project / "data" / "clips")
+        assert manifest["source_uri"].nunique() == 12
+        assert pd.read_csv(project / "data" / "clips" / "quarantine.csv").empty
+        assert "ingest" not in stale_stages(paths)
+    finally:
+        server.stop()
