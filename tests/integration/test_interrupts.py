@@ -94,6 +94,15 @@ def test_an_interrupted_run_stops_in_seconds_and_leaves_mlflow_and_dvc_agreeing(
     assert [r.info.status for r in train] == ["KILLED"]
     assert "features" in _locked_stages(project) and "train" not in _locked_stages(project)
     assert not (project / "models" / "teacher").exists()
+    assert _flow_run_states(project) == ["CRASHED"]  # Prefect's record agrees
+
+
+def _flow_run_states(project: Path) -> list[str]:
+    """The flow runs' final states in the workspace's own Prefect database (its server is gone)."""
+    import sqlite3
+
+    with sqlite3.connect(project / ".melforge" / "prefect" / "prefect.db") as db:
+        return [row[0] for row in db.execute("SELECT state_type FROM flow_run")]
 
 
 def test_after_kill_9_the_next_run_starts_at_once_and_completes(project):

@@ -82,3 +82,69 @@ def test_a_stage_timeout_kills_training_and_a_rerun_continues(project, prefect_s
     summary = retrain["pipeline"]
     assert {"ingest", "validate", "features"} <= set(summary["stages_skipped"])  # continued after features
     assert "train" in summary["stages_run"] and summary["promoted"] is True
+
+
+HOLD_SLOT = """
+import sys, time
+from pathlib import Path
+from components.settings import ProjectPaths
+from flows.pipeline import prefect_workspace_slot
+with prefect_workspace_slot(ProjectPaths(Path(sys.argv[1])), wait_s=10, lease_s=60):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_on_a_persistent_prefect_server_a_killed_holders_slot_expires_with_its_lease(project, tmp_path):
+    """A persistent server (`prefect server start`, as `melforge services up` runs it) revokes the
+    workspace slot of a holder that died once its lease runs out, so runs from deployments never
+    wait for a dead one for good. (Local runs use the kernel-freed run lock instead.)"""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from components.settings import project_paths
+    from flows.pipeline import prefect_workspace_slot, workspace_limit_name
+    from support import free_port
+
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1"})
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{api}/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "prefect server did not start"
+                time.sleep(0.5)
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_SLOT, str(project)], env={**env, "PREFECT_API_URL": api},
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "holding"
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        name = workspace_limit_name(project_paths(project))
+        killed_at = time.monotonic()
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            with get_client(sync_client=True) as client:
+                assert client.read_global_concurrency_limit_by_name(name).active_slots == 1
+                while client.read_global_concurrency_limit_by_name(name).active_slots:
+                    assert time.monotonic() - killed_at < 120, "the dead holder's lease never expired"
+                    time.sleep(1)
+            with prefect_workspace_slot(project_paths(project), wait_s=5):
+                pass  # the workspace is usable again, with no manual reset
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
