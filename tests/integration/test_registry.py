@@ -129,6 +129,45 @@ def test_promotion_gate_and_generate_against_a_real_mlflow_server(mlflow_server,
     assert no_champion.returncode == 2
     assert "has no champion yet" in no_champion.stderr
     assert f"best registered version is {noisy}/{version.version} (student-8" in no_champion.stderr
+    assert not (tmp_path / ".melforge").exists()  # generating from a registry creates no workspace here
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_tampered_registered_model_is_refused_before_anything_in_it_runs(tmp_path, monkeypatch):
+    import torch
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    mlflow.set_experiment(experiment_id=client.create_experiment("tamper", artifact_location=(tmp_path / "store").as_uri()))
+    folder = tmp_path / "model"
+    write_tiny_model(folder / "model.pt", 0)
+    with mlflow.start_run():
+        version, _ = register_model(client, folder, name="tiny-tamper", paths=project_paths(tmp_path),
+                                    tags={"melforge.sample_rate": "8000", "melforge.sampling_steps": "2"})
+    ok = _melforge(["generate", "--model", "tiny-tamper/1", "-n", "1", "--out", str(tmp_path / "ok")], tmp_path, uri)
+    assert ok.returncode == 0, ok.stderr
+
+    stored = [p for p in (tmp_path / "store").rglob("model.pt")]
+    assert len(stored) == 1
+    payload = torch.load(stored[0], weights_only=True)
+    payload["spec"]["payload"] = _Payload()  # what an attacker with write access to the store would plant
+    torch.save(payload, stored[0])
+    refused = _melforge(["generate", "--model", "tiny-tamper/1", "-n", "1", "--out", str(tmp_path / "bad")], tmp_path, uri)
+    assert refused.returncode == 2 and "was modified after registration" in refused.stderr
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "bad").exists()
+    # loading it as a plain pyfunc model (no hash check there) still never unpickles the payload
+    code = ("import mlflow\ntry:\n    mlflow.pyfunc.load_model('models:/tiny-tamper/1')\nexcept Exception as exc:\n"
+            "    print('refused', type(exc).__name__, exc)")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert "refused" in loaded.stdout and "refusing to load" in loaded.stdout, loaded.stdout + loaded.stderr
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_reproduce_rebuilds_a_registered_model_from_its_commit_and_data(project, prefect_server, mlflow_store):
