@@ -80,7 +80,7 @@ def run(
         _fail(str(exc))
     try:
         with hold_workspace(paths.state, wait_s=cfg.orchestration.workspace_wait_minutes * 60, say=_say):
-            summary = _run_pipeline(paths, cfg, profile=profile, overrides=set_ or [], push=push)
+            summary = _pipeline_with_local_api(paths, cfg, profile=profile, overrides=set_ or [], push=push)
     except WorkspaceBusy as exc:
         _fail(str(exc), code=1)
     except Exception as exc:  # a failed flow has already marked its MLflow run failed; say why and exit 1
@@ -99,7 +99,7 @@ def run(
     console.print(f"MLflow UI: [bold]melforge ui[/] (tracking URI {os.environ['MLFLOW_TRACKING_URI']})")
 
 
-def _run_pipeline(paths: ProjectPaths, cfg, *, profile: str | None, overrides: list[str], push: bool) -> dict:
+def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, overrides: list[str], push: bool) -> dict:
     """The flow against this run's temporary Prefect server (started first, so its start-up
     overlaps the imports below, in its own session, and stopped last)."""
     from flows.local_api import LocalAPI, flush_logs

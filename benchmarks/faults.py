@@ -1,0 +1,344 @@
+"""Fault injection against a demo-sized workspace, as an operator meets the faults.
+
+A fresh workspace is cloned from this checkout (profile demo unless --profile says otherwise).
+Each fault is injected into a real `melforge run` (or, for S3 and the disk, into the component
+that meets it), then the workspace is recovered the way cron would: by running again, with no
+manual step. For every fault the table gives the time to stop (fault -> process gone or error
+reported), the time to recover (the next run, to a completed pipeline) and the files lost (source
+files neither ingested nor quarantined; must be 0).
+
+    python benchmarks/faults.py                    # demo profile: ~20 min on 2 CPU cores
+    python benchmarks/faults.py -S train.steps=200 # shorter training
+
+Prints a table and writes benchmarks/results/faults.json. The disk-full row mounts a 2 MB tmpfs,
+which needs root (it is skipped, and says so, otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MELFORGE = str(Path(sys.executable).parent / "melforge")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_", "DVC_", "AWS_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MELFORGE_PROGRESS"] = "0"
+    return env
+
+
+def _workspace(root: Path, profile: str, overrides: list[str]) -> Path:
+    ws = root / "workspace"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(ws)], check=True)
+    from components.config import resolve_params
+
+    resolve_params(ws / "params.yaml", profile=profile, overrides=overrides)
+    return ws
+
+
+class Run:
+    """A `melforge run` in its own process group (a terminal's foreground job), output to a log."""
+
+    def __init__(self, ws: Path, log: Path, *args: str) -> None:
+        self.log = log
+        self.started = time.monotonic()
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([MELFORGE, "run", "--no-push", *args], cwd=ws, env=_env(),
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _until(condition, timeout_s: float, what: str, poll_s: float = 0.05) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout_s:
+            raise SystemExit(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(poll_s)
+    return time.monotonic() - started
+
+
+def _training(ws: Path, run: Run) -> int:
+    """Wait until the training child wrote a checkpoint; its pid."""
+    pid_file = ws / ".melforge" / "stages" / "train.pid"
+
+    def ready() -> bool:
+        if run.proc.poll() is not None:
+            raise SystemExit(f"the run ended before training started:\n{run.text()[-3000:]}")
+        return pid_file.is_file() and bool(list((ws / ".melforge" / "runs").glob("teacher-*/checkpoints/step-*.pt")))
+
+    _until(ready, 1800, "training to write a checkpoint", poll_s=0.2)
+    return int(pid_file.read_text())
+
+
+def _files_lost(ws: Path) -> int:
+    """Source files neither in the manifest nor in quarantine."""
+    import pandas as pd
+
+    from components.config import load_config
+    from components.datasets import builtin_catalogue
+
+    cfg = load_config(ws / "params.yaml")
+    expected = sum(len(builtin_catalogue(s.removeprefix("builtin:"), cfg.data)) for s in cfg.data.sources
+                   if s.startswith("builtin:"))
+    manifest = pd.read_parquet(ws / "data" / "clips" / "manifest.parquet")
+    quarantine = pd.read_csv(ws / "data" / "clips" / "quarantine.csv")
+    return expected - manifest["source_uri"].nunique() - len(quarantine)
+
+
+def _recover(ws: Path, logs: Path, name: str) -> float:
+    run = Run(ws, logs / f"{name}-recover.log")
+    code = run.wait()
+    if code != 0:
+        raise SystemExit(f"recovery run after {name} failed ({code}):\n{run.text()[-3000:]}")
+    return time.monotonic() - run.started
+
+
+def _mlflow_status(ws: Path) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{ws / '.melforge' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("melforge")
+    runs = client.search_runs([experiment.experiment_id], "tags.`mlflow.parentRunId` IS NULL",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.status
+
+
+def fault_second_run_and_signal(ws: Path, logs: Path, sig: signal.Signals, seed: int) -> list[dict]:
+    rows = []
+    run = Run(ws, logs / f"{sig.name}.log", "-S", f"seed={seed}")
+    trainer = _training(ws, run)
+    if sig == signal.SIGINT:  # while it trains: a second run in the same workspace
+        second = subprocess.Popen([MELFORGE, "run", "-S", "orchestration.workspace_wait_minutes=0.2"], cwd=ws,
+                                  env=_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        started = time.monotonic()
+        said = _until(lambda: "waiting for the workspace" in (second.stderr.readline() or ""), 60, "the holder message")
+        second.wait(60)
+        rows.append({"fault": "second `melforge run` while one trains", "stop_s": round(said, 2),
+                     "recover_s": None, "files_lost": 0,
+                     "outcome": f"holder named after {said:.2f} s, gave up after {time.monotonic() - started:.0f} s "
+                                f"(orchestration.workspace_wait_minutes=0.2; exit {second.returncode}); nothing written"})
+    started = time.monotonic()
+    os.killpg(run.proc.pid, sig)
+    code = run.wait(120)
+    stop = time.monotonic() - started
+    trainer_gone = not _alive(trainer)
+    recover = _recover(ws, logs, sig.name)
+    rows.append({"fault": f"{'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'} to the process group during training",
+                 "stop_s": round(stop, 2), "recover_s": round(recover, 1), "files_lost": _files_lost(ws),
+                 "outcome": f"exit {code}, 'interrupted' printed: {'interrupted' in run.text()}, "
+                            f"training child stopped: {trainer_gone}, recovery resumed and completed"})
+    return rows
+
+
+def fault_kill9(ws: Path, logs: Path, seed: int) -> dict:
+    run = Run(ws, logs / "SIGKILL.log", "-S", f"seed={seed}")
+    trainer = _training(ws, run)
+    started = time.monotonic()
+    run.proc.send_signal(signal.SIGKILL)
+    run.wait()
+    stop = _until(lambda: not _alive(trainer), 30, "the training child to stop")
+    recover = _recover(ws, logs, "SIGKILL")
+    took_over = "took over the workspace" in (logs / "SIGKILL-recover.log").read_text()
+    return {"fault": "kill -9 of `melforge run` during training", "stop_s": round(stop, 2),
+            "recover_s": round(recover, 1), "files_lost": _files_lost(ws),
+            "outcome": f"training child gone {stop:.1f} s after the kill; next run took over the lock: {took_over}"}
+
+
+def fault_tampered_model(ws: Path, logs: Path) -> dict:
+    import mlflow
+    import torch
+
+    from components.config import load_config
+
+    name = load_config(ws / "params.yaml").registry.model_name
+    client = mlflow.MlflowClient(f"sqlite:///{ws / '.melforge' / 'mlflow.db'}")
+    latest = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    stored = list((ws / ".melforge" / "mlartifacts").rglob("model.pt"))
+    originals = [(path, path.read_bytes()) for path in stored]
+    for path in stored:  # whichever file belongs to the version asked for
+        payload = torch.load(path, weights_only=True)
+        payload["spec"]["payload"] = _Payload()
+        torch.save(payload, path)
+    started = time.monotonic()
+    proc = subprocess.run([MELFORGE, "generate", "--model", f"{name}/{latest}", "--out", str(logs / "tampered-out")],
+                          cwd=ws, env=_env(), capture_output=True, text=True)
+    stop = time.monotonic() - started
+    for path, data in originals:
+        path.write_bytes(data)
+    ran = (ws / "pwned").exists()
+    return {"fault": f"pickle payload planted in the registered model.pt files ({name}/{latest})", "stop_s": round(stop, 2),
+            "recover_s": None, "files_lost": 0,
+            "outcome": f"generate exit {proc.returncode}, refused: {'modified after registration' in proc.stderr}, "
+                       f"payload ran: {ran} (recovery: restore the artifact store)"}
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def fault_s3_outage(root: Path, objects: int = 100, after: int = 13) -> dict:
+    """An S3 source whose endpoint stops after ``after`` of ``objects`` objects were read."""
+    import io
+
+    import boto3
+    import numpy as np
+    import pandas as pd
+    import soundfile as sf
+    from moto.server import ThreadedMotoServer
+
+    from components.config import load_config
+    from components.ingest import stage as ingest_stage
+    from components.ingest.sources import SourceUnavailable
+    from components.settings import apply_tool_defaults
+
+    apply_tool_defaults()
+    os.environ.update({"MELFORGE_PROGRESS": "0", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket="bench")
+    t = np.arange(16000) / 16000
+    for k in range(objects):
+        buffer = io.BytesIO()
+        sf.write(buffer, (0.5 * np.sin(2 * np.pi * (200 + 5 * k) * t)).astype(np.float32), 16000, format="WAV")
+        s3.put_object(Bucket="bench", Key=f"corpus/n{k:03d}.wav", Body=buffer.getvalue())
+    cfg = load_config(REPO / "params.yaml", [f"data.sources=[s3://bench/corpus]", f"data.s3_endpoint_url={endpoint}",
+                                             "data.labels=none"])
+    real_decode, reads, stopped_at = ingest_stage.decode_audio, [], []
+
+    def decode(*args, **kwargs):
+        reads.append(1)
+        if len(reads) == after:
+            threading.Thread(target=server.stop).start()
+            stopped_at.append(time.monotonic())
+        return real_decode(*args, **kwargs)
+
+    ingest_stage.decode_audio = decode
+    out = root / "s3-clips"
+    try:
+        ingest_stage.run_ingest(cfg, out)
+        outcome = "ingest finished during an outage (a defect)"
+    except SourceUnavailable as exc:
+        outcome = f"stage failed as transient: {str(exc)[:90]}..."
+    stop = time.monotonic() - stopped_at[0]
+    ingest_stage.decode_audio = real_decode
+    recorded = out.exists()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    started = time.monotonic()
+    try:
+        ingest_stage.run_ingest(cfg, out)
+    finally:
+        server.stop()
+    recover = time.monotonic() - started
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    quarantined = len(pd.read_csv(out / "quarantine.csv"))
+    return {"fault": f"S3 endpoint stopped after {after} of {objects} objects (ingest)", "stop_s": round(stop, 2),
+            "recover_s": round(recover, 1), "files_lost": objects - manifest["source_uri"].nunique() - quarantined,
+            "outcome": f"{outcome} nothing recorded: {not recorded}; after S3 returned: "
+                       f"{manifest['source_uri'].nunique()} ingested, {quarantined} quarantined"}
+
+
+def fault_disk_full(root: Path) -> dict:
+    import errno
+
+    import torch
+
+    from components.storage import atomic_save_torch
+
+    mount = root / "small-disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        return {"fault": "disk full while writing a checkpoint", "stop_s": None, "recover_s": None, "files_lost": 0,
+                "outcome": "skipped: mounting a 2 MB tmpfs needs root"}
+    try:
+        target = mount / "step-00000010.pt"
+        atomic_save_torch({"w": torch.ones(1000)}, target)
+        before = target.read_bytes()
+        started = time.monotonic()
+        try:
+            atomic_save_torch({"w": torch.ones(1_000_000)}, target)  # 4 MB into 2 MB
+            message = "no error (a defect)"
+        except OSError as exc:
+            message = f"{exc}" if exc.errno == errno.ENOSPC else f"wrong error {exc!r}"
+        stop = time.monotonic() - started
+        intact = target.read_bytes() == before
+        leftovers = [p.name for p in mount.iterdir() if p != target]
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+    return {"fault": "disk full while writing a checkpoint (2 MB tmpfs)", "stop_s": round(stop, 3), "recover_s": None,
+            "files_lost": 0, "outcome": f"{message.replace(str(mount), '<disk>')}; previous checkpoint intact: {intact}; "
+                                        f"partial files left: {len(leftovers)}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "faults.json")
+    args = parser.parse_args()
+    from rich.console import Console
+    from rich.table import Table
+
+    with tempfile.TemporaryDirectory(prefix="melforge-faults-") as tmp:
+        root = Path(tmp)
+        logs = root / "logs"
+        logs.mkdir()
+        ws = _workspace(root, args.profile, args.overrides)
+        rows = fault_second_run_and_signal(ws, logs, signal.SIGINT, seed=1)
+        rows += fault_second_run_and_signal(ws, logs, signal.SIGTERM, seed=2)
+        rows.append(fault_kill9(ws, logs, seed=3))
+        rows.append(fault_tampered_model(ws, logs))
+        rows.append(fault_s3_outage(root))
+        rows.append(fault_disk_full(root))
+        final_status = _mlflow_status(ws)
+    table = Table(title=f"melforge faults ({args.profile} profile; {os.cpu_count()} CPUs)")
+    for col in ("fault", "time to stop (s)", "time to recover (s)", "files lost", "outcome"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["fault"], str(r["stop_s"] if r["stop_s"] is not None else "-"),
+                      str(r["recover_s"] if r["recover_s"] is not None else "-"), str(r["files_lost"]), r["outcome"])
+    Console(width=200).print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"profile": args.profile, "overrides": args.overrides, "cpus": os.cpu_count(),
+                                    "last_run_status": final_status, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
