@@ -50,7 +50,10 @@ def _workspace(root: Path, profile: str, overrides: list[str]) -> Path:
 class Run:
     """A `melforge run` in its own process group (a terminal's foreground job), output to a log."""
 
+    started_runs: list[Run] = []
+
     def __init__(self, ws: Path, log: Path, *args: str) -> None:
+        Run.started_runs.append(self)
         self.log = log
         self.started = time.monotonic()
         with open(log, "w") as out:
@@ -320,13 +323,19 @@ def main() -> None:
         logs = root / "logs"
         logs.mkdir()
         ws = _workspace(root, args.profile, args.overrides)
-        rows = fault_second_run_and_signal(ws, logs, signal.SIGINT, seed=1)
-        rows += fault_second_run_and_signal(ws, logs, signal.SIGTERM, seed=2)
-        rows.append(fault_kill9(ws, logs, seed=3))
-        rows.append(fault_tampered_model(ws, logs))
-        rows.append(fault_s3_outage(root))
-        rows.append(fault_disk_full(root))
-        final_status = _mlflow_status(ws)
+        try:
+            rows = fault_second_run_and_signal(ws, logs, signal.SIGINT, seed=1)
+            rows += fault_second_run_and_signal(ws, logs, signal.SIGTERM, seed=2)
+            rows.append(fault_kill9(ws, logs, seed=3))
+            rows.append(fault_tampered_model(ws, logs))
+            rows.append(fault_s3_outage(root))
+            rows.append(fault_disk_full(root))
+            final_status = _mlflow_status(ws)
+        finally:  # a failed fault must not leave a run behind in a folder being deleted
+            for run in Run.started_runs:
+                if run.proc.poll() is None:
+                    os.killpg(run.proc.pid, signal.SIGKILL)
+                    run.proc.wait()
     table = Table(title=f"melforge faults ({args.profile} profile; {os.cpu_count()} CPUs)")
     for col in ("fault", "time to stop (s)", "time to recover (s)", "files lost", "outcome"):
         table.add_column(col, overflow="fold")

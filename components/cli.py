@@ -68,11 +68,11 @@ def run(
     """
     paths = _workspace()
     from components.config import resolve_params
-    from components.interrupts import exit_code, raise_on_sigterm
+    from components.interrupts import exit_code, raise_on_signals
     from components.run_lock import WorkspaceBusy, hold_workspace
     from components.tracking import TrackingUnavailable, check_tracking_server
 
-    raise_on_sigterm()  # `timeout`, systemd, a container runtime: unwind like Ctrl-C
+    raise_on_signals()  # `timeout`, systemd, a container runtime: unwind like Ctrl-C
     try:
         cfg = resolve_params(paths.params, profile=profile, overrides=set_ or [], write=False)
         check_tracking_server(os.environ["MLFLOW_TRACKING_URI"])
@@ -392,9 +392,9 @@ def _serve_until_stopped(cmd: list[str], env: dict[str, str]) -> int:
     Ctrl-C or SIGTERM here stops the whole group, so nothing is left listening."""
     import signal
 
-    from components.interrupts import exit_code, raise_on_sigterm
+    from components.interrupts import exit_code, raise_on_signals
 
-    raise_on_sigterm()
+    raise_on_signals()
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     try:
         return proc.wait()

@@ -2,7 +2,7 @@
 
 A terminal's Ctrl-C (SIGINT) already raises KeyboardInterrupt; ``timeout``, systemd and container
 runtimes send SIGTERM, whose default action would kill the process with no clean-up at all.
-:func:`raise_on_sigterm` makes SIGTERM raise :class:`Interrupted` (a KeyboardInterrupt), so both
+:func:`raise_on_signals` makes SIGTERM raise :class:`Interrupted` (a KeyboardInterrupt), so both
 unwind the same way: the training child is stopped, runs are marked KILLED, locks are released.
 :func:`deferred` holds either signal back while a record is being written (a DVC commit), then
 delivers it.
@@ -31,9 +31,13 @@ def _raise_interrupted(signum: int, frame) -> None:
     raise Interrupted(signum)
 
 
-def raise_on_sigterm() -> None:
-    """From now on SIGTERM raises :class:`Interrupted` in the main thread."""
+def raise_on_signals() -> None:
+    """From now on SIGINT raises KeyboardInterrupt and SIGTERM :class:`Interrupted` in the main
+    thread. SIGINT is set explicitly: a process started in the background by a shell without job
+    control (``cmd &`` in a script, some CI runners) inherits SIGINT ignored, and Python then
+    installs no handler of its own, so ``kill -INT`` would do nothing."""
     if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_interrupted)
 
 

@@ -28,9 +28,12 @@ def _env() -> dict[str, str]:
 
 
 def _start(project: Path, *args: str) -> subprocess.Popen:
-    # its own process group, as a terminal's foreground job is: Ctrl-C goes to the whole group
+    # its own process group, as a terminal's foreground job is: Ctrl-C goes to the whole group. It
+    # starts with SIGINT ignored, as a shell script's `cmd &` leaves it: melforge must not depend on
+    # inheriting a default handler
     return subprocess.Popen([MELFORGE, "run", "--no-push", *args], cwd=project, env=_env(), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
 def _training_pid(project: Path, proc: subprocess.Popen, timeout_s: float = 240) -> int:
