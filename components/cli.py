@@ -88,9 +88,10 @@ def run(
     except BaseException as exc:  # Ctrl-C, SIGTERM (or Prefect's own termination signal)
         if isinstance(exc, SystemExit):
             raise
-        console.print(f"[bold red]interrupted[/] ({escape(str(exc) or type(exc).__name__)}): the training child was "
-                      "stopped, the MLflow run marked KILLED and dvc.lock left at the last completed stage; "
-                      "`melforge run` resumes from there", soft_wrap=True, highlight=False)
+        console.print(f"[bold red]interrupted[/] ({escape(str(exc) or type(exc).__name__)}): stopped, with any "
+                      "training child; MLflow runs marked KILLED; dvc.lock keeps the stages that completed, and "
+                      "the next `melforge run` continues from there (training from its last checkpoint)",
+                      soft_wrap=True, highlight=False)
         raise typer.Exit(exit_code(exc)) from None
     table = Table(title="melforge pipeline", show_header=False)
     for key, value in summary.items():

@@ -68,3 +68,18 @@ def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: i
     save_denoiser(path, UNet1d(spec), spec, kind="student", sampling_steps=steps, mel_stats=stats, mel_index=mel_index,
                   config={}, parameters=0)
     return path
+
+
+def wait_until_healthy(url: str, process, timeout_s: float = 180.0, what: str = "the server") -> None:
+    """Poll ``url`` until it answers 200; fail when ``process`` exits or ``timeout_s`` passes."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, f"{what} never answered on {url}"
+            time.sleep(0.5)

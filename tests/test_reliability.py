@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -225,16 +224,10 @@ def test_ui_stopped_with_sigterm_stops_its_server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "components.cli", "ui", "--port", str(port)], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
     import psutil
-    import urllib.request
 
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                break
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, "the MLflow UI never answered"
-            time.sleep(0.5)
+    from helpers import wait_until_healthy
+
+    wait_until_healthy(f"http://127.0.0.1:{port}/health", proc, 120, "the MLflow UI")
     children = psutil.Process(proc.pid).children(recursive=True)
     assert children
     proc.send_signal(signal.SIGTERM)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from components.evaluate.classifier import MelClassifier, TrainedClassifier, holdout_mask, train_classifier
 from components.evaluate.embeddings import crepe_embeddings

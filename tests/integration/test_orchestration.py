@@ -104,13 +104,13 @@ def test_on_a_persistent_prefect_server_a_killed_holders_slot_expires_with_its_l
     import subprocess
     import sys
     import time
-    import urllib.request
 
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from components.settings import project_paths
     from flows.pipeline import prefect_workspace_slot, workspace_limit_name
+    from helpers import wait_until_healthy
     from support import free_port
 
     port = free_port()
@@ -122,14 +122,7 @@ def test_on_a_persistent_prefect_server_a_killed_holders_slot_expires_with_its_l
                                str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "prefect server did not start"
-                time.sleep(0.5)
+        wait_until_healthy(f"{api}/health", server, what="the Prefect server")
         holder = subprocess.Popen([sys.executable, "-c", HOLD_SLOT, str(project)], env={**env, "PREFECT_API_URL": api},
                                   stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "holding"
