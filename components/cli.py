@@ -63,8 +63,10 @@ def run(
     """Run the whole pipeline (scan → ingest → validate → features → train → distill → evaluate,
     then registration and the champion gate) through Prefect + DVC + MLflow.
 
-    params.yaml is updated with the profile/overrides first (validated before any work starts), so
-    dvc.lock records exactly what ran. Unchanged stages are skipped.
+    The profile/overrides are validated before any work starts and written to params.yaml once
+    the workspace is free (one run at a time per workspace; a waiting run says who holds it), so
+    dvc.lock records exactly what ran. Unchanged stages are skipped. Ctrl-C or SIGTERM stops the
+    run in seconds (exit 130/143); the next run continues from the last completed stage.
     """
     paths = _workspace()
     from components.config import resolve_params
