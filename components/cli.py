@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from components.config import ConfigError, PROFILES
+from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
 from components.settings import (NoProject, ProjectPaths, apply_runtime_defaults, apply_tool_defaults, existing_project_root,
                                  require_project)
 
@@ -216,9 +217,10 @@ def generate(
     model: Annotated[str, typer.Option(help="models:/<name>@<alias>, models:/<name>/<version>, a version number, "
                                             "a run id, runs:/<run>/<path>, or a local model folder / model.pt.")]
     = "champion",
-    n: Annotated[int, typer.Option("-n", "--count", min=1, max=256, help="How many clips.")] = 4,
-    seconds: Annotated[Optional[float], typer.Option(help="Clip length, at most 300 s; count x seconds at most 3600 "
-                                                          "(default: the training clip length).")] = None,
+    n: Annotated[int, typer.Option("-n", "--count", min=1, max=MAX_COUNT, help="How many clips.")] = 4,
+    seconds: Annotated[Optional[float], typer.Option(
+        help=f"Clip length, at most {MAX_SECONDS:g} s; count x seconds at most {MAX_TOTAL_SECONDS:g} "
+             "(default: the training clip length).")] = None,
     seed: Annotated[int, typer.Option(help="Noise seed: the same seed gives the same clips.")] = 0,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Sampling steps (default: the model's own).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("generated"),

@@ -134,9 +134,9 @@ def verify_model_file(version, model_path: Path) -> None:
     from components.registry.publish import MODEL_HASH_TAG
 
     recorded = version.tags.get(MODEL_HASH_TAG)
-    found = sorted(model_path.rglob(MODEL_FILE))
     if recorded is None:
         return  # registered before the hash was recorded: the weights still load with weights_only
+    found = sorted(model_path.rglob(MODEL_FILE))
     if len(found) != 1:
         raise GenerationError(f"models:/{version.name}/{version.version}: expected one {MODEL_FILE} in the model, "
                               f"found {len(found)}; refusing to load it")

@@ -18,7 +18,7 @@ def test_failures_are_classified_by_type_not_by_message():
     assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
     assert is_transient(ReadTimeoutError(endpoint_url="http://127.0.0.1:9"))
     assert is_transient(ConnectionResetError("peer went away"))
-    assert is_transient(SourceUnavailable("source 's3://b/p': S3 unreachable while listing the bucket"))
+    assert is_transient(SourceUnavailable("source 's3://b/p': S3 unreachable while trying to list the bucket"))
     try:  # DVC wraps a remote's failure: the cause chain is followed
         try:
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")

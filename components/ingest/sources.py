@@ -115,7 +115,7 @@ def _file_reader(path: Path) -> Callable[[], bytes]:
     return read
 
 
-def s3_client(endpoint_url: str | None, *, timeout_s: float = 15.0, attempts: int = 3):
+def s3_client(endpoint_url: str | None, *, timeout_s: float, attempts: int):
     """A boto3 S3 client whose every call is bounded: ``timeout_s`` to connect and per read,
     ``attempts`` tries (botocore's standard retry mode, with backoff). Endpoint from config, else
     boto3's own AWS_ENDPOINT_URL[_S3] variables."""
@@ -135,7 +135,7 @@ def s3_failure(source: str, action: str, exc: Exception) -> Exception:
     """The exception to raise for a failed S3 call on a whole source: transient when the endpoint
     could not be reached (retried later), final otherwise (no bucket, no permission, no credentials)."""
     if is_connectivity_error(exc):
-        return SourceUnavailable(f"source {source!r}: S3 unreachable while {action} ({type(exc).__name__}: {exc}); "
+        return SourceUnavailable(f"source {source!r}: S3 unreachable while trying to {action} ({type(exc).__name__}: {exc}); "
                                  "nothing was recorded, the stage is retried")
     return SourceError(f"source {source!r}: cannot {action} ({_s3_error_code(exc)}: {exc})")
 
@@ -154,12 +154,12 @@ def list_s3(client, source: str, on_page: Callable[[int], None] | None = None) -
             if on_page is not None:
                 on_page(len(objects))
     except (ClientError, BotoCoreError) as exc:
-        raise s3_failure(source, "listing the bucket", exc) from exc
+        raise s3_failure(source, "list the bucket", exc) from exc
     return objects
 
 
 def s3_entries(source: str, *, include: list[str], label_mode: str, labels_csv: str, endpoint_url: str | None,
-               timeout_s: float = 15.0, attempts: int = 3,
+               timeout_s: float, attempts: int,
                on_page: Callable[[int], None] | None = None) -> Iterator[SourceEntry]:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -173,7 +173,7 @@ def s3_entries(source: str, *, include: list[str], label_mode: str, labels_csv: 
         try:
             body = client.get_object(Bucket=bucket, Key=csv_key)["Body"].read().decode("utf-8", errors="replace")
         except (ClientError, BotoCoreError) as exc:
-            raise s3_failure(source, f"reading s3://{bucket}/{csv_key}", exc) from exc
+            raise s3_failure(source, f"read s3://{bucket}/{csv_key}", exc) from exc
         table = _parse_labels_csv(body, f"s3://{bucket}/{csv_key}")
     elif label_mode == "csv":
         raise SourceError(f"source {source!r}: data.labels is 'csv' but s3://{bucket}/{csv_key} does not exist")
@@ -194,9 +194,8 @@ def _s3_reader(client, source: str, bucket: str, key: str) -> Callable[[], bytes
         try:
             return client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
-            if is_connectivity_error(exc):
-                raise s3_failure(source, f"reading s3://{bucket}/{key}", exc) from exc
-            if not isinstance(exc, ClientError):  # no credentials, bad configuration: the whole source
+            if is_connectivity_error(exc) or not isinstance(exc, ClientError):
+                # unreachable (transient), or no credentials / bad configuration: the whole source
                 raise s3_failure(source, f"read s3://{bucket}/{key}", exc) from exc
             code = _s3_error_code(exc)
             if code in ("AccessDenied", "403", "Forbidden"):
