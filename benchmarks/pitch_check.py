@@ -3,7 +3,7 @@
 Not the pipeline's own ruler (no classifier, no CREPE embedding): librosa's pYIN tracks f0 on each
 clip's sustained part, and a clip counts as a *note* when most of its voiced frames agree on one
 pitch within ``--cents`` of a MIDI pitch the data set was rendered at (``data.nsynth_mini.pitches``).
-Real clips (through the same Griffin-Lim) and each model's clips are checked side by side.
+Real clips (through the same vocoder, ``vocoder.kind``) and each model's clips are checked side by side.
 
     python benchmarks/pitch_check.py                      # models/teacher and every student
     python benchmarks/pitch_check.py --models student-4 --clips 32
@@ -21,11 +21,12 @@ import librosa
 import numpy as np
 
 from components.config import load_config
-from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
 from components.features.store import MelStore
 from components.generation import MelGenerator
 from components.models.io import MODEL_FILE
+from components.settings import project_paths
+from components.vocoder.interface import workspace_vocoder
 
 
 def clip_pitch(audio: np.ndarray, sample_rate: int) -> float | None:
@@ -60,17 +61,16 @@ def main() -> None:
     pitches = cfg.data.nsynth_mini.pitches
     store = MelStore(Path("data/mels"))
     spec = MelSpec.from_index(store.index)
-    iters = cfg.eval.griffinlim_iters
+    vocoder = workspace_vocoder(cfg, project_paths(), spec, griffinlim_iters=cfg.eval.griffinlim_iters)
     rng = np.random.default_rng(args.seed)
     rows = {}
     real_rows = rng.choice(len(store), size=min(args.clips, len(store)), replace=False)
     real_logmel = store.stats.denormalise(store.batch(np.sort(real_rows)))
-    rows["real (Griffin-Lim)"] = note_rate(np.clip(mel_to_audio(real_logmel, spec, n_iter=iters), -1, 1),
-                                           spec.sample_rate, pitches, args.cents)
+    rows[f"real ({vocoder.kind})"] = note_rate(vocoder(real_logmel), spec.sample_rate, pitches, args.cents)
     names = args.models or sorted(p.parent.name for p in Path("models").glob(f"*/{MODEL_FILE}"))
     for name in names:
-        gen = MelGenerator.load(Path("models") / name / MODEL_FILE)
-        audio = gen.generate(args.clips, args.seed, griffinlim_iters=iters)
+        gen = MelGenerator.load(Path("models") / name / MODEL_FILE, vocoder=vocoder)
+        audio = gen.generate(args.clips, args.seed)
         rows[f"{name} ({gen.sampling_steps} steps)"] = note_rate(audio, gen.sample_rate, pitches, args.cents)
     print(f"{'clips':28s} {'voiced':>7s} {'training pitch':>15s}  pitches heard")
     for name, r in rows.items():

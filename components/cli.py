@@ -127,9 +127,9 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
 
 @app.command()
 def stage(
-    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | train | distill | evaluate")],
+    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | vocoder | train | distill | evaluate")],
     student: Annotated[Optional[str], typer.Option(help="distill only: which student, e.g. student-16 (see distill.stages in params.yaml).")] = None,
-    resume: Annotated[bool, typer.Option(help="train/distill: continue from the newest checkpoint written under the same config.")] = True,
+    resume: Annotated[bool, typer.Option(help="vocoder/train/distill: continue from the newest checkpoint written under the same config.")] = True,
 ) -> None:
     """Run one stage directly from params.yaml (what dvc.yaml calls; no Prefect, no MLflow)."""
     paths = _workspace()
@@ -143,7 +143,7 @@ def stage(
     except ConfigError as exc:
         _fail(str(exc))
     options: dict = {}
-    if name in ("train", "distill"):
+    if name in ("vocoder", "train", "distill"):
         options["resume"] = resume
     if name == "distill":
         options["student"] = student
@@ -224,6 +224,10 @@ def generate(
     seed: Annotated[int, typer.Option(help="Noise seed: the same seed gives the same clips.")] = 0,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Sampling steps (default: the model's own).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("generated"),
+    vocoder: Annotated[Optional[str], typer.Option(
+        help="For a local model: 'griffinlim', or a vocoder folder / vocoder.pt (default: the project's "
+             "vocoder.kind, Griffin-Lim outside a project). A registered model always uses the vocoder "
+             "it was registered with.")] = None,
 ) -> None:
     """Generate audio with a registered (or local) model and write WAV files.
 
@@ -248,7 +252,8 @@ def generate(
               "is no registry to generate from: run this in a project, point MLFLOW_TRACKING_URI at a tracking server, "
               "or give --model <model folder>")
     try:
-        written, source = generate_to_folder(paths, model, n=n, seconds=seconds, seed=seed, steps=steps, out=out)
+        written, source = generate_to_folder(paths, model, n=n, seconds=seconds, seed=seed, steps=steps, out=out,
+                                             vocoder=vocoder)
     except GenerationError as exc:
         _fail(str(exc))
     console.print(f"wrote {len(written)} clips from {escape(source)} to {escape(str(out))}/")

@@ -283,6 +283,56 @@ class EvalConfig(Section):
     report_audio: int = Field(default=2, ge=0, description="audio players per model in the HTML report")
 
 
+class VocoderConfig(Section):
+    """The mel -> audio step every sound goes through, and the learned (Vocos-style) vocoder's training."""
+
+    kind: Literal["griffinlim", "learned"] = Field(
+        default="griffinlim", description="what turns mels into audio for previews, evaluation, generate and the pyfunc model")
+    dim: int = Field(default=256, ge=8, description="ConvNeXt backbone width")
+    intermediate: int = Field(default=768, ge=8, description="ConvNeXt block hidden width")
+    layers: int = Field(default=8, ge=1, description="ConvNeXt blocks")
+    kernel: int = Field(default=7, ge=1, description="depthwise convolution width (frames); odd")
+    steps: int = Field(default=0, ge=0, description="training steps; 0 trains nothing (kind must be griffinlim)")
+    batch_size: int = Field(default=16, ge=1)
+    segment_frames: int = Field(default=32, ge=4, description="mel frames per training segment")
+    lr: float = Field(default=1e-3, gt=0)
+    warmup_steps: int = Field(default=100, ge=0)
+    min_lr_ratio: float = Field(default=0.05, ge=0, le=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    ema_decay: float = Field(default=0.995, ge=0, lt=1)
+    grad_clip: float = Field(default=1.0, gt=0)
+    mel_weight: float = Field(default=4.0, ge=0, description="weight of the mel terms (log-mel L1 + mel spectral convergence; MR-STFT has weight 1)")
+    stft_resolutions: list[tuple[int, int]] = Field(
+        default=[(512, 128), (1024, 256), (2048, 512)], description="(n_fft, hop) pairs of the MR-STFT loss")
+    adversarial: bool = Field(default=False, description="add multi-period + multi-resolution discriminators (hinge GAN)")
+    adversarial_start: int = Field(default=0, ge=0, description="steps of reconstruction-only training before the GAN terms")
+    adversarial_weight: float = Field(default=1.0, ge=0)
+    feature_matching_weight: float = Field(default=2.0, ge=0)
+    discriminator_lr: float = Field(default=2e-4, gt=0)
+    discriminator_width: int = Field(default=16, ge=1)
+    periods: list[int] = Field(default=[2, 3, 5, 7, 11])
+    log_every: int = Field(default=10, ge=1)
+    checkpoint_every: int = Field(default=500, ge=0)
+    sample_every: int = Field(default=1000, ge=0)
+    eval_clips: int = Field(default=16, ge=1, description="held-out real clips for the vocoder-vs-Griffin-Lim comparison")
+    audio_previews: int = Field(default=2, ge=0)
+    rtf_repeats: int = Field(default=3, ge=1, description="best-of repeats for the real-time factors")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> "VocoderConfig":
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel ({self.kernel}) must be odd so frames stay aligned")
+        if self.kind == "learned" and self.steps == 0:
+            raise ValueError("kind 'learned' needs a trained vocoder: set steps >= 1, or kind griffinlim")
+        bad = [r for r in self.stft_resolutions if r[1] < 1 or r[0] < 16 or r[1] > r[0]]
+        if not self.stft_resolutions or bad:
+            raise ValueError(f"stft_resolutions must be (n_fft >= 16, 1 <= hop <= n_fft) pairs, got {bad or '[]'}")
+        if any(p < 1 for p in self.periods) or (self.adversarial and not self.periods):
+            raise ValueError(f"periods must be positive integers (at least one with adversarial), got {self.periods}")
+        return self
+
+
 METRIC_PATTERN = r"^(fad|kid_cubic|kid_imq)_(classifier|crepe)$|^is_[A-Za-z0-9_]+$"
 
 
@@ -349,6 +399,7 @@ class MelforgeConfig(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     distill: DistillConfig = DistillConfig()
+    vocoder: VocoderConfig = VocoderConfig()
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
@@ -384,6 +435,11 @@ class MelforgeConfig(Section):
         if self.registry.primary_metric.endswith("_crepe") and not self.eval.crepe:
             raise ValueError(f"registry.primary_metric {self.registry.primary_metric!r} needs the CREPE embedding; "
                              "set eval.crepe=true or choose a *_classifier metric")
+        segment = self.vocoder.segment_frames * self.mel.hop_length
+        if segment > self.audio.clip_samples:
+            raise ValueError(f"vocoder.segment_frames ({self.vocoder.segment_frames}) x mel.hop_length ({self.mel.hop_length}) "
+                             f"= {segment} samples is longer than a clip ({self.audio.clip_samples} samples); "
+                             f"set vocoder.segment_frames <= {self.audio.clip_samples // self.mel.hop_length}")
         nyquist = self.audio.sample_rate / 2
         if self.mel.fmax is not None and self.mel.fmax > nyquist:
             raise ValueError(f"mel.fmax ({self.mel.fmax}) must be <= audio.sample_rate/2 ({nyquist})")
@@ -405,6 +461,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"steps": 1400, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 50, "ema_decay": 0.998,
                   "loss_weighting": "snr+1", "checkpoint_every": 500, "sample_every": 700, "sample_count": 8},
         "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 100, "batch_size": 16, "lr": 1e-4},
+        # the learned vocoder needs ~10 CPU minutes to beat Griffin-Lim (docs/benchmarks.md): the demo keeps
+        # Griffin-Lim so `make run` stays within minutes; the cpu profile trains and serves the learned one
+        "vocoder": {"kind": "griffinlim", "steps": 0},
         "eval": {"samples": 64, "bootstrap": 100, "classifier_steps": 300, "teacher_steps": [16]},
     },
     "cpu": {
@@ -416,6 +475,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
                   "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
         "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
+        "vocoder": {"kind": "learned", "steps": 6000, "lr": 2e-3, "checkpoint_every": 500, "sample_every": 750,
+                    "eval_clips": 32},
         "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
     },
     "full": {
@@ -429,6 +490,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"steps": 200000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 2000, "checkpoint_every": 5000,
                   "sample_every": 10000, "compile": True, "loss_weighting": "snr+1"},
         "distill": {"teacher_steps": 1024, "final_steps": 1, "updates_per_stage": 20000, "batch_size": 64, "lr": 5e-5},
+        # Vocos' own scale, with its discriminators after a reconstruction-only warm start
+        "vocoder": {"kind": "learned", "dim": 512, "intermediate": 1536, "layers": 8, "steps": 500000, "batch_size": 16,
+                    "segment_frames": 64, "lr": 5e-4, "warmup_steps": 1000, "ema_decay": 0.999, "adversarial": True,
+                    "adversarial_start": 20000, "checkpoint_every": 5000, "sample_every": 20000, "eval_clips": 64},
         "eval": {"samples": 1024, "bootstrap": 200, "classifier_steps": 3000, "crepe_model": "full",
                  "crepe_hop_seconds": 0.05, "griffinlim_iters": 32, "teacher_steps": [1024, 256, 64, 16, 4, 1]},
     },

@@ -69,15 +69,48 @@ def registry_name(paths: ProjectPaths | None) -> str:
         return RegistryConfig().model_name
 
 
+def local_vocoder(paths: ProjectPaths | None, choice: str | None):
+    """The vocoder for a local model: ``choice`` ('griffinlim' or a vocoder folder / file), else the
+    project's ``vocoder.kind``; None means Griffin-Lim."""
+    from components.vocoder.interface import VOCODER_FILE, VocoderMismatch, load_vocoder, vocoder_dir
+
+    if choice == "griffinlim":
+        return None
+    if choice is not None:
+        path = Path(choice)
+        path = path / VOCODER_FILE if path.is_dir() else path
+    elif paths is not None and paths.params.is_file():
+        from components.config import ConfigError, load_config
+
+        try:
+            if load_config(paths.params).vocoder.kind != "learned":
+                return None
+        except ConfigError as exc:
+            raise GenerationError(str(exc)) from None
+        path = vocoder_dir(paths.root / "models") / VOCODER_FILE
+    else:
+        return None
+    try:
+        return load_vocoder(path)
+    except (FileNotFoundError, VocoderMismatch) as exc:
+        raise GenerationError(f"--vocoder: {exc}") from None
+
+
 def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, seconds: float | None, seed: int,
-                       steps: int | None, out: Path) -> tuple[list[Path], str]:
+                       steps: int | None, out: Path, vocoder: str | None = None) -> tuple[list[Path], str]:
     local = local_model(model)
     if local is not None:
         from components.generation import MelGenerator
+        from components.vocoder.interface import VocoderMismatch
 
-        gen = MelGenerator.load(local)
+        try:
+            gen = MelGenerator.load(local, vocoder=local_vocoder(paths, vocoder))
+        except VocoderMismatch as exc:
+            raise GenerationError(f"{local}: {exc}") from None
         audio, rate, source = gen.generate(n, seed, seconds=seconds, steps=steps), gen.sample_rate, str(local)
     else:
+        if vocoder is not None:
+            raise GenerationError("--vocoder applies to a local model; a registered model uses the vocoder it was registered with")
         audio, rate, source = _from_registry(paths, model, n=n, seconds=seconds, seed=seed, steps=steps)
     out.mkdir(parents=True, exist_ok=True)
     import soundfile as sf

@@ -1,8 +1,9 @@
-"""From a trained denoiser to audio: seeded DDIM mels of any length, then Griffin-Lim.
+"""From a trained denoiser to audio: seeded DDIM mels of any length, then a vocoder.
 
 The evaluation stage, the registered MLflow model and ``melforge generate`` all go through this
-one class, so the same (model, seed, steps) gives the same clips everywhere. Everything needed
-(network spec, mel statistics, mel settings, sampling steps) travels inside the model file.
+one class, so the same (model, seed, steps, vocoder) gives the same clips everywhere. Everything
+needed (network spec, mel statistics, mel settings, sampling steps) travels inside the model file;
+the vocoder is the learned one it was registered with, or Griffin-Lim.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
 from components.features.stats import MelStats, to_logmel
 from components.models.io import load_denoiser
 from components.models.sampler import ddim_sample
+from components.vocoder.interface import GriffinLim, Vocoder
 
 
 @dataclass
@@ -30,11 +31,20 @@ class MelGenerator:
     model: torch.nn.Module
     meta: dict[str, Any]
     device: str = "cpu"
+    vocoder: Vocoder | None = None  # None: Griffin-Lim with the model's mel.griffinlim_iters
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu") -> "MelGenerator":
+    def load(cls, path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> "MelGenerator":
         model, meta = load_denoiser(Path(path), device)
-        return cls(model=model, meta=meta, device=device)
+        gen = cls(model=model, meta=meta, device=device)
+        gen.vocoder = vocoder
+        if vocoder is not None and hasattr(vocoder, "check_matches"):
+            vocoder.check_matches(gen.spec, origin=f"the model {path}")
+        return gen
+
+    @property
+    def active_vocoder(self) -> Vocoder:
+        return self.vocoder or GriffinLim(self.spec, n_iter=int(self.mel_index["mel"]["griffinlim_iters"]))
 
     @property
     def mel_index(self) -> dict[str, Any]:
@@ -103,26 +113,22 @@ class MelGenerator:
         values = normalised.numpy() if isinstance(normalised, torch.Tensor) else normalised
         return to_logmel(values, self.stats, self.mel_index["layout"])
 
-    def to_audio(self, logmel: np.ndarray, *, griffinlim_iters: int | None = None,
-                 seconds: float | None = None) -> np.ndarray:
-        """(batch, n_mels, frames) -> (batch, samples) float32 audio in [-1, 1]."""
-        iters = griffinlim_iters or int(self.mel_index["mel"]["griffinlim_iters"])
-        audio = mel_to_audio(logmel, self.spec, n_iter=iters)
+    def to_audio(self, logmel: np.ndarray, *, seconds: float | None = None) -> np.ndarray:
+        """(batch, n_mels, frames) -> (batch, samples) float32 audio in [-1, 1], by the vocoder."""
+        audio = self.active_vocoder(logmel)
         if seconds is not None:
             audio = audio[:, : int(round(seconds * self.sample_rate))]
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
-    def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None,
-                 griffinlim_iters: int | None = None) -> np.ndarray:
+    def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:
         """``n`` clips of ``seconds`` (default: the training clip length) as (n, samples) audio."""
         frames = self.frames_for_seconds(seconds) if seconds is not None else None
         logmel = self.to_logmel(self.sample_normalised(n, seed, steps=steps, frames=frames))
-        return self.to_audio(logmel, griffinlim_iters=griffinlim_iters, seconds=seconds)
+        return self.to_audio(logmel, seconds=seconds)
 
-    def real_time_factor(self, *, clips: int = 4, steps: int | None = None, griffinlim_iters: int | None = None,
-                         repeats: int = 2) -> dict[str, float]:
+    def real_time_factor(self, *, clips: int = 4, steps: int | None = None, repeats: int = 2) -> dict[str, float]:
         """Seconds of compute per second of audio (best of ``repeats``): mel sampling alone and
-        mel sampling + Griffin-Lim. Below 1 is faster than real time."""
+        mel sampling + the vocoder. Below 1 is faster than real time."""
         audio_seconds = clips * self.clip_seconds
         best_mel, best_total = float("inf"), float("inf")
         for _ in range(repeats):
@@ -131,7 +137,7 @@ class MelGenerator:
             normalised = self.sample_normalised(clips, seed=0, steps=steps)
             _sync(self.device)
             mel_done = time.perf_counter()
-            self.to_audio(self.to_logmel(normalised), griffinlim_iters=griffinlim_iters)
+            self.to_audio(self.to_logmel(normalised))
             end = time.perf_counter()
             best_mel, best_total = min(best_mel, mel_done - start), min(best_total, end - start)
         return {"rtf_mel": best_mel / audio_seconds, "rtf": best_total / audio_seconds}

@@ -22,7 +22,7 @@ from typing import Any
 # imports ~1,900 modules: torch._dynamo and sympy via the optimiser, librosa.filters with scipy and
 # numba, matplotlib for the sample plots)
 PRELOAD = ["__main__", "components.stage_process", "components.stages", "components.train.teacher",
-           "components.distill.stage", "components.features.packing", "torch._dynamo", "librosa.filters", "matplotlib.pyplot"]
+           "components.distill.stage", "components.vocoder.stage", "components.features.packing", "torch._dynamo", "librosa.filters", "matplotlib.pyplot"]
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(PRELOAD)
 

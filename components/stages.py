@@ -21,8 +21,8 @@ def metrics_path(paths: ProjectPaths, stage: str) -> Path:
         return paths.root / "models" / "metrics" / "teacher.json"
     if stage.startswith("distill@"):
         return paths.root / "models" / "metrics" / f"{stage.removeprefix('distill@')}.json"
-    if stage == "evaluate":
-        return paths.root / "models" / "metrics" / "evaluate.json"
+    if stage in ("evaluate", "vocoder"):
+        return paths.root / "models" / "metrics" / f"{stage}.json"
     return paths.data / "metrics" / f"{stage}.json"
 
 
@@ -32,6 +32,8 @@ def model_dir(paths: ProjectPaths, stage: str) -> Path | None:
         return paths.root / "models" / "teacher"
     if stage.startswith("distill@"):
         return paths.root / "models" / stage.removeprefix("distill@")
+    if stage == "vocoder":
+        return paths.root / "models" / "vocoder"
     return None
 
 
@@ -62,6 +64,12 @@ def _features(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     return run_features(cfg, paths.clips, paths.mels, metrics_path(paths, "features"))
 
 
+def _vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
+    from components.vocoder.stage import run_vocoder
+
+    return run_vocoder(cfg, paths, resume=resume)
+
+
 def _train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
     from components.train.teacher import run_train
 
@@ -87,6 +95,7 @@ STAGES: dict[str, Callable[..., dict[str, Any]]] = {
     "ingest": _ingest,
     "validate": _validate,
     "features": _features,
+    "vocoder": _vocoder,
     "train": _train,
     "distill": _distill,
     "evaluate": _evaluate,
@@ -95,8 +104,8 @@ DATA_STAGES = ("scan", "ingest", "validate", "features")
 
 
 def pipeline_order(cfg: MelforgeConfig) -> list[str]:
-    """DVC stage names in run order: data stages, the teacher, every distillation stage, evaluation."""
-    return [*DATA_STAGES, "train", *(f"distill@{name}" for name in cfg.distill.stages), "evaluate"]
+    """DVC stage names in run order: data stages, the vocoder, the teacher, every distillation stage, evaluation."""
+    return [*DATA_STAGES, "vocoder", "train", *(f"distill@{name}" for name in cfg.distill.stages), "evaluate"]
 
 
 def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from components.interrupts import deferred
 from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
 
-TRAINING_STAGES = ("train", "distill")  # in a child process: a timeout or cancel must stop them
+TRAINING_STAGES = ("vocoder", "train", "distill")  # in a child process: a timeout or cancel must stop them
 
 
 class StageFailed(RuntimeError):

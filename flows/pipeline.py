@@ -31,10 +31,11 @@ from flows.dvc_runner import TRAINING_STAGES, dvc_pull, dvc_push, is_transient, 
 
 # config sections each stage depends on (logged as the nested run's params)
 STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
-                  "features": ("mel", "audio"), "train": ("model", "train"), "distill": ("distill",),
+                  "features": ("mel", "audio"), "vocoder": ("vocoder", "mel", "audio"), "train": ("model", "train"), "distill": ("distill",),
                   "evaluate": ("eval", "registry")}
 STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
                    "features": ("mels/stats.json", "mels/preview")}
+VOCODER_ARTIFACTS = ("evaluation.json", "quality_vs_minutes.png", "samples")
 EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "steps_vs_quality.csv", "metrics.json", "samples")
 
 
@@ -248,7 +249,8 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
         ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
         evaluation = outcomes["evaluate"]["summary"]
         models = {s.removeprefix("distill@") if s != "train" else "teacher": o["summary"]
-                  for s, o in outcomes.items() if model_dir(paths, s) is not None}
+                  for s, o in outcomes.items() if model_dir(paths, s) is not None and s != "vocoder"}
+        vocoder = outcomes["vocoder"]["summary"]
         summary = {
             "mlflow_run_id": run.info.run_id, "profile": cfg.profile,
             "stages_run": [s for s, o in outcomes.items() if not o["skipped"]],
@@ -258,6 +260,7 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
             "validation": "passed" if outcomes["validate"]["summary"].get("success") else "failed",
             "mel_shape": features.get("example_shape"), "data_digest": digest,
             "griffinlim_sc_db": features.get("griffinlim_spectral_convergence_db"),
+            "vocoder": vocoder_line(vocoder),
             "models": [f"{name} ({m.get('sampling_steps')} steps, {m.get('sampling_seconds_4', 0):.2f} s / 4 samples)"
                        for name, m in models.items()],
             "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_steps')} steps)",
@@ -277,6 +280,16 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     return summary
 
 
+def vocoder_line(summary: dict[str, Any]) -> str:
+    """One line on the vocoder for the run summary: what serves, and learned vs Griffin-Lim."""
+    baselines = sorted(k.split(".")[0] for k in summary if k.startswith("learned_vs_") and k.endswith(".speedup"))
+    if not baselines:
+        return str(summary.get("kind", "griffinlim"))
+    b = baselines[0]
+    return (f"{summary.get('kind')} (learned vs {b.removeprefix('learned_vs_')}: {summary[f'{b}.sc_db_gain']:+.1f} dB SC, "
+            f"log-mel L1 {summary[f'{b}.logmel_l1_reduction']:+.0%} lower, {summary[f'{b}.speedup']:.1f}x faster)")
+
+
 def _read_metrics(paths: ProjectPaths, stage: str) -> dict[str, Any]:
     path = metrics_path(paths, stage)
     try:
@@ -292,6 +305,8 @@ def _sections(params: dict[str, Any], stage: str) -> dict[str, Any]:
 def _artifacts(paths: ProjectPaths, stage: str) -> list[Path]:
     if stage == "evaluate":
         return [paths.root / "models" / "evaluation" / rel for rel in EVALUATION_ARTIFACTS]
+    if stage == "vocoder":
+        return [paths.root / "models" / "vocoder" / rel for rel in VOCODER_ARTIFACTS]
     folder = model_dir(paths, stage)
     if folder is not None:
         return [folder / "samples"]

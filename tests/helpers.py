@@ -23,6 +23,10 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
     params["model"].update({"base_channels": 32, "channel_mults": [1, 2], "attention_levels": [1], "attention_heads": 2})
     params["train"].update({"steps": 12, "batch_size": 4, "warmup_steps": 2, "log_every": 2, "checkpoint_every": 6,
                             "sample_every": 0, "sample_count": 2, "audio_previews": 1})
+    params["vocoder"].update({"kind": "learned", "dim": 16, "intermediate": 32, "layers": 1, "steps": 6, "batch_size": 2,
+                              "segment_frames": 8, "warmup_steps": 1, "log_every": 2, "checkpoint_every": 3,
+                              "sample_every": 0, "eval_clips": 2, "audio_previews": 1, "rtf_repeats": 1,
+                              "stft_resolutions": [[128, 32], [256, 64]]})
     params["distill"].update({"teacher_steps": 4, "final_steps": 1, "updates_per_stage": 4, "batch_size": 4})
     params["eval"].update({"teacher_steps": [], "samples": 6, "bootstrap": 10, "classifier_steps": 10, "kid_subsets": 2,
                            "crepe_hop_seconds": 0.25, "griffinlim_iters": 2, "rtf_clips": 1, "report_audio": 1})

@@ -81,6 +81,28 @@ def _audio(path: Path) -> str:
     return f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio>'
 
 
+def vocoder_section(vocoder: dict[str, Any]) -> str:
+    """The vocoder table: learned vs Griffin-Lim on the same held-out real clips, with 95% intervals."""
+    scores = vocoder.get("scores")
+    if not scores:
+        return ""
+    esc = html.escape
+
+    def cell(m: dict[str, float]) -> str:
+        return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+
+    body = "".join(f"<tr><td>{esc(name)}{' ★' if s['kind'] == vocoder.get('kind') == 'learned' else ''}</td>"
+                   f"<td>{cell(s['sc_db'])}</td><td>{cell(s['logmel_l1'])}</td><td>{cell(s['mrstft'])}</td>"
+                   f"<td>{s['rtf']:.4g}</td></tr>" for name, s in scores.items())
+    ratios = "; ".join(f"vs {esc(b)}: {r['sc_db_gain']:+.1f} dB SC, log-mel L1 {r['logmel_l1_reduction']:+.0%} lower, "
+                       f"{r['speedup']:.1f}x faster" for b, r in vocoder.get("learned_vs", {}).items())
+    return f"""<h2>Vocoder</h2><p>{vocoder.get('held_out_clips', '?')} held-out real clips (never trained on), each
+vocoder given the same log-mels; lower is better everywhere. Spectral convergence: mel magnitudes of the vocoded
+audio against the clip's (dB). Log-mel L1: after re-analysing the vocoded audio. MR-STFT: distance to the original
+waveform. RTF: seconds of compute per second of audio. Learned {esc(ratios)}. Served: {esc(vocoder.get('description', ''))}.</p>
+<table><tr><th>vocoder</th><th>spectral convergence (dB)</th><th>log-mel L1</th><th>MR-STFT</th><th>RTF</th></tr>{body}</table>"""
+
+
 def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: Path) -> Path:
     """The report: summary, metrics table with intervals, the steps plot, per-model grids and audio."""
     rows, floor = results["models"], results["real_vs_real"]
@@ -100,6 +122,7 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
     accuracy = ", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items())
     sizes = results.get("matched_sizes", {"generated": results["samples"], "real": results["real_clips"]})
     gammas = ", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed"
+    vocoder = results.get("vocoder", {})
     sections = []
     for r in rows:
         grid = sample_dir / f"{r['name']}.png"
@@ -122,14 +145,15 @@ distance between real embeddings unless set). Intervals: 95% bootstrap percentil
 ({results['bootstrap']} resamples of both the generated and the real clips, recentred on the full-sample value;
 KID's resamples never pair a clip with its own copy). They cover the sampling noise of this evaluation, not the
 variation between training runs. "Distance from real" states the primary metric against the floor: FAD/KID as
-a multiple of the floor, IS as a fraction of real. Real clips are passed through the same Griffin-Lim as
-generated ones before the CREPE embedding. Classifier held-out accuracy: {esc(accuracy)}.</p>
+a multiple of the floor, IS as a fraction of real. Real clips are passed through the same vocoder as
+generated ones ({esc(vocoder.get('description', 'Griffin-Lim'))}) before the CREPE embedding. Classifier held-out accuracy: {esc(accuracy)}.</p>
 <p><b>Served model</b> (fewest steps within {results['served']['tolerance']:.0%} of the teacher on
 <code>{esc(primary)}</code>): <b>{esc(results['served']['model'])}</b> — {esc(results['served']['reason'])}</p>
 <h2>Metrics</h2><table><tr><th>model</th><th>steps</th><th>status</th><th>distance from real ({esc(primary)})</th>{head}<th>RTF</th></tr>{''.join(body)}</table>
-<p>RTF: seconds of compute (DDIM + Griffin-Lim) per second of audio on {esc(results['device'])}; below 1 is faster
+<p>RTF: seconds of compute (DDIM + vocoder) per second of audio on {esc(results['device'])}; below 1 is faster
 than real time.</p>
 <h2>Quality vs sampling steps</h2>{_img(plot)}
+{vocoder_section(vocoder)}
 <h2>Samples</h2><h3>real clips</h3>{_img(real_grid, photo=True) if real_grid.is_file() else ''}<div>{real_players}</div>
 {''.join(sections)}
 </body></html>"""

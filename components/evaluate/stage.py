@@ -7,6 +7,7 @@ and audio, the reference for re-scoring other models) and ``models/metrics/evalu
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -20,7 +21,6 @@ from components.config import MelforgeConfig
 from components.evaluate.quality import verdict
 from components.evaluate.reference import Reference
 from components.evaluate.report import plot_steps_vs_quality, write_html
-from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
 from components.features.plots import save_mel_grid
 from components.features.store import MelStore
@@ -31,6 +31,7 @@ from components.registry.promotion import choose_served
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json, staged_directory
 from components.train.runner import resolve_device
+from components.vocoder.interface import vocoder_dir, workspace_vocoder
 
 EVALUATION_DIR = "evaluation"
 GRID_CLIPS = 8
@@ -55,14 +56,15 @@ def _write_samples(folder: Path, name: str, logmel: np.ndarray, audio: np.ndarra
         sf.write(folder / f"{name}-{k:02d}.wav", audio[k], sample_rate)
 
 
-def score_generator(ref: Reference, gen: MelGenerator, *, samples: int, steps: int, seed: int,
-                    griffinlim_iters: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Sample, vocode and score one model at one step count; (row, log mels, audio)."""
+def score_generator(ref: Reference, gen: MelGenerator, *, samples: int, steps: int,
+                    seed: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Sample, vocode (with the generator's vocoder) and score one model at one step count;
+    (row, log mels, audio)."""
     normalised = gen.sample_normalised(samples, seed, steps=steps)
     if not torch.isfinite(normalised).all():
         return {"status": "failed", "error": "non-finite samples", "metrics": {}}, np.empty(0), np.empty(0)
     logmel = gen.to_logmel(normalised)
-    audio = gen.to_audio(logmel, griffinlim_iters=griffinlim_iters)
+    audio = gen.to_audio(logmel)
     metrics = ref.score(ref.normalise(logmel), audio if ref.settings.crepe else None)
     bad = [k for k, m in metrics.items() if not math.isfinite(m.value)]
     row = {"status": "failed" if bad else "ok", "metrics": {k: m.to_dict() for k, m in metrics.items()}}
@@ -81,20 +83,20 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         if not (paths.root / "models" / entry["folder"] / MODEL_FILE).is_file():
             raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the train and distill stages first")
     started = time.perf_counter()
+    # real and generated mels go through the same vocoder, so CREPE compares models, not vocoders
+    vocoder = workspace_vocoder(cfg, paths, MelSpec.from_index(store.index), griffinlim_iters=e.griffinlim_iters)
     with staged_directory(out) as tmp, progress_bar() as bar:
         task = bar.add_task("evaluate", total=len(plan) + 1, info="classifier + real clips")
-        ref = Reference.build(store, cfg, real_audio_fn=lambda lm: np.clip(
-            mel_to_audio(lm, MelSpec.from_index(store.index), n_iter=e.griffinlim_iters), -1, 1))
+        ref = Reference.build(store, cfg, real_audio_fn=vocoder)
         ref.save(tmp / "reference")
         floor = {k: m.to_dict() for k, m in ref.real_floor(e.samples).items()}
         samples_dir = tmp / "samples"
         samples_dir.mkdir()
         real = store.batch(np.arange(min(GRID_CLIPS, len(store))))
         real_logmel = ref.to_logmel(real)
-        real_audio = np.clip(mel_to_audio(real_logmel[: e.report_audio], ref.spec, n_iter=e.griffinlim_iters), -1, 1) \
-            if e.report_audio else np.empty((0, 0))
+        real_audio = vocoder(real_logmel[: e.report_audio]) if e.report_audio else np.empty((0, 0))
         _write_samples(samples_dir, "real", real_logmel, real_audio, ref.spec.sample_rate, e.report_audio,
-                       "real clips (Griffin-Lim for audio)")
+                       f"real clips (audio: {vocoder.describe()})")
         bar.advance(task)
         rows = []
         generators: dict[str, MelGenerator] = {}
@@ -102,16 +104,14 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             bar.update(task, info=f"{entry['name']} ({entry['steps']} steps)")
             folder = entry["folder"]
             if folder not in generators:
-                generators[folder] = MelGenerator.load(paths.root / "models" / folder / MODEL_FILE, device)
+                generators[folder] = MelGenerator.load(paths.root / "models" / folder / MODEL_FILE, device, vocoder=vocoder)
             gen = generators[folder]
             # the same noise for every model: differences are the models', not the draw's
-            row, logmel, audio = score_generator(ref, gen, samples=e.samples, steps=entry["steps"], seed=cfg.seed + 2,
-                                                 griffinlim_iters=e.griffinlim_iters)
+            row, logmel, audio = score_generator(ref, gen, samples=e.samples, steps=entry["steps"], seed=cfg.seed + 2)
             row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "steps": entry["steps"], **row}
             if row["status"] == "ok":
                 row.update(verdict(row["metrics"], floor, cfg.registry.primary_metric))
-                row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], griffinlim_iters=e.griffinlim_iters,
-                                                repeats=1))
+                row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], repeats=1))
                 _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
                                f"{entry['name']}: {entry['steps']}-step DDIM")
             rows.append(row)
@@ -121,6 +121,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         results = {"primary_metric": cfg.registry.primary_metric, "samples": e.samples, "real_clips": len(store),
                    "matched_sizes": {"generated": n_generated, "real": n_real}, "imq_gamma2": ref.gamma2,
                    "bootstrap": e.bootstrap, "device": device, "served": served,
+                   "vocoder": {**vocoder_report(paths), "kind": vocoder.kind, "description": vocoder.describe()},
                    "classifier": {"holdout_accuracy": ref.classifier.holdout_accuracy,
                                   "train_examples": ref.classifier.train_examples,
                                   "holdout_examples": ref.classifier.holdout_examples,
@@ -135,6 +136,12 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     summary["evaluate_seconds"] = round(time.perf_counter() - started, 2)
     atomic_write_json(paths.root / "models" / "metrics" / "evaluate.json", summary)
     return summary
+
+
+def vocoder_report(paths: ProjectPaths) -> dict[str, Any]:
+    """The vocoder stage's side-by-side scores on held-out clips (learned vs Griffin-Lim), if it ran."""
+    path = vocoder_dir(paths.root / "models") / "evaluation.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def steps_table(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -159,6 +166,12 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
         out[f"classifier_accuracy_{label}"] = acc
     for metric, m in results["real_vs_real"].items():
         out[f"real_vs_real.{metric}"] = m["value"]
+    vocoder = results.get("vocoder", {})
+    out["vocoder"] = vocoder.get("kind", "griffinlim")
+    for name, scores in vocoder.get("scores", {}).items():
+        for measure in ("sc_db", "logmel_l1", "mrstft"):
+            out[f"vocoder.{name.replace('@', '-')}.{measure}"] = scores[measure]["value"]
+        out[f"vocoder.{name.replace('@', '-')}.rtf"] = scores["rtf"]
     for r in results["models"]:
         key = r["name"].replace("@", "-")  # MLflow metric names allow no '@'
         for metric, m in r["metrics"].items():

@@ -71,6 +71,13 @@ class LogMel:
             window = torch.nn.functional.pad(window, (left, spec.n_fft - spec.window_length - left))
         self.window = window
 
+    def to(self, device: torch.device | str) -> "LogMel":
+        """This transform with its filters and window on ``device`` (for losses on a GPU)."""
+        moved = LogMel.__new__(LogMel)
+        moved.spec, moved.chunk = self.spec, self.chunk
+        moved.filters_t, moved.window = self.filters_t.to(device), self.window.to(device)
+        return moved
+
     def power(self, audio: torch.Tensor) -> torch.Tensor:
         """Mel *power* spectrogram (linear), (batch, n_mels, frames)."""
         s = self.spec

@@ -28,11 +28,12 @@ from components.evaluate.metrics import MetricValue
 from components.models.io import MODEL_FILE
 from components.provenance import dvc_lock_hash, file_sha256, params_hash
 from components.registry.promotion import Decision, promotion_decision
-from components.registry.pyfunc import DENOISER_ARTIFACT
+from components.registry.pyfunc import DENOISER_ARTIFACT, VOCODER_ARTIFACT
 from components.settings import ProjectPaths
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_HASH_TAG = "melforge.model_sha256"
+VOCODER_HASH_TAG = "melforge.vocoder_sha256"  # "none": served with Griffin-Lim
 COMPONENTS_DIR = Path(__file__).resolve().parents[1]
 PYFUNC_FILE = COMPONENTS_DIR / "registry" / "pyfunc.py"
 
@@ -70,23 +71,29 @@ def metric_from_tags(tags: dict[str, str], name: str) -> MetricValue | None:
     return MetricValue(float(tags[f"metric.{name}"]), low, high, n_a, n_b)
 
 
-def _find_version(client, name: str, model_hash: str):
+def _find_version(client, name: str, model_hash: str, vocoder_hash: str):
     try:
         found = client.search_model_versions(f"name = '{name}' and tags.`{MODEL_HASH_TAG}` = '{model_hash}'")
     except MlflowException:
         return None
+    found = [v for v in found if v.tags.get(VOCODER_HASH_TAG, "none") == vocoder_hash]
     return max(found, key=lambda v: int(v.version)) if found else None
 
 
-def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], paths: ProjectPaths):
-    """Log ``model_dir/model.pt`` as a pyfunc model in the active run and register it; a model file
-    registered before (same SHA-256) is not registered twice."""
+def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], paths: ProjectPaths,
+                   vocoder_file: Path | None = None):
+    """Log ``model_dir/model.pt`` (and the learned vocoder that serves it, if any) as a pyfunc model
+    in the active run and register it; a pair of files registered before (same SHA-256s) is not
+    registered twice."""
     model_file = model_dir / MODEL_FILE
     model_hash = file_sha256(model_file)
-    existing = _find_version(client, name, model_hash)
+    vocoder_hash = file_sha256(vocoder_file) if vocoder_file is not None else "none"
+    existing = _find_version(client, name, model_hash, vocoder_hash)
     if existing is not None:
         return existing, False
     artifacts = {DENOISER_ARTIFACT: str(model_file)}
+    if vocoder_file is not None:
+        artifacts[VOCODER_ARTIFACT] = str(vocoder_file)
     for extra in ("dvc.lock", "params.yaml"):
         if (paths.root / extra).is_file():
             artifacts[extra.replace(".", "_")] = str(paths.root / extra)
@@ -97,7 +104,8 @@ def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], 
         metadata={"sample_rate": int(tags["melforge.sample_rate"]), "sampling_steps": int(tags["melforge.sampling_steps"]),
                   "melforge_model": model_dir.name})
     # the version is created with all its tags at once (one request, not one per tag)
-    return mlflow.register_model(info.model_uri, name, tags={**tags, MODEL_HASH_TAG: model_hash}), True
+    return mlflow.register_model(info.model_uri, name, tags={**tags, MODEL_HASH_TAG: model_hash,
+                                                             VOCODER_HASH_TAG: vocoder_hash}), True
 
 
 def current_champion(client, name: str):
@@ -113,6 +121,7 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
     from components.evaluate.reference import Reference
     from components.evaluate.stage import EVALUATION_DIR, score_generator
     from components.generation import MelGenerator
+    from components.vocoder.interface import workspace_vocoder
 
     metric = cfg.registry.primary_metric
     recorded = metric_from_tags(champion.tags, metric)
@@ -123,19 +132,33 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
         if model_file is None:
             return recorded, "champion's model file not found; compared with its recorded metric"
         try:
-            gen = MelGenerator.load(model_file)
+            # this run's vocoder, as for the reference's real clips: the same ruler for both models
+            gen = MelGenerator.load(model_file, vocoder=workspace_vocoder(cfg, paths, reference.spec,
+                                                                          griffinlim_iters=cfg.eval.griffinlim_iters))
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # e.g. a network layout of an older melforge
             return recorded, f"champion not re-scored: this melforge cannot load its network ({str(exc)[:200]}); " \
                              "compared with its recorded metric"
         try:
             row, _, _ = score_generator(reference, gen, samples=cfg.eval.samples, steps=gen.sampling_steps,
-                                        seed=cfg.seed + 2, griffinlim_iters=cfg.eval.griffinlim_iters)
+                                        seed=cfg.seed + 2)
         except ValueError as exc:
             return recorded, f"champion not re-scored ({exc}); compared with its recorded metric"
     if row["status"] != "ok" or metric not in row["metrics"]:
         return recorded, f"champion re-scoring failed ({row.get('error')}); compared with its recorded metric"
     m = row["metrics"][metric]
     return MetricValue(m["value"], m["low"], m["high"], m["n_a"], m["n_b"]), "champion re-scored on this run's reference"
+
+
+def served_vocoder_file(cfg: MelforgeConfig, paths: ProjectPaths) -> Path | None:
+    """The learned vocoder file every registered generator carries, or None for Griffin-Lim."""
+    from components.vocoder.interface import VOCODER_FILE, vocoder_dir
+
+    if cfg.vocoder.kind != "learned":
+        return None
+    path = vocoder_dir(paths.root / "models") / VOCODER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: vocoder.kind is 'learned' but the vocoder stage has not run")
+    return path
 
 
 def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str]) -> dict[str, Any]:
@@ -155,6 +178,8 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
     own_rows = {r["model"]: r for r in results["models"] if r["kind"] == "student" or r["steps"] == teacher_steps}
     base = {**run_tags, "dvc.lock_sha256": dvc_lock_hash(paths.root), "params_sha256": params_hash(cfg.to_params()),
             "melforge.primary_metric": cfg.registry.primary_metric}
+    vocoder_file = served_vocoder_file(cfg, paths)
+    base["melforge.vocoder"] = cfg.vocoder.kind
     versions: dict[str, Any] = {}
     registered = []
     for model, row in own_rows.items():
@@ -163,7 +188,8 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
                 "melforge.sample_rate": str(cfg.audio.sample_rate)}
         if row.get("error"):
             tags["melforge.evaluation_error"] = row["error"]
-        versions[model], new = register_model(client, paths.root / "models" / model, name=name, tags=tags, paths=paths)
+        versions[model], new = register_model(client, paths.root / "models" / model, name=name, tags=tags, paths=paths,
+                                              vocoder_file=vocoder_file)
         registered.append({"model": model, "version": versions[model].version, "new": new})
 
     served = results["served"]["model"]

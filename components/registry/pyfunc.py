@@ -5,8 +5,9 @@
     audio = model.predict({"n": 2, "seed": 1, "seconds": 2.5, "steps": 4})
     model.metadata.metadata["sample_rate"]                  # 16000
 
-The denoiser file inside carries the network spec, its config and the mel statistics; the
-``components`` package travels with the model as code, so loading needs no melforge install.
+The denoiser file inside carries the network spec, its config and the mel statistics; the learned
+vocoder (when the pipeline served one) travels as a second artifact; the ``components`` package
+travels with the model as code, so loading needs no melforge install.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 DENOISER_ARTIFACT = "denoiser"
+VOCODER_ARTIFACT = "vocoder"  # absent: the model is served with Griffin-Lim
 
 
 def _requests(model_input: Any) -> list[dict[str, Any]]:
@@ -47,9 +49,11 @@ class MelDiffusionModel(mlflow.pyfunc.PythonModel):
         import torch
 
         from components.generation import MelGenerator
+        from components.vocoder.interface import load_vocoder
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.generator = MelGenerator.load(context.artifacts[DENOISER_ARTIFACT], device)
+        vocoder = load_vocoder(context.artifacts[VOCODER_ARTIFACT], device) if VOCODER_ARTIFACT in context.artifacts else None
+        self.generator = MelGenerator.load(context.artifacts[DENOISER_ARTIFACT], device, vocoder=vocoder)
 
     def predict(self, context, model_input, params=None):  # noqa: D401 - pyfunc API
         gen = self.generator

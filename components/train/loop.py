@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -26,6 +26,19 @@ from components.train.checkpoint import latest_checkpoint, restore_rng_states, w
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 BatchAt = Callable[[int], torch.Tensor]
+
+
+class Critic(Protocol):
+    """A second network trained against the model (a GAN discriminator): updated once before each
+    model step, saved in every checkpoint. The objective sees it through its own closure."""
+
+    def to(self, device: torch.device) -> "Critic": ...
+
+    def update(self, net: nn.Module, batch: torch.Tensor, generator: torch.Generator, step: int) -> torch.Tensor | None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -72,12 +85,15 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
 def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settings: LoopSettings, out_dir: Path, *,
                on_sample: Callable[[int, nn.Module], None] | None = None, resume: bool = True,
                label: str = "train", is_main: bool = True, ddp_model: nn.Module | None = None,
-               stop_after: int | None = None) -> dict[str, Any]:
+               stop_after: int | None = None, critic: Critic | None = None) -> dict[str, Any]:
     """Train ``model`` for ``settings.steps``; return {model, ema, summary}. Writes checkpoints and
     ``metrics.jsonl`` under ``out_dir`` (only where ``is_main``). ``stop_after`` ends the run early
-    at that step with a checkpoint (a time-boxed run; resuming continues the same schedule)."""
+    at that step with a checkpoint (a time-boxed run; resuming continues the same schedule).
+    ``critic`` (optional) is updated before every model step and checkpointed with it."""
     device = torch.device(settings.device)
     model.to(device)
+    if critic is not None:
+        critic.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     net = ddp_model or model
     forward_net = torch.compile(net) if settings.compile else net
@@ -94,6 +110,8 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             restore_rng_states(state["rng"])
+            if critic is not None:
+                critic.load_state_dict(state["critic"])
             start = int(state["step"])
     metrics_path = out_dir / "metrics.jsonl"
     history = _kept_history(metrics_path, start) if is_main else []
@@ -103,7 +121,8 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
         if is_main:
             write_checkpoint(ckpt_dir, step, {"model": model.state_dict(), "ema": ema.state_dict(),
                                               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                              "fingerprint": settings.fingerprint})
+                                              "fingerprint": settings.fingerprint,
+                                              **({"critic": critic.state_dict()} if critic is not None else {})})
 
     model.train()
     window_start, window_samples = time.perf_counter(), 0
@@ -114,6 +133,8 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
         for step in range(start, last):
             batch = batch_at(step).to(device, non_blocking=True)
             generator = step_generator(settings.seed, step)
+            critic_loss = critic.update(forward_net, batch, step_generator(settings.seed, step, salt=1), step) \
+                if critic is not None else None
             with autocast:
                 loss = objective(forward_net, batch, generator)
             optimizer.zero_grad(set_to_none=True)
@@ -130,6 +151,8 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
                 record = {"step": done, "loss": loss_value, "lr": optimizer.param_groups[0]["lr"],
                           "grad_norm": grad_norm, "samples_per_s": window_samples / max(elapsed, 1e-9),
                           "time": time.time()}
+                if critic_loss is not None:
+                    record["critic_loss"] = float(critic_loss)
                 window_start, window_samples = time.perf_counter(), 0
                 if is_main:
                     history.append(record)

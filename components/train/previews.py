@@ -1,18 +1,20 @@
-"""Listening to and looking at samples: DDIM -> denormalised mels -> PNG grid + Griffin-Lim WAVs."""
+"""Listening to and looking at samples: DDIM -> denormalised mels -> PNG grid + WAVs.
+
+Training previews use Griffin-Lim: the generators train independently of the vocoder stage, so a
+learned vocoder may not exist yet. Evaluation and serving use the configured vocoder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
 from components.features.plots import save_mel_grid
 from components.features.stats import MelStats, to_logmel
 from components.models.sampler import ddim_sample
+from components.vocoder.interface import GriffinLim
 
 
 def sample_normalised(model: torch.nn.Module, example_shape: tuple[int, ...], *, count: int, steps: int,
@@ -35,9 +37,9 @@ def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelS
     if audio_count:
         spec = MelSpec.from_index(mel_index)
         m = mel_index["mel"]
-        audio = mel_to_audio(logmel[:audio_count], spec, n_iter=m["griffinlim_iters"])
+        audio = GriffinLim(spec, n_iter=m["griffinlim_iters"])(logmel[:audio_count])
         for k, clip in enumerate(audio):
             path = folder / f"{tag}-{k:02d}.wav"
-            sf.write(path, np.clip(clip, -1, 1), mel_index["sample_rate"])
+            sf.write(path, clip, mel_index["sample_rate"])
             paths.append(path)
     return paths

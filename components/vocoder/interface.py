@@ -1,0 +1,134 @@
+"""The one mel -> audio interface: previews, evaluation, ``melforge generate`` and the pyfunc model
+all turn log-mels into sound through a :class:`Vocoder`, either Griffin-Lim or the learned one.
+
+    vocoder = load_vocoder(path)            # or GriffinLim(spec, n_iter=32)
+    audio = vocoder(logmel)                 # (batch, n_mels, frames) -> (batch, samples) in [-1, 1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from components.features.griffinlim import mel_to_audio
+from components.features.mel import MelSpec
+from components.storage import atomic_save_torch, load_torch
+from components.vocoder.model import ARCHITECTURE_VERSION, Vocos, VocoderSpec
+
+VOCODER_FILE = "vocoder.pt"
+KINDS = ("griffinlim", "learned")
+# the mel settings a vocoder must share with the mels it is given
+MATCHED_FIELDS = ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "window_length", "log_floor")
+
+
+class VocoderMismatch(ValueError):
+    """A learned vocoder given mels made with other settings."""
+
+
+class Vocoder(Protocol):
+    kind: str
+
+    def __call__(self, logmel: np.ndarray) -> np.ndarray:
+        """(batch, n_mels, frames) natural-log mel power -> (batch, samples) float32 in [-1, 1]."""
+
+
+@dataclass
+class GriffinLim:
+    """Phase by Griffin-Lim from the non-negative least-squares linear spectrum."""
+
+    spec: MelSpec
+    n_iter: int = 32
+    kind: str = "griffinlim"
+
+    def __call__(self, logmel: np.ndarray) -> np.ndarray:
+        audio = mel_to_audio(np.asarray(logmel), self.spec, n_iter=self.n_iter)
+        return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+    def describe(self) -> str:
+        return f"Griffin-Lim ({self.n_iter} iterations)"
+
+
+@dataclass
+class LearnedVocoder:
+    """A trained :class:`Vocos` with the mel settings it was trained on."""
+
+    model: Vocos
+    spec: MelSpec
+    meta: dict[str, Any]
+    device: str = "cpu"
+    chunk: int = 16
+    kind: str = "learned"
+
+    def __call__(self, logmel: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(logmel), dtype=torch.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.shape[1] != self.spec.n_mels:
+            raise VocoderMismatch(f"the learned vocoder takes {self.spec.n_mels} mel bins, got {x.shape[1]}")
+        with torch.inference_mode():
+            parts = [self.model(x[i:i + self.chunk].to(self.device)).float().cpu() for i in range(0, len(x), self.chunk)]
+        audio = torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
+        return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+    def describe(self) -> str:
+        return f"learned vocoder (Vocos, {self.meta.get('steps', '?')} steps)"
+
+    def check_matches(self, spec: MelSpec, origin: str = "the model") -> None:
+        """Raise VocoderMismatch naming every mel setting that differs from ``spec``."""
+        diffs = [f"{f}: vocoder {getattr(self.spec, f)!r}, {origin} {getattr(spec, f)!r}"
+                 for f in MATCHED_FIELDS if getattr(self.spec, f) != getattr(spec, f)]
+        if diffs:
+            raise VocoderMismatch(f"the learned vocoder was trained on other mel settings than {origin} ({'; '.join(diffs)}); "
+                                  "retrain it (melforge run) or use vocoder.kind=griffinlim")
+
+
+def save_vocoder(path: Path, model: Vocos, mel_spec: MelSpec, **meta: Any) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_save_torch({"kind": "vocos", "architecture_version": ARCHITECTURE_VERSION, "spec": model.spec.to_dict(),
+                       "mel_spec": {f: getattr(mel_spec, f) for f in MelSpec.__dataclass_fields__},
+                       "weights": state, **meta}, path)
+
+
+def load_vocoder(path: Path, device: str = "cpu") -> LearnedVocoder:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained vocoder; run the vocoder stage (melforge stage vocoder) "
+                                "or set vocoder.kind=griffinlim")
+    payload = load_torch(path)
+    if payload.get("kind") != "vocos" or payload.get("architecture_version") != ARCHITECTURE_VERSION:
+        raise VocoderMismatch(f"{path}: not a vocoder this melforge can load (kind {payload.get('kind')!r}, "
+                              f"architecture {payload.get('architecture_version')!r}, expected vocos {ARCHITECTURE_VERSION})")
+    model = Vocos(VocoderSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["weights"])
+    meta = {k: v for k, v in payload.items() if k not in ("weights",)}
+    return LearnedVocoder(model=model.to(device).eval(), spec=MelSpec(**payload["mel_spec"]), meta=meta, device=device)
+
+
+def make_vocoder(kind: str, spec: MelSpec, *, griffinlim_iters: int, file: Path | None = None,
+                 device: str = "cpu") -> Vocoder:
+    """The configured vocoder for mels made with ``spec``: ``learned`` loads ``file`` and checks it
+    was trained on the same mel settings."""
+    if kind == "griffinlim":
+        return GriffinLim(spec, n_iter=griffinlim_iters)
+    if kind != "learned":
+        raise ValueError(f"vocoder.kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if file is None:
+        raise ValueError("vocoder.kind is 'learned' but no vocoder file was given")
+    vocoder = load_vocoder(file, device)
+    vocoder.check_matches(spec)
+    return vocoder
+
+
+def vocoder_dir(models_dir: Path) -> Path:
+    """Where the vocoder stage writes (``models/vocoder``)."""
+    return Path(models_dir) / "vocoder"
+
+
+def workspace_vocoder(cfg, paths, spec: MelSpec, *, griffinlim_iters: int, device: str = "cpu") -> Vocoder:
+    """The vocoder a workspace's params choose (``vocoder.kind``) for mels made with ``spec``."""
+    return make_vocoder(cfg.vocoder.kind, spec, griffinlim_iters=griffinlim_iters,
+                        file=vocoder_dir(paths.root / "models") / VOCODER_FILE, device=device)
