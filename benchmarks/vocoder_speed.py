@@ -99,11 +99,18 @@ def main() -> None:
     held = held[: args.clips]
     audio = np.stack([np.asarray(clips.row(s, int(r)), np.float32) for s, r in zip(manifest["shard"].iloc[held],
                                                                                    manifest["row"].iloc[held])])
-    learned = load_vocoder(vocoder_dir(paths.root / "models") / VOCODER_FILE)
-    learned.check_matches(spec, origin="params.yaml")
     iters = sorted({cfg.eval.griffinlim_iters, cfg.mel.griffinlim_iters})
-    vocoders = {"learned": learned, **{f"griffinlim@{n}": GriffinLim(spec, n_iter=n) for n in iters},
+    vocoders = {**{f"griffinlim@{n}": GriffinLim(spec, n_iter=n) for n in iters},
                 **{f"griffinlim-pinv@{n}": PseudoInverseGriffinLim(spec, n_iter=n) for n in iters}}
+    learned_file = vocoder_dir(paths.root / "models") / VOCODER_FILE
+    learned = None
+    if learned_file.is_file():
+        learned = load_vocoder(learned_file)
+        learned.check_matches(spec, origin="params.yaml")
+        vocoders = {"learned": learned, **vocoders}
+    else:
+        print(f"{learned_file}: no learned vocoder in this workspace (vocoder.steps is 0 here, e.g. the demo profile); "
+              "scoring Griffin-Lim only. Train one with `melforge run --profile cpu` or `-S vocoder.steps=6000`.")
     started = time.perf_counter()
     with torch.inference_mode():
         scores = score_vocoders(vocoders, audio, spec, repeats=args.repeats)
@@ -117,17 +124,18 @@ def main() -> None:
             scores[name]["pitch"] = {"median_cents_error": float(np.median(error[known])) if known.any() else None,
                                      "within_50_cents": float((error[known] <= 50).mean()) if known.any() else None,
                                      "voiced_clips": int(known.sum())}
-    versus = {name: comparison(scores, "learned", name) for name in vocoders if name.startswith("griffinlim@")}
+    versus = {name: comparison(scores, "learned", name) for name in vocoders
+              if learned is not None and name.startswith("griffinlim@")}
     end_to_end = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_file, label, steps = served_model(cfg, paths, Path(tmp))
-        for name in ("learned", f"griffinlim@{cfg.mel.griffinlim_iters}"):
+        for name in ([] if learned is None else ["learned"]) + [f"griffinlim@{cfg.mel.griffinlim_iters}"]:
             gen = MelGenerator.load(model_file, vocoder=vocoders[name])
             rtf = gen.real_time_factor(clips=cfg.eval.rtf_clips, steps=steps, repeats=args.repeats)
             end_to_end[name] = {**rtf, "times_real_time": 1.0 / rtf["rtf"], "model": label, "steps": steps}
     result = {"profile": cfg.profile, "clips": len(audio), "threads": args.threads, "scores": scores,
               "learned_vs": versus, "end_to_end": end_to_end, "seconds": round(time.perf_counter() - started, 1),
-              "vocoder_steps": learned.meta.get("steps"), "torch": torch.__version__}
+              "vocoder_steps": learned.meta.get("steps") if learned else 0, "torch": torch.__version__}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "vocoder_speed.json").write_text(json.dumps(result, indent=2))
     print(f"{len(audio)} held-out clips, profile {cfg.profile}, {args.threads} threads (lower is better except pitch)")

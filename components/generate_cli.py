@@ -93,7 +93,7 @@ def local_vocoder(paths: ProjectPaths | None, choice: str | None):
     try:
         return load_vocoder(path)
     except (FileNotFoundError, VocoderMismatch) as exc:
-        raise GenerationError(f"--vocoder: {exc}") from None
+        raise GenerationError(f"vocoder: {exc}") from None
 
 
 def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, seconds: float | None, seed: int,
@@ -160,21 +160,29 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
 
 
 def verify_model_file(version, model_path: Path) -> None:
-    """Refuse a registered model whose weights file differs from the one registered (its SHA-256
-    is a version tag, kept in the tracking database, apart from the artifact store)."""
+    """Refuse a registered model whose weights files (the denoiser, and the learned vocoder when it
+    has one) differ from the ones registered (their SHA-256s are version tags, kept in the tracking
+    database, apart from the artifact store)."""
     from components.models.io import MODEL_FILE
-    from components.provenance import file_sha256
-    from components.registry.publish import MODEL_HASH_TAG
+    from components.registry.publish import MODEL_HASH_TAG, VOCODER_HASH_TAG
+    from components.vocoder.interface import VOCODER_FILE
 
-    recorded = version.tags.get(MODEL_HASH_TAG)
+    _check_hash(version, model_path, MODEL_FILE, version.tags.get(MODEL_HASH_TAG))
+    vocoder_hash = version.tags.get(VOCODER_HASH_TAG)
+    _check_hash(version, model_path, VOCODER_FILE, vocoder_hash if vocoder_hash != "none" else None)
+
+
+def _check_hash(version, model_path: Path, file_name: str, recorded: str | None) -> None:
+    from components.provenance import file_sha256
+
     if recorded is None:
-        return  # registered before the hash was recorded: the weights still load with weights_only
-    found = sorted(model_path.rglob(MODEL_FILE))
+        return  # registered before the hash was recorded (or no such file): weights still load with weights_only
+    found = sorted(model_path.rglob(file_name))
     if len(found) != 1:
-        raise GenerationError(f"models:/{version.name}/{version.version}: expected one {MODEL_FILE} in the model, "
+        raise GenerationError(f"models:/{version.name}/{version.version}: expected one {file_name} in the model, "
                               f"found {len(found)}; refusing to load it")
     actual = file_sha256(found[0])
     if actual != recorded:
-        raise GenerationError(f"models:/{version.name}/{version.version}: {MODEL_FILE} has SHA-256 {actual[:16]}..., "
+        raise GenerationError(f"models:/{version.name}/{version.version}: {file_name} has SHA-256 {actual[:16]}..., "
                               f"not the {recorded[:16]}... recorded at registration; the artifact store was modified "
                               "after registration: refusing to load it (see README, Security)")

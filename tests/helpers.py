@@ -74,6 +74,21 @@ def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: i
     return path
 
 
+def write_tiny_vocoder(path: Path, seed: int = 0, *, sample_rate: int = 8000, hop_length: int = 128) -> Path:
+    """A randomly initialised tiny learned vocoder for :func:`write_tiny_model`'s mel settings."""
+    import torch
+
+    from components.features.mel import MelSpec
+    from components.vocoder.interface import save_vocoder
+    from components.vocoder.model import Vocos, VocoderSpec
+
+    torch.manual_seed(seed)
+    model = Vocos(VocoderSpec(n_mels=16, n_fft=256, hop_length=hop_length, dim=16, intermediate=32, layers=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_vocoder(path, model, MelSpec(sample_rate=sample_rate, n_fft=256, hop_length=hop_length, n_mels=16), steps=1)
+    return path
+
+
 def wait_until_healthy(url: str, process, timeout_s: float = 180.0, what: str = "the server") -> None:
     """Poll ``url`` until it answers 200; fail when ``process`` exits or ``timeout_s`` passes."""
     import time

@@ -74,3 +74,22 @@ def test_orchestration_timeouts_are_per_stage_and_checked():
         validate_params(apply_overrides(profile_params("demo"), ["orchestration.stage_timeout_minutes={default: 5, trian: 60}"]))
     with pytest.raises(ConfigError, match="'default'"):
         validate_params(apply_overrides(profile_params("demo"), ["orchestration.stage_timeout_minutes={train: 60}"]))
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["vocoder.kind=learned", "vocoder.steps=0"], "kind 'learned' needs a trained vocoder"),
+    (["vocoder.kernel=6"], "kernel (6) must be odd"),
+    (["vocoder.steps=10", "vocoder.segment_frames=200"], "vocoder.segment_frames (200) x mel.hop_length (500)"),
+    (["vocoder.stft_resolutions=[[512, 1024]]"], "stft_resolutions must be"),
+])
+def test_bad_vocoder_settings_fail_before_any_work_naming_the_field(overrides, expected):
+    with pytest.raises(ConfigError) as err:
+        validate_params(apply_overrides(profile_params("demo"), overrides))
+    assert expected in str(err.value)
+
+
+def test_the_cpu_profile_trains_a_vocoder_the_full_one_serves_it_and_the_demo_uses_griffin_lim():
+    kinds = {name: validate_params(profile_params(name)).vocoder for name in PROFILES}
+    assert kinds["demo"].kind == "griffinlim" and kinds["demo"].steps == 0
+    assert kinds["cpu"].kind == "griffinlim" and kinds["cpu"].steps > 0  # scored, not served: see docs/benchmarks.md
+    assert kinds["full"].kind == "learned" and kinds["full"].adversarial

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from components.generate_cli import GenerationError, generate_to_folder
 from components.generation import MelGenerator
-from helpers import write_tiny_model
+from components.vocoder.interface import VocoderMismatch, load_vocoder
+from helpers import write_tiny_model, write_tiny_vocoder
 
 
 @pytest.fixture
@@ -36,3 +38,31 @@ def test_generate_any_length_deterministically(generator):
 def test_real_time_factor_is_positive(generator):
     rtf = generator.real_time_factor(clips=1, repeats=1)
     assert 0 < rtf["rtf_mel"] <= rtf["rtf"]
+
+
+def test_a_generator_with_a_learned_vocoder_uses_it_and_refuses_one_trained_on_other_mels(tmp_path):
+    model = write_tiny_model(tmp_path / "model.pt", seed=0)
+    learned = MelGenerator.load(model, vocoder=load_vocoder(write_tiny_vocoder(tmp_path / "vocoder.pt")))
+    griffin = MelGenerator.load(model)
+    a, b = learned.generate(2, seed=3, seconds=0.5), griffin.generate(2, seed=3, seconds=0.5)
+    assert a.shape == b.shape == (2, 4000) and not np.allclose(a, b)
+    assert learned.active_vocoder.kind == "learned" and griffin.active_vocoder.kind == "griffinlim"
+    with pytest.raises(VocoderMismatch, match="hop_length: vocoder 64"):
+        MelGenerator.load(model, vocoder=load_vocoder(write_tiny_vocoder(tmp_path / "other.pt", hop_length=64)))
+
+
+def test_generate_from_a_local_model_takes_the_vocoder_asked_for(tmp_path):
+    model = write_tiny_model(tmp_path / "m" / "model.pt", seed=0)
+    vocoder = write_tiny_vocoder(tmp_path / "v" / "vocoder.pt")
+    files = {}
+    for choice in ("griffinlim", str(vocoder.parent), str(vocoder)):
+        written, _ = generate_to_folder(None, str(model.parent), n=1, seconds=0.5, seed=0, steps=None,
+                                        out=tmp_path / f"out-{len(files)}", vocoder=choice)
+        files[choice] = written[0].read_bytes()
+    assert files[str(vocoder.parent)] == files[str(vocoder)] != files["griffinlim"]
+    with pytest.raises(GenerationError, match="vocoder: .*missing.pt: no trained vocoder"):
+        generate_to_folder(None, str(model.parent), n=1, seconds=0.5, seed=0, steps=None, out=tmp_path / "x",
+                           vocoder=str(tmp_path / "missing.pt"))
+    with pytest.raises(GenerationError, match="applies to a local model"):
+        generate_to_folder(None, "champion", n=1, seconds=0.5, seed=0, steps=None, out=tmp_path / "y",
+                           vocoder="griffinlim")

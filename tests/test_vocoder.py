@@ -17,7 +17,7 @@ from components.vocoder.adversarial import (AdversarialCritic, Discriminators, d
 from components.vocoder.interface import (GriffinLim, VocoderMismatch, load_vocoder, make_vocoder, save_vocoder)
 from components.vocoder.losses import multi_resolution_stft, spectral_convergence, stft_magnitude
 from components.vocoder.model import Vocos, VocoderSpec, complex_spectrum
-from components.vocoder.quality import comparison, reanalysed_l1, score_vocoders
+from components.vocoder.quality import comparison, score_vocoders
 from components.vocoder.stage import log_mel_input, reconstruction_objective, segment_source
 
 SPEC = MelSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=24)

@@ -131,8 +131,8 @@ def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, 
             stale = json.loads(status.strip().splitlines()[-1] or "{}") if status.strip() else {}
             if stale:
                 notes.append(f"data stages not matching the recorded lock: {', '.join(stale)}")
-            say("re-running the model stages (train, distill, evaluate)")
-            _dvc(worktree, env, "repro", "--force", "--downstream", "train", what="dvc repro of the model stages")
+            say("re-running the model stages (vocoder, train, distill, evaluate)")
+            _dvc(worktree, env, "repro", "--force", "--downstream", "vocoder", "train", what="dvc repro of the model stages")
             rebuilt_lock = yaml.safe_load((worktree / "dvc.lock").read_text())
             comparison = Comparison(
                 model=model, version=str(version), commit=commit, data_recorded=tags.get("dvc.data_digest", _features_digest(lock)),

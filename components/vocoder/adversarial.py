@@ -23,6 +23,15 @@ from components.vocoder.losses import stft_magnitude
 Outputs = list[tuple[torch.Tensor, list[torch.Tensor]]]  # per discriminator: (score map, feature maps)
 
 
+def _conv_stack(convs: nn.ModuleList, out: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU convolutions, keeping every layer's output for feature matching; (scores, features)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        features.append(x)
+    return out(x).flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, width: int) -> None:
         super().__init__()
@@ -35,12 +44,7 @@ class PeriodDiscriminator(nn.Module):
         batch, length = audio.shape
         pad = (-length) % self.period
         x = F.pad(audio, (0, pad), mode="reflect" if pad < length else "constant")
-        x = x.view(batch, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        return self.out(x).flatten(1), features
+        return _conv_stack(self.convs, self.out, x.view(batch, 1, -1, self.period))
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -53,12 +57,7 @@ class ResolutionDiscriminator(nn.Module):
         self.out = nn.Conv2d(width, 1, 3, padding=1)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = stft_magnitude(audio, self.n_fft, self.hop).unsqueeze(1)  # (batch, 1, freq, frames)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        return self.out(x).flatten(1), features
+        return _conv_stack(self.convs, self.out, stft_magnitude(audio, self.n_fft, self.hop).unsqueeze(1))
 
 
 class Discriminators(nn.Module):

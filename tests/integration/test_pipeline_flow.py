@@ -18,12 +18,12 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     from flows.pipeline import melforge_pipeline
 
     summary = melforge_pipeline(root=str(project))
-    assert summary["stages_run"] == ["scan", "ingest", "validate", "features", "train", "distill@student-2",
+    assert summary["stages_run"] == ["scan", "ingest", "validate", "features", "vocoder", "train", "distill@student-2",
                                      "distill@student-1", "evaluate"]
     assert summary["clips"] == 4 and summary["validation"] == "passed"
 
     lock = read_yaml(project / "dvc.lock")
-    assert set(lock["stages"]) == {"scan", "ingest", "validate", "features", "train", "distill@student-2",
+    assert set(lock["stages"]) == {"scan", "ingest", "validate", "features", "vocoder", "train", "distill@student-2",
                                    "distill@student-1", "evaluate"}
     mels_md5 = next(o["md5"] for o in lock["stages"]["features"]["outs"] if o["path"] == "data/mels")
 
@@ -33,7 +33,13 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     parent = client.get_run(summary["mlflow_run_id"])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["distill@student-1", "distill@student-2", "evaluate",
-                                                         "features", "ingest", "registry", "train", "validate"]
+                                                         "features", "ingest", "registry", "train", "validate", "vocoder"]
+    vocoder = next(r for r in children if r.info.run_name == "vocoder")
+    assert vocoder.data.params["vocoder.kind"] == "learned" and "learned.sc_db" in vocoder.data.metrics
+    assert "learned_vs_griffinlim-2.speedup" in vocoder.data.metrics
+    assert [m.step for m in client.get_metric_history(vocoder.info.run_id, "loss")] == [2, 4, 6]
+    assert {"vocoder/evaluation.json", "vocoder/quality_vs_minutes.png"} <= {
+        a.path for a in client.list_artifacts(vocoder.info.run_id, "vocoder")}
     train = next(r for r in children if r.info.run_name == "train")
     assert train.data.params["model.base_channels"] == "32" and train.data.metrics["final_parameters"] > 0
     loss_curve = client.get_metric_history(train.info.run_id, "loss")
@@ -45,10 +51,13 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert {"evaluate/report.html", "evaluate/steps_vs_quality.png"} <= {
         a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluate")}
     assert "student-1.fad_classifier" in evaluate.data.metrics and "real_vs_real.fad_crepe" in evaluate.data.metrics
+    assert "vocoder.learned.logmel_l1" in evaluate.data.metrics and "vocoder.griffinlim-2.rtf" in evaluate.data.metrics
+    assert "Vocoder" in (project / "models" / "evaluation" / "report.html").read_text()
     assert summary["promoted"] is True and summary["champion"] == summary["registered"]
     champion = client.get_model_version_by_alias("melforge-mel-diffusion", "champion")
     assert champion.tags["git.commit"] == parent.data.tags["git.commit"] and champion.tags["dvc.data_digest"] == mels_md5
     assert champion.tags["melforge.promotion"] == "champion" and "metric.fad_classifier" in champion.tags
+    assert champion.tags["melforge.vocoder"] == "learned" and champion.tags["melforge.vocoder_sha256"] != "none"
     ingest = next(r for r in children if r.info.run_name == "ingest")
     assert ingest.data.metrics["clips"] == 4 and ingest.data.params["audio.sample_rate"] == "16000"
     features = next(r for r in children if r.info.run_name == "features")
@@ -64,7 +73,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     # the same flow again: DVC skips every data stage, dvc.lock is unchanged
     lock_before = (project / "dvc.lock").read_text()
     again = melforge_pipeline(root=str(project))
-    assert again["stages_skipped"] == ["ingest", "validate", "features", "train", "distill@student-2",
+    assert again["stages_skipped"] == ["ingest", "validate", "features", "vocoder", "train", "distill@student-2",
                                        "distill@student-1", "evaluate"]
     assert (project / "dvc.lock").read_text() == lock_before
     second_children = [r for r in client.search_runs([experiment.experiment_id])

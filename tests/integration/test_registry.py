@@ -15,7 +15,7 @@ import soundfile as sf
 from components.evaluate.metrics import MetricValue
 from components.registry.publish import apply_promotion, metric_from_tags, metric_tags, register_model
 from components.settings import project_paths
-from helpers import write_tiny_model
+from helpers import write_tiny_model, write_tiny_vocoder
 
 pytestmark = pytest.mark.integration
 MELFORGE = str(Path(sys.executable).parent / "melforge")
@@ -132,6 +132,43 @@ def test_promotion_gate_and_generate_against_a_real_mlflow_server(mlflow_server,
     assert not (tmp_path / ".melforge").exists()  # generating from a registry creates no workspace here
 
 
+def _local_registry(tmp_path: Path, monkeypatch, experiment: str):
+    """A SQLite tracking store in ``tmp_path`` with artifacts under ``tmp_path/store``: (uri, client)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    mlflow.set_experiment(experiment_id=client.create_experiment(experiment, artifact_location=(tmp_path / "store").as_uri()))
+    return uri, client
+
+
+def test_a_registered_model_carries_its_learned_vocoder_into_a_fresh_process(tmp_path, monkeypatch):
+    uri, client = _local_registry(tmp_path, monkeypatch, "vocoder")
+    folder = tmp_path / "model"
+    write_tiny_model(folder / "model.pt", 0)
+    vocoder = write_tiny_vocoder(tmp_path / "vocoder" / "vocoder.pt")
+    tags = {"melforge.sample_rate": "8000", "melforge.sampling_steps": "2"}
+    with mlflow.start_run():
+        plain, _ = register_model(client, folder, name="tiny-vocoder", paths=project_paths(tmp_path), tags=tags)
+        learned, new = register_model(client, folder, name="tiny-vocoder", paths=project_paths(tmp_path), tags=tags,
+                                      vocoder_file=vocoder)
+        again, again_new = register_model(client, folder, name="tiny-vocoder", paths=project_paths(tmp_path), tags=tags,
+                                          vocoder_file=vocoder)
+    assert new and not again_new and again.version == learned.version != plain.version  # the pair is the identity
+    assert client.get_model_version("tiny-vocoder", learned.version).tags["melforge.vocoder_sha256"] != "none"
+    # a plain python process, outside any project: the vocoder comes with the model
+    code = ("import mlflow, numpy as np\n"
+            "a = mlflow.pyfunc.load_model('models:/tiny-vocoder/{v}').predict({{'n': 1, 'seed': 0, 'seconds': 0.5}})\n"
+            "print('clip', a.shape, float(np.abs(a).sum()))")
+    out = {}
+    for version in (plain.version, learned.version):
+        proc = subprocess.run([sys.executable, "-c", code.format(v=version)], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+        assert "clip (1, 4000)" in proc.stdout, proc.stdout + proc.stderr
+        out[version] = proc.stdout
+    assert out[plain.version] != out[learned.version]  # Griffin-Lim vs the learned vocoder
+
+
 class _Payload:
     def __reduce__(self):
         return (os.system, ("touch pwned",))
@@ -140,11 +177,7 @@ class _Payload:
 def test_a_tampered_registered_model_is_refused_before_anything_in_it_runs(tmp_path, monkeypatch):
     import torch
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
-    mlflow.set_experiment(experiment_id=client.create_experiment("tamper", artifact_location=(tmp_path / "store").as_uri()))
+    uri, client = _local_registry(tmp_path, monkeypatch, "tamper")
     folder = tmp_path / "model"
     write_tiny_model(folder / "model.pt", 0)
     with mlflow.start_run():
