@@ -35,8 +35,8 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert sorted(r.info.run_name for r in children) == ["distill@student-1", "distill@student-2", "evaluate",
                                                          "features", "ingest", "registry", "train", "validate", "vocoder"]
     vocoder = next(r for r in children if r.info.run_name == "vocoder")
-    assert vocoder.data.params["vocoder.kind"] == "learned" and "learned.sc_db" in vocoder.data.metrics
-    assert "learned_vs_griffinlim-2.speedup" in vocoder.data.metrics
+    assert vocoder.data.params["vocoder.kind"] == "learned" and "final_learned.sc_db" in vocoder.data.metrics
+    assert "final_learned_vs_griffinlim-2.speedup" in vocoder.data.metrics
     assert [m.step for m in client.get_metric_history(vocoder.info.run_id, "loss")] == [2, 4, 6]
     assert {"vocoder/evaluation.json", "vocoder/quality_vs_minutes.png"} <= {
         a.path for a in client.list_artifacts(vocoder.info.run_id, "vocoder")}
