@@ -197,3 +197,19 @@ def test_training_segments_are_a_pure_function_of_the_step_and_come_only_from_tr
     assert first.shape == (8, 512)
     assert torch.equal(first, batch_at(5)) and not torch.equal(batch_at(5), batch_at(6))
     assert set(first[:, 0].tolist()) <= {0.0, 2.0}  # clip 1 is held out
+
+
+def test_the_report_table_lists_every_vocoder_and_the_learned_ones_gains_only_when_there_is_one():
+    from components.evaluate.report import vocoder_section
+
+    def row(kind, sc):
+        return {"kind": kind, "rtf": 0.01, **{k: {"value": v, "low": v - 1, "high": v + 1}
+                                              for k, v in (("sc_db", sc), ("logmel_l1", 0.3), ("mrstft", 2.0))}}
+
+    only_gl = vocoder_section({"scores": {"griffinlim@16": row("griffinlim", -20.0)}, "kind": "griffinlim"})
+    assert "griffinlim@16" in only_gl and "Learned" not in only_gl
+    both = vocoder_section({"scores": {"learned": row("learned", -25.0), "griffinlim@16": row("griffinlim", -20.0)},
+                            "kind": "learned", "learned_vs": {"griffinlim@16": {"sc_db_gain": 5.0, "logmel_l1_reduction": 0.3,
+                                                                               "mrstft_reduction": 0.5, "speedup": 6.0}}})
+    assert "learned ★" in both and "+5.0 dB SC" in both and "6.0x faster" in both
+    assert vocoder_section({}) == ""

@@ -99,7 +99,7 @@ def vocoder_section(vocoder: dict[str, Any]) -> str:
     return f"""<h2>Vocoder</h2><p>{vocoder.get('held_out_clips', '?')} held-out real clips (never trained on), each
 vocoder given the same log-mels; lower is better everywhere. Spectral convergence: mel magnitudes of the vocoded
 audio against the clip's (dB). Log-mel L1: after re-analysing the vocoded audio. MR-STFT: distance to the original
-waveform. RTF: seconds of compute per second of audio. Learned {esc(ratios)}. Served: {esc(vocoder.get('description', ''))}.</p>
+waveform. RTF: seconds of compute per second of audio. {f"Learned {esc(ratios)}. " if ratios else ""}Served: {esc(vocoder.get('description', ''))}.</p>
 <table><tr><th>vocoder</th><th>spectral convergence (dB)</th><th>log-mel L1</th><th>MR-STFT</th><th>RTF</th></tr>{body}</table>"""
 
 
