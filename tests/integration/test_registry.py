@@ -157,15 +157,18 @@ def test_a_registered_model_carries_its_learned_vocoder_into_a_fresh_process(tmp
     assert new and not again_new and again.version == learned.version != plain.version  # the pair is the identity
     assert client.get_model_version("tiny-vocoder", learned.version).tags["melforge.vocoder_sha256"] != "none"
     # a plain python process, outside any project: the vocoder comes with the model
-    code = ("import mlflow, numpy as np\n"
+    code = ("import sys, mlflow, numpy as np\n"
             "a = mlflow.pyfunc.load_model('models:/tiny-vocoder/{v}').predict({{'n': 1, 'seed': 0, 'seconds': 0.5}})\n"
-            "print('clip', a.shape, float(np.abs(a).sum()))")
+            "print('clip', a.shape, float(np.abs(a).sum()))\n"
+            "print('code', sys.modules['components.vocoder.interface'].__file__)")
     out = {}
     for version in (plain.version, learned.version):
         proc = subprocess.run([sys.executable, "-c", code.format(v=version)], cwd=tmp_path, capture_output=True, text=True,
                               env={**os.environ, "MLFLOW_TRACKING_URI": uri})
         assert "clip (1, 4000)" in proc.stdout, proc.stdout + proc.stderr
-        out[version] = proc.stdout
+        # the code that ran is the copy stored with the model, not this checkout's
+        assert "/artifacts/code/components/vocoder/interface.py" in proc.stdout, proc.stdout
+        out[version] = proc.stdout.splitlines()[0]
     assert out[plain.version] != out[learned.version]  # Griffin-Lim vs the learned vocoder
 
 
