@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from components.config import load_config
-from components.features.mel import MelSpec
+from components.features.mel import LogMel, MelSpec
 from components.generation import MelGenerator
 from components.ingest.stage import open_clips, read_manifest
 from components.features.store import MelStore
@@ -114,8 +114,6 @@ def main() -> None:
     started = time.perf_counter()
     with torch.inference_mode():
         scores = score_vocoders(vocoders, audio, spec, repeats=args.repeats)
-        from components.features.mel import LogMel
-
         logmel = LogMel(spec)(audio).numpy()
         reference_pitch = pitch_cents(audio, spec.sample_rate)
         for name, vocoder in vocoders.items():

@@ -72,7 +72,7 @@ def registry_name(paths: ProjectPaths | None) -> str:
 def local_vocoder(paths: ProjectPaths | None, choice: str | None):
     """The vocoder for a local model: ``choice`` ('griffinlim' or a vocoder folder / file), else the
     project's ``vocoder.kind``; None means Griffin-Lim."""
-    from components.vocoder.interface import VOCODER_FILE, VocoderMismatch, load_vocoder, vocoder_dir
+    from components.vocoder.interface import VOCODER_FILE, VocoderMismatch, load_vocoder, workspace_vocoder_file
 
     if choice == "griffinlim":
         return None
@@ -87,7 +87,7 @@ def local_vocoder(paths: ProjectPaths | None, choice: str | None):
                 return None
         except ConfigError as exc:
             raise GenerationError(str(exc)) from None
-        path = vocoder_dir(paths.root / "models") / VOCODER_FILE
+        path = workspace_vocoder_file(paths)
     else:
         return None
     try:

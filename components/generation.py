@@ -36,8 +36,7 @@ class MelGenerator:
     @classmethod
     def load(cls, path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> "MelGenerator":
         model, meta = load_denoiser(Path(path), device)
-        gen = cls(model=model, meta=meta, device=device)
-        gen.vocoder = vocoder
+        gen = cls(model=model, meta=meta, device=device, vocoder=vocoder)
         if vocoder is not None and hasattr(vocoder, "check_matches"):
             vocoder.check_matches(gen.spec, origin=f"the model {path}")
         return gen
@@ -115,10 +114,8 @@ class MelGenerator:
 
     def to_audio(self, logmel: np.ndarray, *, seconds: float | None = None) -> np.ndarray:
         """(batch, n_mels, frames) -> (batch, samples) float32 audio in [-1, 1], by the vocoder."""
-        audio = self.active_vocoder(logmel)
-        if seconds is not None:
-            audio = audio[:, : int(round(seconds * self.sample_rate))]
-        return np.clip(audio, -1.0, 1.0).astype(np.float32)
+        audio = self.active_vocoder(logmel)  # float32 in [-1, 1] (the Vocoder contract)
+        return audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))]
 
     def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:
         """``n`` clips of ``seconds`` (default: the training clip length) as (n, samples) audio."""

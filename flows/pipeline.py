@@ -26,6 +26,7 @@ from components.run_lock import hold_workspace
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
 from components.stages import metrics_path, model_dir, pipeline_order
 from components.storage import atomic_write_bytes
+from components.vocoder import EVALUATION_FILE
 from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry, publish_stage
 from flows.dvc_runner import TRAINING_STAGES, dvc_pull, dvc_push, is_transient, out_hash, run_and_commit, stage_is_current, stale_stages, workspace_lock
 
@@ -35,7 +36,7 @@ STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("
                   "evaluate": ("eval", "registry")}
 STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
                    "features": ("mels/stats.json", "mels/preview")}
-VOCODER_ARTIFACTS = ("evaluation.json", "quality_vs_minutes.png", "samples")
+VOCODER_ARTIFACTS = (EVALUATION_FILE, "quality_vs_minutes.png", "samples")
 EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "steps_vs_quality.csv", "metrics.json", "samples")
 
 

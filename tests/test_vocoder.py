@@ -18,7 +18,7 @@ from components.vocoder.interface import (GriffinLim, VocoderMismatch, load_voco
 from components.vocoder.losses import multi_resolution_stft, spectral_convergence, stft_magnitude
 from components.vocoder.model import Vocos, VocoderSpec, complex_spectrum
 from components.vocoder.quality import comparison, score_vocoders
-from components.vocoder.stage import log_mel_input, reconstruction_objective, segment_source
+from components.vocoder.stage import reconstruction_objective, segment_source
 
 SPEC = MelSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=24)
 
@@ -114,7 +114,7 @@ def _vocoder_loop(tmp_path, *, stop_after=None, adversarial=False):
     critic = None
     if adversarial:
         critic = AdversarialCritic(Discriminators([2], [(128, 32)], 4), lr=1e-3, start=2,
-                                   make_pair=lambda net, x, g: (x, net(log_mel_input(lm, x))))
+                                   make_pair=lambda net, x, g: (x, net(lm.log_power(x))))
     settings = LoopSettings(steps=6, lr=2e-3, warmup_steps=1, log_every=1, checkpoint_every=3, seed=0, ema_decay=0.9,
                             fingerprint="voc")
     torch.manual_seed(0)

@@ -31,7 +31,8 @@ from components.registry.promotion import choose_served
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json, staged_directory
 from components.train.runner import resolve_device
-from components.vocoder.interface import vocoder_dir, workspace_vocoder
+from components.vocoder.interface import EVALUATION_FILE, vocoder_dir, workspace_vocoder
+from components.vocoder.quality import flat_scores
 
 EVALUATION_DIR = "evaluation"
 GRID_CLIPS = 8
@@ -140,7 +141,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
 
 def vocoder_report(paths: ProjectPaths) -> dict[str, Any]:
     """The vocoder stage's side-by-side scores on held-out clips (learned vs Griffin-Lim), if it ran."""
-    path = vocoder_dir(paths.root / "models") / "evaluation.json"
+    path = vocoder_dir(paths.root / "models") / EVALUATION_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -168,10 +169,7 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
         out[f"real_vs_real.{metric}"] = m["value"]
     vocoder = results.get("vocoder", {})
     out["vocoder"] = vocoder.get("kind", "griffinlim")
-    for name, scores in vocoder.get("scores", {}).items():
-        for measure in ("sc_db", "logmel_l1", "mrstft"):
-            out[f"vocoder.{name.replace('@', '-')}.{measure}"] = scores[measure]["value"]
-        out[f"vocoder.{name.replace('@', '-')}.rtf"] = scores["rtf"]
+    out.update({f"vocoder.{key}": value for key, value in flat_scores(vocoder.get("scores", {})).items()})
     for r in results["models"]:
         key = r["name"].replace("@", "-")  # MLflow metric names allow no '@'
         for metric, m in r["metrics"].items():

@@ -48,9 +48,14 @@ def mel_to_audio(logmel: np.ndarray, spec: MelSpec, *, n_iter: int = 32, length:
 
 
 def spectral_convergence_db(reference_logmel: np.ndarray, audio: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """Per clip: 20*log10(||M - M_hat||_F / ||M||_F) on mel magnitudes (lower is better)."""
+    """Per clip: 20*log10(||M - M_hat||_F / ||M||_F) on mel magnitudes of ``audio`` re-analysed (lower is better)."""
+    return mel_spectral_convergence_db(reference_logmel, LogMel(spec)(audio).numpy())
+
+
+def mel_spectral_convergence_db(reference_logmel: np.ndarray, estimate_logmel: np.ndarray) -> np.ndarray:
+    """Per clip: 20*log10(||M - M_hat||_F / ||M||_F) on the magnitudes of two log-mels, over the frames both have."""
     ref = np.sqrt(np.exp(np.asarray(reference_logmel, np.float64)))
-    est = np.sqrt(np.exp(LogMel(spec)(audio).numpy().astype(np.float64)))
+    est = np.sqrt(np.exp(np.asarray(estimate_logmel, np.float64)))
     frames = min(ref.shape[-1], est.shape[-1])
     ref, est = ref[..., :frames], est[..., :frames]
     sc = np.linalg.norm((ref - est).reshape(len(ref), -1), axis=1) / np.linalg.norm(ref.reshape(len(ref), -1), axis=1)

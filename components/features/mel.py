@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -73,8 +74,7 @@ class LogMel:
 
     def to(self, device: torch.device | str) -> "LogMel":
         """This transform with its filters and window on ``device`` (for losses on a GPU)."""
-        moved = LogMel.__new__(LogMel)
-        moved.spec, moved.chunk = self.spec, self.chunk
+        moved = copy.copy(self)
         moved.filters_t, moved.window = self.filters_t.to(device), self.window.to(device)
         return moved
 
@@ -88,13 +88,16 @@ class LogMel:
         power = spectrum.real.square() + spectrum.imag.square()  # |X|^2: ~3x faster than abs() or a sum over re/im
         return torch.matmul(power, self.filters_t).transpose(1, 2)
 
+    def log_power(self, audio: torch.Tensor) -> torch.Tensor:
+        """Natural-log mel power floored at ``log_floor``, with gradients (training losses and inputs)."""
+        return torch.log(torch.clamp(self.power(audio), min=self.spec.log_floor))
+
     def __call__(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(audio, dtype=torch.float32)
         if x.ndim == 1:
             x = x[None]
         with torch.inference_mode():
-            parts = [torch.log(torch.clamp(self.power(x[i:i + self.chunk]), min=self.spec.log_floor))
-                     for i in range(0, len(x), self.chunk)]
+            parts = [self.log_power(x[i:i + self.chunk]) for i in range(0, len(x), self.chunk)]
             return torch.cat(parts).contiguous() if parts else torch.empty(0, self.spec.n_mels, 0)
 
 

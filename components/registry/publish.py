@@ -151,11 +151,11 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
 
 def served_vocoder_file(cfg: MelforgeConfig, paths: ProjectPaths) -> Path | None:
     """The learned vocoder file every registered generator carries, or None for Griffin-Lim."""
-    from components.vocoder.interface import VOCODER_FILE, vocoder_dir
+    from components.vocoder.interface import workspace_vocoder_file
 
     if cfg.vocoder.kind != "learned":
         return None
-    path = vocoder_dir(paths.root / "models") / VOCODER_FILE
+    path = workspace_vocoder_file(paths)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: vocoder.kind is 'learned' but the vocoder stage has not run")
     return path

@@ -17,9 +17,9 @@ import torch
 from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
 from components.storage import atomic_save_torch, load_torch
+from components.vocoder import EVALUATION_FILE, VOCODER_FILE  # noqa: F401 - re-exported for callers
 from components.vocoder.model import ARCHITECTURE_VERSION, Vocos, VocoderSpec
 
-VOCODER_FILE = "vocoder.pt"
 KINDS = ("griffinlim", "learned")
 # the mel settings a vocoder must share with the mels it is given
 MATCHED_FIELDS = ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "window_length", "log_floor")
@@ -128,7 +128,12 @@ def vocoder_dir(models_dir: Path) -> Path:
     return Path(models_dir) / "vocoder"
 
 
+def workspace_vocoder_file(paths) -> Path:
+    """The learned vocoder a workspace's vocoder stage writes (``models/vocoder/vocoder.pt``)."""
+    return vocoder_dir(paths.root / "models") / VOCODER_FILE
+
+
 def workspace_vocoder(cfg, paths, spec: MelSpec, *, griffinlim_iters: int, device: str = "cpu") -> Vocoder:
     """The vocoder a workspace's params choose (``vocoder.kind``) for mels made with ``spec``."""
-    return make_vocoder(cfg.vocoder.kind, spec, griffinlim_iters=griffinlim_iters,
-                        file=vocoder_dir(paths.root / "models") / VOCODER_FILE, device=device)
+    return make_vocoder(cfg.vocoder.kind, spec, griffinlim_iters=griffinlim_iters, file=workspace_vocoder_file(paths),
+                        device=device)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.features.griffinlim import spectral_convergence_db
+from components.features.griffinlim import mel_spectral_convergence_db
 from components.features.mel import LogMel, MelSpec
 from components.vocoder.interface import Vocoder
 from components.vocoder.losses import multi_resolution_stft
@@ -35,11 +35,11 @@ def mean_interval(values: np.ndarray) -> dict[str, float]:
             "n": int(len(values))}
 
 
-def reanalysed_l1(reference_logmel: np.ndarray, audio: np.ndarray, spec: MelSpec) -> np.ndarray:
+def reanalysed_l1(reference_logmel: np.ndarray, estimate_logmel: np.ndarray) -> np.ndarray:
     """Per clip mean |log mel(x) - log mel(vocoded)| over the frames both have."""
-    est = LogMel(spec)(audio).numpy()
-    frames = min(reference_logmel.shape[-1], est.shape[-1])
-    return np.abs(reference_logmel[..., :frames] - est[..., :frames]).reshape(len(est), -1).mean(axis=1)
+    frames = min(reference_logmel.shape[-1], estimate_logmel.shape[-1])
+    diff = reference_logmel[..., :frames] - estimate_logmel[..., :frames]
+    return np.abs(diff).reshape(len(diff), -1).mean(axis=1)
 
 
 def mrstft_distance(reference_audio: np.ndarray, audio: np.ndarray,
@@ -64,20 +64,35 @@ def vocode_timed(vocoder: Vocoder, logmel: np.ndarray, repeats: int) -> tuple[np
 def score_vocoders(vocoders: dict[str, Vocoder], reference_audio: np.ndarray, spec: MelSpec, *,
                    repeats: int = 3) -> dict[str, dict[str, Any]]:
     """{name: {sc_db, logmel_l1, mrstft: mean/low/high/n, rtf, seconds}} for each vocoder on the same clips."""
-    logmel = LogMel(spec)(reference_audio).numpy()
+    analyse = LogMel(spec)
+    logmel = analyse(reference_audio).numpy()
     audio_seconds = len(reference_audio) * spec.hop_length * (logmel.shape[-1] - 1) / spec.sample_rate
     scores = {}
     for name, vocoder in vocoders.items():
         audio, seconds = vocode_timed(vocoder, logmel, repeats)
+        reanalysed = analyse(audio).numpy()
         scores[name] = {
             "kind": vocoder.kind,
-            "sc_db": mean_interval(spectral_convergence_db(logmel, audio, spec)),
-            "logmel_l1": mean_interval(reanalysed_l1(logmel, audio, spec)),
+            "sc_db": mean_interval(mel_spectral_convergence_db(logmel, reanalysed)),
+            "logmel_l1": mean_interval(reanalysed_l1(logmel, reanalysed)),
             "mrstft": mean_interval(mrstft_distance(reference_audio, audio)),
             "rtf": seconds / audio_seconds,
             "seconds": seconds,
         }
     return scores
+
+
+def flat_scores(scores: dict[str, dict[str, Any]], versus: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+    """Flat numbers for `dvc metrics show` and MLflow: <vocoder>.<measure>, learned_vs_<baseline>.<ratio>
+    ('@' becomes '-': MLflow metric names allow no '@')."""
+    out: dict[str, float] = {}
+    for name, s in scores.items():
+        key = name.replace("@", "-")
+        out.update({f"{key}.sc_db": s["sc_db"]["value"], f"{key}.logmel_l1": s["logmel_l1"]["value"],
+                    f"{key}.mrstft": s["mrstft"]["value"], f"{key}.rtf": s["rtf"]})
+    for name, ratios in (versus or {}).items():
+        out.update({f"learned_vs_{name.replace('@', '-')}.{k}": val for k, val in ratios.items()})
+    return out
 
 
 def comparison(scores: dict[str, dict[str, Any]], learned: str, baseline: str) -> dict[str, float]:

@@ -32,10 +32,11 @@ from components.train.loop import LoopSettings, train_loop
 from components.train.runner import fingerprint, resolve_device, work_dir
 from components.vocoder.adversarial import (AdversarialCritic, Discriminators, feature_matching,
                                             generator_hinge)
-from components.vocoder.interface import VOCODER_FILE, GriffinLim, LearnedVocoder, save_vocoder
+from components.vocoder.interface import (EVALUATION_FILE, VOCODER_FILE, GriffinLim, LearnedVocoder, save_vocoder,
+                                          vocoder_dir)
 from components.vocoder.losses import mel_losses, multi_resolution_stft
 from components.vocoder.model import ARCHITECTURE_VERSION, Vocos, VocoderSpec
-from components.vocoder.quality import comparison, score_vocoders
+from components.vocoder.quality import comparison, flat_scores, score_vocoders
 
 LEARNED = "learned"
 
@@ -55,7 +56,7 @@ def split_clips(clip_ids: list[str], holdout_fraction: float) -> tuple[np.ndarra
     return rows[~held], rows[held]
 
 
-def segment_source(clips: ShardReader, rows: np.ndarray, locations: list[tuple[int, int]], *, batch_size: int,
+def segment_source(clips: ShardReader, rows: np.ndarray, locations: list[tuple[str, int]], *, batch_size: int,
                    segment_samples: int, seed: int):
     """batch_at(step): ``batch_size`` random clip segments, a pure function of (seed, step)."""
 
@@ -76,14 +77,13 @@ def segment_source(clips: ShardReader, rows: np.ndarray, locations: list[tuple[i
 def reconstruction_objective(logmel: LogMel, resolutions: list[tuple[int, int]], mel_weight: float,
                              critic: AdversarialCritic | None = None, adversarial_weight: float = 1.0,
                              feature_weight: float = 2.0):
-    """L = L_mrstft + w_mel (L_mel_l1 + L_mel_sc) (+ w_adv L_G + w_fm L_fm once the critic is active)."""
-    transforms: dict[torch.device, LogMel] = {}
+    """L = L_mrstft + w_mel (L_mel_l1 + L_mel_sc) (+ w_adv L_G + w_fm L_fm once the critic is active).
+    ``logmel`` must be on the device the batches arrive on (``LogMel.to``)."""
 
     def objective(net: torch.nn.Module, audio: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        lm = transforms.setdefault(audio.device, logmel.to(audio.device))
-        estimate = net(log_mel_input(lm, audio))
+        estimate = net(logmel.log_power(audio))
         audio = audio[..., :estimate.shape[-1]]  # (frames - 1) * hop: whole hops only
-        mel_l1, mel_sc = mel_losses(audio, estimate, lm)
+        mel_l1, mel_sc = mel_losses(audio, estimate, logmel)
         loss = multi_resolution_stft(audio, estimate, resolutions).mean() + mel_weight * (mel_l1 + mel_sc).mean()
         if critic is not None and critic.active:
             real, fake = critic.module(audio), critic.module(estimate)
@@ -91,11 +91,6 @@ def reconstruction_objective(logmel: LogMel, resolutions: list[tuple[int, int]],
         return loss
 
     return objective
-
-
-def log_mel_input(lm: LogMel, audio: torch.Tensor) -> torch.Tensor:
-    """The vocoder's input for a batch of audio: the features stage's log-mel (floored)."""
-    return torch.log(torch.clamp(lm.power(audio), min=lm.spec.log_floor))
 
 
 def run_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
@@ -121,19 +116,19 @@ def run_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True
     evaluation = {"held_out_clips": len(held_audio), "train_clips": int(len(train_rows)), "steps": v.steps,
                   "kind": v.kind, "scores": scores, "learned_vs": versus, "curve": trained["curve"],
                   "nnls_iterations": NNLS_ITERATIONS}
-    with staged_directory(paths.root / "models" / "vocoder") as tmp:
+    with staged_directory(vocoder_dir(paths.root / "models")) as tmp:
         if v.steps:
             save_vocoder(tmp / VOCODER_FILE, trained["ema"], spec, steps=v.steps, fingerprint=trained["fingerprint"],
-                         config=cfg.to_params(), train_clips=int(len(train_rows)), evaluation=_flat(scores, versus))
+                         config=cfg.to_params(), train_clips=int(len(train_rows)), evaluation=flat_scores(scores, versus))
             work = trained["work"]
             if (work / "samples").is_dir():
                 shutil.copytree(work / "samples", tmp / "samples")
             if (work / "metrics.jsonl").is_file():
                 shutil.copy(work / "metrics.jsonl", tmp / "metrics.jsonl")
-        atomic_write_json(tmp / "evaluation.json", evaluation)
+        atomic_write_json(tmp / EVALUATION_FILE, evaluation)
         write_comparison(tmp / "samples", vocoders, preview_mels, spec, v.audio_previews)
         plot_curve(trained["curve"], scores, tmp / "quality_vs_minutes.png")
-    summary = {**trained["summary"], **_flat(scores, versus), "kind": v.kind, "held_out_clips": len(held_audio)}
+    summary = {**trained["summary"], **flat_scores(scores, versus), "kind": v.kind, "held_out_clips": len(held_audio)}
     atomic_write_json(paths.root / "models" / "metrics" / "vocoder.json", summary)
     return summary
 
@@ -146,12 +141,12 @@ def train_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, clips: ShardReader, 
     device = resolve_device(v.device)
     torch.manual_seed(cfg.seed)
     spec = MelSpec.from_config(cfg)
-    lm = LogMel(spec)
+    lm = LogMel(spec).to(device)  # the batches' device, once
     model = Vocos(vocoder_spec(cfg))
     critic = None
     if v.adversarial:
         def make_pair(net, audio, generator):
-            fake = net(log_mel_input(lm.to(audio.device), audio))
+            fake = net(lm.log_power(audio))
             return audio[..., :fake.shape[-1]], fake
 
         critic = AdversarialCritic(Discriminators(v.periods, v.stft_resolutions[1:], v.discriminator_width),
@@ -231,18 +226,6 @@ def _kept_curve(path: Path, resume: bool) -> list[dict[str, Any]]:
         path.unlink(missing_ok=True)
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _flat(scores: dict[str, dict[str, Any]], versus: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Flat numbers for `dvc metrics show` and MLflow: <vocoder>.<measure>, learned_vs_<baseline>.<ratio>."""
-    out: dict[str, float] = {}
-    for name, s in scores.items():
-        key = name.replace("@", "-")
-        out.update({f"{key}.sc_db": s["sc_db"]["value"], f"{key}.logmel_l1": s["logmel_l1"]["value"],
-                    f"{key}.mrstft": s["mrstft"]["value"], f"{key}.rtf": s["rtf"]})
-    for name, ratios in versus.items():
-        out.update({f"learned_vs_{name.replace('@', '-')}.{k}": val for k, val in ratios.items()})
-    return out
 
 
 def write_previews(folder: Path, tag: str, vocoder, logmel: np.ndarray, spec: MelSpec, *, audio_count: int,
