@@ -127,9 +127,10 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
 
 @app.command()
 def stage(
-    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | vocoder | train | distill | evaluate")],
+    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | vocoder | train | distill | gan | evaluate")],
     student: Annotated[Optional[str], typer.Option(help="distill only: which student, e.g. student-16 (see distill.stages in params.yaml).")] = None,
-    resume: Annotated[bool, typer.Option(help="vocoder/train/distill: continue from the newest checkpoint written under the same config.")] = True,
+    family: Annotated[Optional[str], typer.Option(help="gan only: which GAN baseline, wavegan or specgan (see the gan section of params.yaml).")] = None,
+    resume: Annotated[bool, typer.Option(help="vocoder/train/distill/gan: continue from the newest checkpoint written under the same config.")] = True,
 ) -> None:
     """Run one stage directly from params.yaml (what dvc.yaml calls; no Prefect, no MLflow)."""
     paths = _workspace()
@@ -143,12 +144,16 @@ def stage(
     except ConfigError as exc:
         _fail(str(exc))
     options: dict = {}
-    if name in ("vocoder", "train", "distill"):
+    if name in ("vocoder", "train", "distill", "gan"):
         options["resume"] = resume
     if name == "distill":
         options["student"] = student
     elif student is not None:
         _fail("--student applies to the distill stage only")
+    if name == "gan":
+        options["family"] = family
+    elif family is not None:
+        _fail("--family applies to the gan stage only")
     if name == "train":
         from components.train.launch import maybe_relaunch_distributed
 

@@ -333,6 +333,68 @@ class VocoderConfig(Section):
         return self
 
 
+class GANTrainingConfig(Section):
+    """What both GAN baselines share: WGAN-GP training (Gulrajani et al. 2017) as in the WaveGAN paper."""
+
+    steps: int = Field(default=0, ge=0, description="generator updates; 0 = this family is off (no stage work, not evaluated)")
+    batch_size: int = Field(default=64, ge=2)
+    lr: float = Field(default=1e-4, gt=0, description="Adam, generator and critic")
+    betas: tuple[float, float] = Field(default=(0.5, 0.9), description="Adam (beta1, beta2)")
+    n_critic: int = Field(default=5, ge=1, description="critic updates per generator update")
+    penalty_weight: float = Field(default=10.0, ge=0, description="WGAN-GP lambda")
+    ema_decay: float = Field(default=0.999, ge=0, lt=1, description="EMA of the generator's weights (what is evaluated); 0 = none")
+    latent_dim: int = Field(default=100, ge=1)
+    dim: int = Field(default=64, ge=1, description="model size d: the widest layer has 16 d (WaveGAN) or 8 d (SpecGAN) channels")
+    log_every: int = Field(default=10, ge=1)
+    checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
+    sample_every: int = Field(default=1000, ge=0, description="0 = only at the end")
+    sample_count: int = Field(default=8, ge=1)
+    audio_previews: int = Field(default=2, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_betas(self) -> "GANTrainingConfig":
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
+        return self
+
+
+class WaveGANConfig(GANTrainingConfig):
+    """WaveGAN (Donahue et al. 2019): base_frames x stride^layers samples; the paper: 16 x 4^5 = 16384."""
+
+    layers: int = Field(default=5, ge=1, description="transposed 1D convolutions in the generator")
+    kernel: int = Field(default=25, ge=1)
+    stride: int = Field(default=4, ge=2)
+    base_frames: int = Field(default=16, ge=1, description="length after the dense layer")
+    phase_shuffle: int = Field(default=2, ge=0, description="critic phase shuffle radius n (0 = off)")
+
+
+class SpecGANConfig(GANTrainingConfig):
+    """SpecGAN: a DCGAN over the pipeline's normalised log-mels (mel.n_mels x mel.frames)."""
+
+    layers: int = Field(default=4, ge=1, description="stride-2 transposed 2D convolutions; n_mels and frames must divide by 2^layers")
+    kernel: int = Field(default=5, ge=1)
+
+
+class GANConfig(Section):
+    """The GAN baselines of the reference papers, trained and scored beside the diffusion models."""
+
+    wavegan: WaveGANConfig = WaveGANConfig()
+    specgan: SpecGANConfig = SpecGANConfig()
+
+    def family(self, name: str) -> GANTrainingConfig:
+        if name not in GAN_FAMILIES:
+            raise ConfigError(f"unknown GAN family {name!r}; allowed: {', '.join(GAN_FAMILIES)}")
+        return getattr(self, name)
+
+    @property
+    def enabled(self) -> list[str]:
+        return [name for name in GAN_FAMILIES if getattr(self, name).steps > 0]
+
+
+GAN_FAMILIES = ("wavegan", "specgan")
+
+
 METRIC_PATTERN = r"^(fad|kid_cubic|kid_imq)_(classifier|crepe)$|^is_[A-Za-z0-9_]+$"
 
 
@@ -389,7 +451,7 @@ class OrchestrationConfig(Section):
 class MelforgeConfig(Section):
     """The whole of params.yaml."""
 
-    profile: Literal["demo", "cpu", "full", "custom"] = "demo"
+    profile: Literal["demo", "cpu", "digits", "full", "custom"] = "demo"
     seed: int = 0
     experiment: str = Field(default="melforge", min_length=1, description="MLflow experiment name")
     data: DataConfig = DataConfig()
@@ -400,6 +462,7 @@ class MelforgeConfig(Section):
     train: TrainConfig = TrainConfig()
     distill: DistillConfig = DistillConfig()
     vocoder: VocoderConfig = VocoderConfig()
+    gan: GANConfig = GANConfig()
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
@@ -440,6 +503,8 @@ class MelforgeConfig(Section):
             raise ValueError(f"vocoder.segment_frames ({self.vocoder.segment_frames}) x mel.hop_length ({self.mel.hop_length}) "
                              f"= {segment} samples is longer than a clip ({self.audio.clip_samples} samples); "
                              f"set vocoder.segment_frames <= {self.audio.clip_samples // self.mel.hop_length}")
+        for problem in gan_problems(self):
+            raise ValueError(problem)
         nyquist = self.audio.sample_rate / 2
         if self.mel.fmax is not None and self.mel.fmax > nyquist:
             raise ValueError(f"mel.fmax ({self.mel.fmax}) must be <= audio.sample_rate/2 ({nyquist})")
@@ -447,6 +512,31 @@ class MelforgeConfig(Section):
 
     def to_params(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+
+def gan_problems(cfg: MelforgeConfig) -> list[str]:
+    """What the enabled GAN families cannot produce with these clip and mel settings."""
+    from components.gan.specs import producible_samples_problem, reachable_shape_problem
+
+    problems = []
+    if cfg.gan.wavegan.steps:
+        problems.append(producible_samples_problem(wavegan_spec(cfg.gan.wavegan), cfg.audio.clip_samples))
+    if cfg.gan.specgan.steps:
+        problems.append(reachable_shape_problem(specgan_spec(cfg.gan.specgan, cfg.mel.n_mels, cfg.mel.frames)))
+    return [p for p in problems if p]
+
+
+def wavegan_spec(w: WaveGANConfig):
+    from components.gan.specs import WaveGANSpec
+
+    return WaveGANSpec(latent_dim=w.latent_dim, dim=w.dim, layers=w.layers, kernel=w.kernel, stride=w.stride,
+                       base_frames=w.base_frames, phase_shuffle=w.phase_shuffle)
+
+
+def specgan_spec(s: SpecGANConfig, n_mels: int, frames: int):
+    from components.gan.specs import SpecGANSpec
+
+    return SpecGANSpec(n_mels=n_mels, frames=frames, latent_dim=s.latent_dim, dim=s.dim, layers=s.layers, kernel=s.kernel)
 
 
 # Profiles are overlays on the schema defaults. demo: a generator in minutes on a laptop CPU.
@@ -480,6 +570,22 @@ PROFILES: dict[str, dict[str, Any]] = {
                     "eval_clips": 32},
         "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
     },
+    # the family comparison of issue 14 on CPU: every family on SC09-like spoken digits (1 s clips), the
+    # diffusion teacher and students beside WaveGAN and SpecGAN, each trained for up to an hour on 2 cores
+    "digits": {
+        "profile": "digits",
+        "data": {"sources": ["builtin:digits"]},
+        "audio": {"clip_seconds": 1.0},
+        "mel": {"n_mels": 64, "hop_length": 128, "frames": 128, "n_fft": 1024},
+        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
+        "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
+                  "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
+        "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
+        "vocoder": {"kind": "griffinlim", "steps": 0},
+        "gan": {"wavegan": {"steps": 3000, "dim": 8, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000},
+                "specgan": {"steps": 3000, "dim": 16, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000}},
+        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
+    },
     "full": {
         "profile": "full",
         "data": {"nsynth_mini": {"programs": list(range(0, 128, 4)), "pitches": list(range(36, 85, 2)),
@@ -496,6 +602,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "vocoder": {"kind": "learned", "dim": 512, "intermediate": 1536, "layers": 8, "steps": 500000, "batch_size": 16,
                     "segment_frames": 64, "lr": 5e-4, "warmup_steps": 1000, "ema_decay": 0.999, "adversarial": True,
                     "adversarial_start": 20000, "checkpoint_every": 5000, "sample_every": 20000, "eval_clips": 64},
+        # the papers' sizes (d = 64; Adam 1e-4, beta (0.5, 0.9), 5 critic updates, lambda 10). 4 s clips need
+        # 16 x 4^6 = 65536 samples (WaveGAN's longer-slice variant) and 5 SpecGAN layers reach 128 x 384
+        "gan": {"wavegan": {"steps": 100000, "dim": 64, "layers": 6, "batch_size": 64, "checkpoint_every": 5000,
+                            "sample_every": 10000},
+                "specgan": {"steps": 100000, "dim": 64, "layers": 5, "batch_size": 64, "checkpoint_every": 5000,
+                            "sample_every": 10000}},
         "eval": {"samples": 1024, "bootstrap": 200, "classifier_steps": 3000, "crepe_model": "full",
                  "crepe_hop_seconds": 0.05, "griffinlim_iters": 32, "teacher_steps": [1024, 256, 64, 16, 4, 1]},
     },

@@ -100,14 +100,17 @@ def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, second
                        steps: int | None, out: Path, vocoder: str | None = None) -> tuple[list[Path], str]:
     local = local_model(model)
     if local is not None:
-        from components.generation import MelGenerator
+        from components.generation import load_generator
         from components.vocoder.interface import VocoderMismatch
 
         try:
-            gen = MelGenerator.load(local, vocoder=local_vocoder(paths, vocoder))
+            gen = load_generator(local, vocoder=local_vocoder(paths, vocoder))
         except VocoderMismatch as exc:
             raise GenerationError(f"{local}: {exc}") from None
-        audio, rate, source = gen.generate(n, seed, seconds=seconds, steps=steps), gen.sample_rate, str(local)
+        try:
+            audio, rate, source = gen.generate(n, seed, seconds=seconds, steps=steps), gen.sample_rate, str(local)
+        except ValueError as exc:  # e.g. longer than a GAN's fixed clip, or steps for a GAN
+            raise GenerationError(f"{local}: {exc}") from None
     else:
         if vocoder is not None:
             raise GenerationError("--vocoder applies to a local model; a registered model uses the vocoder it was registered with")

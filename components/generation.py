@@ -1,9 +1,14 @@
-"""From a trained denoiser to audio: seeded DDIM mels of any length, then a vocoder.
+"""From a trained generator to audio, whatever its family: seeded clips, then (for mel models) a vocoder.
 
-The evaluation stage, the registered MLflow model and ``melforge generate`` all go through this
-one class, so the same (model, seed, steps, vocoder) gives the same clips everywhere. Everything
-needed (network spec, mel statistics, mel settings, sampling steps) travels inside the model file;
-the vocoder is the learned one it was registered with, or Griffin-Lim.
+The evaluation stage, the registered MLflow model and ``melforge generate`` all go through these
+classes, so the same (model, seed, steps, vocoder) gives the same clips everywhere. Everything
+needed (network spec, mel statistics, mel settings, sampling steps) travels inside the model file.
+
+- :class:`MelGenerator`: the diffusion teacher and students; DDIM mels of any length, then the vocoder.
+- :class:`SpecGANGenerator`: SpecGAN; one network evaluation per fixed-size mel, then the vocoder.
+- :class:`WaveGANGenerator`: WaveGAN; one network evaluation per waveform, no vocoder.
+
+:func:`load_generator` picks the class from the model file.
 """
 
 from __future__ import annotations
@@ -17,29 +22,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.features.mel import MelSpec
+from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.stats import MelStats, to_logmel
-from components.models.io import load_denoiser
+from components.gan import DIFFUSION, MODEL_FAMILY_KEY
+from components.models.io import denoiser_from_payload, read_model_file
 from components.models.sampler import ddim_sample
 from components.vocoder.interface import GriffinLim, Vocoder
 
 
 @dataclass
-class MelGenerator:
-    """A loaded denoiser plus the metadata saved with it."""
+class Generator:
+    """A loaded network plus the metadata saved with it; subclasses say how it makes clips."""
 
     model: torch.nn.Module
     meta: dict[str, Any]
     device: str = "cpu"
     vocoder: Vocoder | None = None  # None: Griffin-Lim with the model's mel.griffinlim_iters
 
-    @classmethod
-    def load(cls, path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> "MelGenerator":
-        model, meta = load_denoiser(Path(path), device)
-        gen = cls(model=model, meta=meta, device=device, vocoder=vocoder)
-        if vocoder is not None and hasattr(vocoder, "check_matches"):
-            vocoder.check_matches(gen.spec, origin=f"the model {path}")
-        return gen
+    family = DIFFUSION
+    uses_vocoder = True
 
     @property
     def active_vocoder(self) -> Vocoder:
@@ -66,6 +67,81 @@ class MelGenerator:
         return int(self.meta["sampling_steps"])
 
     @property
+    def clip_seconds(self) -> float:
+        raise NotImplementedError
+
+    def network_evaluations(self, steps: int | None = None) -> int:
+        """Forward passes of the network per clip."""
+        return 1
+
+    def sample_output(self, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+        """The network's raw output for ``n`` clips from noise seeded by ``seed``."""
+        raise NotImplementedError
+
+    def output_to_clips(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Raw output -> (natural-log mels (n, n_mels, frames), audio (n, samples) in [-1, 1])."""
+        logmel = self.to_logmel(output)
+        if not np.isfinite(logmel).all():  # no vocoder on NaNs: the caller reports the failure
+            return logmel, np.empty((len(logmel), 0), np.float32)
+        return logmel, self.to_audio(logmel)
+
+    def sample(self, n: int, seed: int, *, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` clips of the training length as (log mels, audio): what evaluation scores."""
+        return self.output_to_clips(self.sample_output(n, seed, steps=steps))
+
+    def to_logmel(self, normalised: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Normalised model output -> natural-log mel power (batch, n_mels, frames)."""
+        values = normalised.numpy() if isinstance(normalised, torch.Tensor) else normalised
+        return to_logmel(values, self.stats, self.meta.get("layout", self.mel_index["layout"]))
+
+    def to_audio(self, logmel: np.ndarray, *, seconds: float | None = None) -> np.ndarray:
+        """(batch, n_mels, frames) -> (batch, samples) float32 audio in [-1, 1], by the vocoder."""
+        audio = self.active_vocoder(logmel)  # float32 in [-1, 1] (the Vocoder contract)
+        return audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))]
+
+    def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:
+        """``n`` clips of ``seconds`` (default: the training clip length) as (n, samples) audio.
+        A GAN makes clips of one fixed length: shorter requests are cut, longer ones refused."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if seconds is not None and seconds > self.clip_seconds + 1e-9:
+            raise ValueError(f"{self.family} makes clips of at most {self.clip_seconds:.3f} s (its training length); "
+                             f"asked for {seconds:g} s")
+        _, audio = self.sample(n, seed, steps=steps)
+        return audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))]
+
+    def real_time_factor(self, *, clips: int = 4, steps: int | None = None, repeats: int = 2) -> dict[str, float]:
+        """Seconds of compute per second of audio (best of ``repeats``): the network alone
+        (``rtf_mel`` for mel models) and everything up to audio (``rtf``). Below 1 is faster than real time."""
+        audio_seconds = clips * self.clip_seconds
+        best_network, best_total = float("inf"), float("inf")
+        for _ in range(repeats):
+            _sync(self.device)
+            start = time.perf_counter()
+            output = self.sample_output(clips, seed=0, steps=steps)
+            _sync(self.device)
+            network_done = time.perf_counter()
+            self.output_to_clips(output)
+            end = time.perf_counter()
+            best_network, best_total = min(best_network, network_done - start), min(best_total, end - start)
+        times = {"rtf": best_total / audio_seconds}
+        if self.uses_vocoder:
+            times["rtf_mel"] = best_network / audio_seconds
+        return times
+
+
+@dataclass
+class MelGenerator(Generator):
+    """A loaded diffusion denoiser: DDIM mels of any length."""
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> "MelGenerator":
+        gen = load_generator(path, device, vocoder)
+        if not isinstance(gen, cls):
+            raise TypeError(f"{path}: a {gen.family} model, not a diffusion model")
+        return gen
+
+    @property
     def example_shape(self) -> tuple[int, ...]:
         return tuple(self.meta["spec"]["example_shape"])
 
@@ -79,6 +155,9 @@ class MelGenerator:
     def clip_seconds(self) -> float:
         return (self.frames - 1) * self.spec.hop_length / self.sample_rate
 
+    def network_evaluations(self, steps: int | None = None) -> int:
+        return steps or self.sampling_steps
+
     def frames_for_seconds(self, seconds: float) -> int:
         """Enough frames for ``seconds`` of audio, rounded up to what the U-Net accepts
         (divisible by 2^(levels-1), times the snake channels)."""
@@ -88,6 +167,9 @@ class MelGenerator:
         channels = self.example_shape[0] if self.mel_index["layout"] == "snake" else 1
         multiple = channels * 2 ** (len(self.meta["spec"]["channel_mults"]) - 1)
         return max(multiple, math.ceil(needed / multiple) * multiple)
+
+    def sample_output(self, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+        return self.sample_normalised(n, seed, steps=steps)
 
     def sample_normalised(self, n: int, seed: int, *, steps: int | None = None, frames: int | None = None,
                           batch_size: int = 64) -> torch.Tensor:
@@ -107,37 +189,88 @@ class MelGenerator:
                 out.append(ddim_sample(lambda x, t: self.model(x, t), z, steps).float().cpu())
         return torch.cat(out)
 
-    def to_logmel(self, normalised: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Normalised model output -> natural-log mel power (batch, n_mels, frames)."""
-        values = normalised.numpy() if isinstance(normalised, torch.Tensor) else normalised
-        return to_logmel(values, self.stats, self.mel_index["layout"])
-
-    def to_audio(self, logmel: np.ndarray, *, seconds: float | None = None) -> np.ndarray:
-        """(batch, n_mels, frames) -> (batch, samples) float32 audio in [-1, 1], by the vocoder."""
-        audio = self.active_vocoder(logmel)  # float32 in [-1, 1] (the Vocoder contract)
-        return audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))]
-
     def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:
-        """``n`` clips of ``seconds`` (default: the training clip length) as (n, samples) audio."""
+        """``n`` clips of ``seconds`` (default: the training clip length): the U-Net is
+        convolutional in time, so any length is sampled directly."""
         frames = self.frames_for_seconds(seconds) if seconds is not None else None
         logmel = self.to_logmel(self.sample_normalised(n, seed, steps=steps, frames=frames))
         return self.to_audio(logmel, seconds=seconds)
 
-    def real_time_factor(self, *, clips: int = 4, steps: int | None = None, repeats: int = 2) -> dict[str, float]:
-        """Seconds of compute per second of audio (best of ``repeats``): mel sampling alone and
-        mel sampling + the vocoder. Below 1 is faster than real time."""
-        audio_seconds = clips * self.clip_seconds
-        best_mel, best_total = float("inf"), float("inf")
-        for _ in range(repeats):
-            _sync(self.device)
-            start = time.perf_counter()
-            normalised = self.sample_normalised(clips, seed=0, steps=steps)
-            _sync(self.device)
-            mel_done = time.perf_counter()
-            self.to_audio(self.to_logmel(normalised))
-            end = time.perf_counter()
-            best_mel, best_total = min(best_mel, mel_done - start), min(best_total, end - start)
-        return {"rtf_mel": best_mel / audio_seconds, "rtf": best_total / audio_seconds}
+
+def _gan_steps(family: str, steps: int | None) -> None:
+    if steps not in (None, 1):
+        raise ValueError(f"a {family} generator makes a clip in one network evaluation; steps must be 1 or unset, "
+                         f"got {steps}")
+
+
+@dataclass
+class SpecGANGenerator(Generator):
+    """SpecGAN: z ~ U(-1, 1) -> one normalised (n_mels, frames) log-mel, flat layout -> the vocoder."""
+
+    family = "specgan"
+
+    @property
+    def clip_seconds(self) -> float:
+        return (self.model.spec.frames - 1) * self.spec.hop_length / self.sample_rate
+
+    def sample_output(self, n: int, seed: int, *, steps: int | None = None, batch_size: int = 64) -> torch.Tensor:
+        return _sample_gan(self, n, seed, steps, batch_size)
+
+
+@dataclass
+class WaveGANGenerator(Generator):
+    """WaveGAN: z ~ U(-1, 1) -> one waveform, cut to the clip length; its log-mel is analysed with the
+    features stage's own transform, so it is scored exactly like a real clip."""
+
+    family = "wavegan"
+    uses_vocoder = False
+
+    @property
+    def clip_samples(self) -> int:
+        return int(self.meta["clip_samples"])
+
+    @property
+    def clip_seconds(self) -> float:
+        return self.clip_samples / self.sample_rate
+
+    def sample_output(self, n: int, seed: int, *, steps: int | None = None, batch_size: int = 64) -> torch.Tensor:
+        return _sample_gan(self, n, seed, steps, batch_size)[:, : self.clip_samples]
+
+    def output_to_clips(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        audio = output.numpy().astype(np.float32)
+        frames = int(self.meta["frames"])  # the features stage's fixed frame count
+        return fit_frames(LogMel(self.spec)(audio).numpy(), frames, log_floor_value(self.spec)), audio
+
+
+def _sample_gan(gen: Generator, n: int, seed: int, steps: int | None, batch_size: int) -> torch.Tensor:
+    from components.gan.io import latent
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _gan_steps(gen.family, steps)
+    z = latent(n, gen.model.spec.latent_dim, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return torch.cat([gen.model(z[i:i + batch_size].to(gen.device)).float().cpu() for i in range(0, n, batch_size)])
+
+
+def load_generator(path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> Generator:
+    """Any melforge model file -> its generator. A learned ``vocoder`` must match the model's mel
+    settings (WaveGAN needs none and ignores it)."""
+    path = Path(path)
+    payload = read_model_file(path)
+    family = payload.get(MODEL_FAMILY_KEY, DIFFUSION)
+    if family == DIFFUSION:
+        model, meta = denoiser_from_payload(payload, device)
+        gen: Generator = MelGenerator(model=model, meta=meta, device=device, vocoder=vocoder)
+    else:
+        from components.gan.io import gan_from_payload
+
+        model, meta = gan_from_payload(payload, device)
+        kind = {"specgan": SpecGANGenerator, "wavegan": WaveGANGenerator}[family]
+        gen = kind(model=model, meta=meta, device=device, vocoder=vocoder if kind.uses_vocoder else None)
+    if gen.uses_vocoder and vocoder is not None and hasattr(vocoder, "check_matches"):
+        vocoder.check_matches(gen.spec, origin=f"the model {path}")
+    return gen
 
 
 def _sync(device: str) -> None:

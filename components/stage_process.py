@@ -22,7 +22,7 @@ from typing import Any
 # imports ~1,900 modules: torch._dynamo and sympy via the optimiser, librosa.filters with scipy and
 # numba, matplotlib for the sample plots)
 PRELOAD = ["__main__", "components.stage_process", "components.stages", "components.train.teacher",
-           "components.distill.stage", "components.vocoder.stage", "components.features.packing", "torch._dynamo", "librosa.filters", "matplotlib.pyplot"]
+           "components.distill.stage", "components.vocoder.stage", "components.gan.stage", "components.features.packing", "torch._dynamo", "librosa.filters", "matplotlib.pyplot"]
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(PRELOAD)
 
@@ -97,7 +97,8 @@ def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: 
     it in short polls (so Prefect's timeout/cancel exceptions land) and stop its whole process
     group if this thread is interrupted. ``state_dir`` gets ``<stage>.pid`` while it runs and
     ``<stage>.error`` (its traceback) when it fails. Raises StageProcessFailed."""
-    label = f"{stage}@{options['student']}" if options.get("student") else stage
+    item = options.get("student") or options.get("family")
+    label = f"{stage}@{item}" if item else stage
     state_dir.mkdir(parents=True, exist_ok=True)
     error_file, pid_file = state_dir / f"{label}.error", state_dir / f"{label}.pid"
     error_file.unlink(missing_ok=True)

@@ -19,8 +19,8 @@ def metrics_path(paths: ProjectPaths, stage: str) -> Path:
     """Where a DVC stage (``ingest``, ``train``, ``distill@student-8``...) writes its metrics."""
     if stage == "train":
         return paths.root / "models" / "metrics" / "teacher.json"
-    if stage.startswith("distill@"):
-        return paths.root / "models" / "metrics" / f"{stage.removeprefix('distill@')}.json"
+    if stage.startswith(("distill@", "gan@")):
+        return paths.root / "models" / "metrics" / f"{stage.partition('@')[2]}.json"
     if stage in ("evaluate", "vocoder"):
         return paths.root / "models" / "metrics" / f"{stage}.json"
     return paths.data / "metrics" / f"{stage}.json"
@@ -30,8 +30,8 @@ def model_dir(paths: ProjectPaths, stage: str) -> Path | None:
     """The model folder a training stage produces (None for data stages)."""
     if stage == "train":
         return paths.root / "models" / "teacher"
-    if stage.startswith("distill@"):
-        return paths.root / "models" / stage.removeprefix("distill@")
+    if stage.startswith(("distill@", "gan@")):
+        return paths.root / "models" / stage.partition("@")[2]
     if stage == "vocoder":
         return paths.root / "models" / "vocoder"
     return None
@@ -84,6 +84,15 @@ def _distill(cfg: MelforgeConfig, paths: ProjectPaths, *, student: str | None = 
     return run_distill(cfg, paths, student, resume=resume)
 
 
+def _gan(cfg: MelforgeConfig, paths: ProjectPaths, *, family: str | None = None, resume: bool = True) -> dict[str, Any]:
+    from components.config import GAN_FAMILIES
+    from components.gan.stage import run_gan
+
+    if family not in GAN_FAMILIES:
+        raise ValueError(f"the gan stage needs --family NAME, one of {', '.join(GAN_FAMILIES)}; got {family!r}")
+    return run_gan(cfg, paths, family, resume=resume)
+
+
 def _evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     from components.evaluate.stage import run_evaluate
 
@@ -98,14 +107,19 @@ STAGES: dict[str, Callable[..., dict[str, Any]]] = {
     "vocoder": _vocoder,
     "train": _train,
     "distill": _distill,
+    "gan": _gan,
     "evaluate": _evaluate,
 }
 DATA_STAGES = ("scan", "ingest", "validate", "features")
 
 
 def pipeline_order(cfg: MelforgeConfig) -> list[str]:
-    """DVC stage names in run order: data stages, the vocoder, the teacher, every distillation stage, evaluation."""
-    return [*DATA_STAGES, "vocoder", "train", *(f"distill@{name}" for name in cfg.distill.stages), "evaluate"]
+    """DVC stage names in run order: data stages, the vocoder, the teacher, every distillation stage, the GAN
+    baselines (a family that is off records only that), evaluation."""
+    from components.config import GAN_FAMILIES
+
+    return [*DATA_STAGES, "vocoder", "train", *(f"distill@{name}" for name in cfg.distill.stages),
+            *(f"gan@{family}" for family in GAN_FAMILIES), "evaluate"]
 
 
 def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from components.interrupts import deferred
 from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
 
-TRAINING_STAGES = ("vocoder", "train", "distill")  # in a child process: a timeout or cancel must stop them
+TRAINING_STAGES = ("vocoder", "train", "distill", "gan")  # in a child process: a timeout or cancel must stop them
 
 
 class StageFailed(RuntimeError):
@@ -91,8 +91,8 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
     Components write their outputs into a temp folder swapped in on success, so a failed stage
     leaves the previous outputs (and dvc.lock) as they were; DVC only commits after success.
     """
-    name, _, student = stage.partition("@")
-    options = {"student": student} if student else {}
+    name, _, item = stage.partition("@")
+    options = {("family" if name == "gan" else "student"): item} if item else {}
     try:
         if name in TRAINING_STAGES:
             from components.stage_process import run_in_child

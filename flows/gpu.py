@@ -27,7 +27,9 @@ FENCE = "```"
 
 
 def model_stages(cfg) -> list[str]:
-    return ["train", *(f"distill@{name}" for name in cfg.distill.stages)]
+    from components.config import GAN_FAMILIES
+
+    return ["train", *(f"distill@{name}" for name in cfg.distill.stages), *(f"gan@{f}" for f in GAN_FAMILIES)]
 
 
 def lock_markdown(lock_text: str) -> str:

@@ -32,12 +32,12 @@ from flows.dvc_runner import TRAINING_STAGES, dvc_pull, dvc_push, is_transient, 
 
 # config sections each stage depends on (logged as the nested run's params)
 STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
-                  "features": ("mel", "audio"), "vocoder": ("vocoder", "mel", "audio"), "train": ("model", "train"), "distill": ("distill",),
+                  "features": ("mel", "audio"), "vocoder": ("vocoder", "mel", "audio"), "train": ("model", "train"), "distill": ("distill",), "gan": ("gan",),
                   "evaluate": ("eval", "registry")}
 STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
                    "features": ("mels/stats.json", "mels/preview")}
 VOCODER_ARTIFACTS = (EVALUATION_FILE, "quality_vs_minutes.png", "samples")
-EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "steps_vs_quality.csv", "metrics.json", "samples")
+EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "quality_vs_compute.png", "steps_vs_quality.csv", "metrics.json", "samples")
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -249,8 +249,8 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
                                      "melforge.champion": registry["champion"]})
         ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
         evaluation = outcomes["evaluate"]["summary"]
-        models = {s.removeprefix("distill@") if s != "train" else "teacher": o["summary"]
-                  for s, o in outcomes.items() if model_dir(paths, s) is not None and s != "vocoder"}
+        models = {model_dir(paths, s).name: o["summary"] for s, o in outcomes.items()
+                  if model_dir(paths, s) is not None and s != "vocoder" and o["summary"].get("trained", True)}
         vocoder = outcomes["vocoder"]["summary"]
         summary = {
             "mlflow_run_id": run.info.run_id, "profile": cfg.profile,
@@ -264,7 +264,8 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
             "vocoder": vocoder_line(vocoder),
             "models": [f"{name} ({m.get('sampling_steps')} steps, {m.get('sampling_seconds_4', 0):.2f} s / 4 samples)"
                        for name, m in models.items()],
-            "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_steps')} steps)",
+            "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_family', 'diffusion')}, "
+                            f"{evaluation.get('served_steps')} steps)",
             "served_quality": evaluation.get("served_verdict"),
             **{k.replace("_floor_ratio", "_vs_real"): round(v, 3) for k, v in evaluation.items()
                if k.startswith(("served_is_", "served_fad_classifier_")) and k.endswith("_floor_ratio")},

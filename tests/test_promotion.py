@@ -13,24 +13,46 @@ def _row(name: str, kind: str, steps: int, value: float, status: str = "ok", met
             "metrics": {metric: {"value": value, "low": value - 1, "high": value + 1, "n_a": 8, "n_b": 8}}}
 
 
-def test_serves_the_fewest_step_student_within_tolerance_of_the_teacher():
+def test_serves_the_fewest_step_student_within_tolerance_of_the_best():
     rows = [_row("teacher@8", "teacher", 8, 10.0), _row("teacher@1", "teacher", 1, 50.0),
             _row("student-4", "student", 4, 10.5), _row("student-2", "student", 2, 11.9),
             _row("student-1", "student", 1, 30.0)]
     served = choose_served(rows, "fad_classifier", 0.2)
-    assert served["model"] == "student-2" and served["steps"] == 2 and served["teacher_value"] == 10.0
+    assert served["model"] == "student-2" and served["steps"] == 2 and served["best_value"] == 10.0
     assert choose_served(rows, "fad_classifier", 0.1)["model"] == "student-4"
     assert choose_served(rows, "fad_classifier", 0.01)["model"] == "teacher"  # none close enough
     rows[3]["status"] = "failed"
     assert choose_served(rows, "fad_classifier", 0.2)["model"] == "student-4"  # failed evaluations never serve
 
 
-def test_serving_a_higher_is_better_metric_and_without_a_teacher():
+def test_serving_a_higher_is_better_metric_and_without_any_successful_model():
     rows = [_row("teacher@4", "teacher", 4, 5.0, metric="is_pitch"), _row("student-1", "student", 1, 4.6, metric="is_pitch")]
     assert choose_served(rows, "is_pitch", 0.1)["model"] == "student-1"
     assert choose_served(rows, "is_pitch", 0.05)["model"] == "teacher"
-    with pytest.raises(ValueError, match="no successful teacher"):
-        choose_served(rows[1:], "is_pitch", 0.1)
+    rows[0]["status"] = rows[1]["status"] = "failed"
+    with pytest.raises(ValueError, match="no successful evaluation"):
+        choose_served(rows, "is_pitch", 0.1)
+
+
+def _gan(name: str, value: float, rtf: float) -> dict:
+    return {**_row(name, "gan", 1, value), "model": name, "family": name, "network_evaluations": 1, "rtf": rtf}
+
+
+def test_the_cheapest_model_within_tolerance_of_the_best_is_served_whatever_its_family():
+    def timed(row, rtf):
+        return {**row, "model": row["name"].split("@")[0], "rtf": rtf}
+
+    rows = [timed(_row("teacher@16", "teacher", 16, 10.0), 0.05), timed(_row("teacher@4", "teacher", 4, 9.0), 0.01),
+            timed(_row("student-4", "student", 4, 10.5), 0.012), _gan("wavegan", 11.5, 0.004), _gan("specgan", 30.0, 0.002)]
+    served = choose_served(rows, "fad_classifier", 0.2)  # the teacher at 4 steps is not a servable model
+    assert served["best_model"] == "teacher@16" and served["model"] == "wavegan" and served["family"] == "wavegan"
+    assert "RTF 0.004" in served["reason"]
+    assert choose_served(rows, "fad_classifier", 0.1)["model"] == "student-4"
+    rows[3]["metrics"]["fad_classifier"]["value"] = 5.0  # a GAN that is the best outright
+    best = choose_served(rows, "fad_classifier", 0.0)
+    assert best["model"] == "wavegan" and "is the best" in best["reason"]
+    del rows[2]["rtf"]  # not every candidate timed: cost is network evaluations per clip
+    assert choose_served(rows, "fad_classifier", 1.0)["model"] == "wavegan"
 
 
 def test_promotion_rules():

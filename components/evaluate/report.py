@@ -50,9 +50,59 @@ def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str,
             err = np.array([[p[1]["value"] - p[1]["low"] for p in points], [p[1]["high"] - p[1]["value"] for p in points]])
             ax.errorbar(steps, value, yerr=np.clip(err, 0, None), color=colour, marker=marker, capsize=3,
                         label="teacher (DDIM)" if kind == "teacher" else "distilled students")
+        for r in rows:
+            if r["kind"] == "gan" and r["status"] == "ok" and name in r["metrics"]:
+                m = r["metrics"][name]
+                ax.errorbar([r["steps"]], [m["value"]], yerr=[[max(0, m["value"] - m["low"])], [max(0, m["high"] - m["value"])]],
+                            marker=GAN_MARKERS.get(r["family"], "D"), color=GAN_COLOURS.get(r["family"], "tab:red"),
+                            capsize=3, ls="none", label=f"{r['name']} (GAN)")
         ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="real vs real")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sampling steps")
+        ax.set_title(f"{name} ({'lower' if lower_is_better(name) else 'higher'} is better)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+GAN_MARKERS = {"wavegan": "^", "specgan": "v"}
+GAN_COLOURS = {"wavegan": "tab:green", "specgan": "tab:red"}
+
+
+def plot_quality_vs_compute(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]], path: Path) -> Path:
+    """One panel per metric: value (95% interval) against seconds of compute per second of audio
+    (RTF, log axis) for every model of every family, each point named; the floor dashed. Lower-left
+    (distances) or upper-left (IS) is better: the same quality for less compute."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    names = plot_metrics(list(floor))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False)
+    styles = {"teacher": ("tab:blue", "o"), "student": ("tab:orange", "s")}
+    for ax, name in zip(axes[0], names):
+        labelled: set[str] = set()
+        for r in rows:
+            if r["status"] != "ok" or name not in r["metrics"] or "rtf" not in r:
+                continue
+            colour, marker = (GAN_COLOURS.get(r["family"], "tab:red"), GAN_MARKERS.get(r["family"], "D")) \
+                if r["kind"] == "gan" else styles[r["kind"]]
+            group = r["family"] if r["kind"] == "gan" else f"diffusion {r['kind']}"
+            m = r["metrics"][name]
+            ax.errorbar([r["rtf"]], [m["value"]], yerr=[[max(0, m["value"] - m["low"])], [max(0, m["high"] - m["value"])]],
+                        color=colour, marker=marker, capsize=3, ls="none", label=None if group in labelled else group)
+            labelled.add(group)
+            ax.annotate(r["name"], (r["rtf"], m["value"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="real vs real")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: minor ones overlap
+        ax.set_xlabel("seconds of compute per second of audio (RTF)")
         ax.set_title(f"{name} ({'lower' if lower_is_better(name) else 'higher'} is better)", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
@@ -103,8 +153,9 @@ waveform. RTF: seconds of compute per second of audio. {f"Learned {esc(ratios)}.
 <table><tr><th>vocoder</th><th>spectral convergence (dB)</th><th>log-mel L1</th><th>MR-STFT</th><th>RTF</th></tr>{body}</table>"""
 
 
-def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: Path) -> Path:
-    """The report: summary, metrics table with intervals, the steps plot, per-model grids and audio."""
+def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: Path, compute_plot: Path | None = None) -> Path:
+    """The report: summary, the leaderboard across families with intervals, the steps and compute
+    plots, per-model grids and audio."""
     rows, floor = results["models"], results["real_vs_real"]
     names = list(floor)
     primary = results["primary_metric"]
@@ -114,11 +165,12 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
     for r in rows:
         served = " ★" if r["name"] == results["served"]["model"] else ""
         cells = "".join(f"<td>{_fmt(r['metrics'].get(n))}</td>" for n in names)
-        body.append(f"<tr><td>{esc(r['name'])}{served}</td><td>{r['steps']}</td><td>{esc(r['status'])}</td>"
+        body.append(f"<tr><td>{esc(r['name'])}{served}</td><td>{esc(r.get('family', 'diffusion'))}</td>"
+                    f"<td>{r.get('network_evaluations', r['steps'])}</td><td>{esc(r['status'])}</td>"
                     f"<td>{esc(r.get('verdict', r.get('error', '')))}</td>{cells}"
                     f"<td>{r.get('rtf', float('nan')):.3g}</td></tr>")
     floor_cells = "".join(f"<td>{_fmt(floor[n])}</td>" for n in names)
-    body.append(f"<tr class='floor'><td>real vs real</td><td></td><td>floor</td><td></td>{floor_cells}<td></td></tr>")
+    body.append(f"<tr class='floor'><td>real vs real</td><td></td><td></td><td>floor</td><td></td>{floor_cells}<td></td></tr>")
     accuracy = ", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items())
     sizes = results.get("matched_sizes", {"generated": results["samples"], "real": results["real_clips"]})
     gammas = ", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed"
@@ -128,7 +180,8 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
         grid = sample_dir / f"{r['name']}.png"
         players = "".join(_audio(p) for p in sorted(sample_dir.glob(f"{r['name']}-*.wav")))
         if grid.is_file():
-            sections.append(f"<h3>{esc(r['name'])} — {r['steps']} steps</h3>{_img(grid, photo=True)}<div>{players}</div>")
+            how = "one network evaluation (GAN)" if r.get("kind") == "gan" else f"{r['steps']} steps"
+            sections.append(f"<h3>{esc(r['name'])} — {how}</h3>{_img(grid, photo=True)}<div>{players}</div>")
     real_grid = sample_dir / "real.png"
     real_players = "".join(_audio(p) for p in sorted(sample_dir.glob("real-*.wav")))
     text = f"""<!doctype html><html><head><meta charset="utf-8"><title>melforge evaluation</title>
@@ -147,12 +200,15 @@ KID's resamples never pair a clip with its own copy). They cover the sampling no
 variation between training runs. "Distance from real" states the primary metric against the floor: FAD/KID as
 a multiple of the floor, IS as a fraction of real. Real clips are passed through the same vocoder as
 generated ones ({esc(vocoder.get('description', 'Griffin-Lim'))}) before the CREPE embedding. Classifier held-out accuracy: {esc(accuracy)}.</p>
-<p><b>Served model</b> (fewest steps within {results['served']['tolerance']:.0%} of the teacher on
+<p><b>Served model</b> (the cheapest model of any family within {results['served']['tolerance']:.0%} of the best on
 <code>{esc(primary)}</code>): <b>{esc(results['served']['model'])}</b> — {esc(results['served']['reason'])}</p>
-<h2>Metrics</h2><table><tr><th>model</th><th>steps</th><th>status</th><th>distance from real ({esc(primary)})</th>{head}<th>RTF</th></tr>{''.join(body)}</table>
-<p>RTF: seconds of compute (DDIM + vocoder) per second of audio on {esc(results['device'])}; below 1 is faster
-than real time.</p>
+<h2>Leaderboard</h2><table><tr><th>model</th><th>family</th><th>network evaluations per clip</th><th>status</th><th>distance from real ({esc(primary)})</th>{head}<th>RTF</th></tr>{''.join(body)}</table>
+<p>Every family on the same ruler: the same real clips, sample count, seed, classifier, metrics and intervals.
+Network evaluations: DDIM steps for the diffusion models, 1 for a GAN. RTF: seconds of compute (the network,
+then the vocoder for mel models; WaveGAN makes audio directly) per second of audio on {esc(results['device'])};
+below 1 is faster than real time.</p>
 <h2>Quality vs sampling steps</h2>{_img(plot)}
+{f"<h2>Quality vs compute</h2>{_img(compute_plot)}" if compute_plot is not None and compute_plot.is_file() else ""}
 {vocoder_section(vocoder)}
 <h2>Samples</h2><h3>real clips</h3>{_img(real_grid, photo=True) if real_grid.is_file() else ''}<div>{real_players}</div>
 {''.join(sections)}

@@ -1,8 +1,10 @@
-"""The evaluate stage: every model (the teacher at several step counts, every distilled student)
-against the real clips, with intervals, real-time factors and the report.
+"""The evaluate stage: every model of every family (the diffusion teacher at several step counts,
+every distilled student, each GAN baseline that was trained) against the same real clips, with the
+same sample counts, seeds, metrics and intervals, plus real-time factors and the report.
 
-Writes ``models/evaluation`` (metrics.json, steps_vs_quality.csv/png, report.html, sample grids
-and audio, the reference for re-scoring other models) and ``models/metrics/evaluate.json``.
+Writes ``models/evaluation`` (metrics.json, steps_vs_quality.csv/png, quality_vs_compute.png,
+report.html, sample grids and audio, the reference for re-scoring other models) and
+``models/metrics/evaluate.json``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import torch
 from components.config import MelforgeConfig
 from components.evaluate.quality import verdict
 from components.evaluate.reference import Reference
-from components.evaluate.report import plot_steps_vs_quality, write_html
+from components.evaluate.report import plot_quality_vs_compute, plot_steps_vs_quality, write_html
 from components.features.mel import MelSpec
 from components.features.plots import save_mel_grid
 from components.features.store import MelStore
-from components.generation import MelGenerator
+from components.gan import DIFFUSION
+from components.generation import Generator, load_generator
 from components.models.io import MODEL_FILE
 from components.progress import progress_bar
 from components.registry.promotion import choose_served
@@ -39,12 +42,17 @@ GRID_CLIPS = 8
 
 
 def evaluation_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
-    """(name, model folder, kind, steps): the teacher at each step count, then every student."""
+    """(name, model folder, kind, family, steps): the teacher at each step count, every student, then
+    every GAN family that is on (one network evaluation per clip)."""
     students = cfg.distill.stages
     teacher_steps = cfg.eval.teacher_steps or sorted({cfg.distill.teacher_steps, *(s["steps"] for s in students.values())},
                                                      reverse=True)
-    plan = [{"name": f"teacher@{n}", "folder": "teacher", "kind": "teacher", "steps": int(n)} for n in teacher_steps]
-    plan += [{"name": name, "folder": name, "kind": "student", "steps": int(s["steps"])} for name, s in students.items()]
+    diffusion = {"family": DIFFUSION}
+    plan = [{"name": f"teacher@{n}", "folder": "teacher", "kind": "teacher", **diffusion, "steps": int(n)}
+            for n in teacher_steps]
+    plan += [{"name": name, "folder": name, "kind": "student", **diffusion, "steps": int(s["steps"])}
+             for name, s in students.items()]
+    plan += [{"name": family, "folder": family, "kind": "gan", "family": family, "steps": 1} for family in cfg.gan.enabled]
     return plan
 
 
@@ -57,15 +65,13 @@ def _write_samples(folder: Path, name: str, logmel: np.ndarray, audio: np.ndarra
         sf.write(folder / f"{name}-{k:02d}.wav", audio[k], sample_rate)
 
 
-def score_generator(ref: Reference, gen: MelGenerator, *, samples: int, steps: int,
+def score_generator(ref: Reference, gen: Generator, *, samples: int, steps: int,
                     seed: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Sample, vocode (with the generator's vocoder) and score one model at one step count;
-    (row, log mels, audio)."""
-    normalised = gen.sample_normalised(samples, seed, steps=steps)
-    if not torch.isfinite(normalised).all():
+    """Sample (mel models: then vocode with the generator's vocoder) and score one model at one step
+    count; (row, log mels, audio)."""
+    logmel, audio = gen.sample(samples, seed, steps=steps)
+    if not np.isfinite(logmel).all() or not np.isfinite(audio).all():
         return {"status": "failed", "error": "non-finite samples", "metrics": {}}, np.empty(0), np.empty(0)
-    logmel = gen.to_logmel(normalised)
-    audio = gen.to_audio(logmel)
     metrics = ref.score(ref.normalise(logmel), audio if ref.settings.crepe else None)
     bad = [k for k, m in metrics.items() if not math.isfinite(m.value)]
     row = {"status": "failed" if bad else "ok", "metrics": {k: m.to_dict() for k, m in metrics.items()}}
@@ -100,21 +106,23 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
                        f"real clips (audio: {vocoder.describe()})")
         bar.advance(task)
         rows = []
-        generators: dict[str, MelGenerator] = {}
+        generators: dict[str, Generator] = {}
         for entry in plan:
             bar.update(task, info=f"{entry['name']} ({entry['steps']} steps)")
             folder = entry["folder"]
             if folder not in generators:
-                generators[folder] = MelGenerator.load(paths.root / "models" / folder / MODEL_FILE, device, vocoder=vocoder)
+                generators[folder] = load_generator(paths.root / "models" / folder / MODEL_FILE, device, vocoder=vocoder)
             gen = generators[folder]
-            # the same noise for every model: differences are the models', not the draw's
+            # the same seed for every model: differences are the models', not the draw's
             row, logmel, audio = score_generator(ref, gen, samples=e.samples, steps=entry["steps"], seed=cfg.seed + 2)
-            row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "steps": entry["steps"], **row}
+            row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "family": entry["family"],
+                   "steps": entry["steps"], "network_evaluations": gen.network_evaluations(entry["steps"]), **row}
             if row["status"] == "ok":
                 row.update(verdict(row["metrics"], floor, cfg.registry.primary_metric))
                 row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], repeats=1))
+                how = f"{entry['steps']}-step DDIM" if entry["family"] == DIFFUSION else "one network evaluation"
                 _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
-                               f"{entry['name']}: {entry['steps']}-step DDIM")
+                               f"{entry['name']}: {how}")
             rows.append(row)
             bar.advance(task)
         served = choose_served(rows, cfg.registry.primary_metric, cfg.registry.serve_tolerance)
@@ -132,7 +140,8 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         table = steps_table(rows, floor)
         table.to_csv(tmp / "steps_vs_quality.csv", index=False)
         plot = plot_steps_vs_quality(rows, floor, tmp / "steps_vs_quality.png")
-        write_html(tmp / "report.html", results=results, plot=plot, sample_dir=samples_dir)
+        compute_plot = plot_quality_vs_compute(rows, floor, tmp / "quality_vs_compute.png")
+        write_html(tmp / "report.html", results=results, plot=plot, sample_dir=samples_dir, compute_plot=compute_plot)
     summary = flat_summary(results)
     summary["evaluate_seconds"] = round(time.perf_counter() - started, 2)
     atomic_write_json(paths.root / "models" / "metrics" / "evaluate.json", summary)
@@ -146,13 +155,17 @@ def vocoder_report(paths: ProjectPaths) -> dict[str, Any]:
 
 
 def steps_table(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """One row per (model, steps) with value/low/high columns per metric, and the floor."""
+    """The leaderboard: one row per (model, steps) across families, with value/low/high columns per
+    metric, its ratio to the real-vs-real floor, network evaluations and RTF; then the floor."""
     records = []
     for r in [*rows, {"name": "real-vs-real", "kind": "floor", "steps": None, "status": "ok", "metrics": floor}]:
-        rec = {"name": r["name"], "kind": r["kind"], "steps": r["steps"], "status": r["status"],
+        rec = {"name": r["name"], "kind": r["kind"], "family": r.get("family"), "steps": r["steps"],
+               "network_evaluations": r.get("network_evaluations"), "status": r["status"],
                "rtf": r.get("rtf"), "rtf_mel": r.get("rtf_mel")}
         for metric, m in r["metrics"].items():
             rec.update({metric: m["value"], f"{metric}_low": m["low"], f"{metric}_high": m["high"]})
+            if metric in r.get("floor_ratios", {}):
+                rec[f"{metric}_vs_real"] = r["floor_ratios"][metric]
         records.append(rec)
     return pd.DataFrame.from_records(records)
 
@@ -161,7 +174,8 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
     """What `dvc metrics show` and the MLflow stage run get: flat numbers per model."""
     primary = results["primary_metric"]
     out: dict[str, Any] = {"primary_metric": primary, "served_model": results["served"]["model"],
-                           "served_steps": results["served"]["steps"], "samples_per_model": results["samples"],
+                           "served_steps": results["served"]["steps"],
+                           "served_family": results["served"].get("family", DIFFUSION), "samples_per_model": results["samples"],
                            "real_clips": results["real_clips"]}
     for label, acc in results["classifier"]["holdout_accuracy"].items():
         out[f"classifier_accuracy_{label}"] = acc

@@ -20,9 +20,17 @@ def save_denoiser(path: Path, model: torch.nn.Module, spec: UNetSpec, **meta: An
 
 
 def load_denoiser(path: Path, device: str | torch.device = "cpu") -> tuple[UNet1d, dict[str, Any]]:
+    return denoiser_from_payload(read_model_file(path), device)
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """The contents of any melforge model file (diffusion or GAN), read safely."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model; run the stage that produces it first")
-    payload = load_torch(path)  # weights_only: a tampered file cannot run code
+    return load_torch(path)  # weights_only: a tampered file cannot run code
+
+
+def denoiser_from_payload(payload: dict[str, Any], device: str | torch.device = "cpu") -> tuple[UNet1d, dict[str, Any]]:
     model = UNet1d(UNetSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["weights"])
     meta = {k: v for k, v in payload.items() if k != "weights"}

@@ -25,6 +25,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from components.config import MelforgeConfig
 from components.evaluate.metrics import MetricValue
+from components.gan import DIFFUSION
 from components.models.io import MODEL_FILE
 from components.provenance import dvc_lock_hash, file_sha256, params_hash
 from components.registry.promotion import Decision, promotion_decision
@@ -120,7 +121,7 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
     mel settings differ (then the note says so)."""
     from components.evaluate.reference import Reference
     from components.evaluate.stage import EVALUATION_DIR, score_generator
-    from components.generation import MelGenerator
+    from components.generation import load_generator
     from components.vocoder.interface import workspace_vocoder
 
     metric = cfg.registry.primary_metric
@@ -133,7 +134,7 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
             return recorded, "champion's model file not found; compared with its recorded metric"
         try:
             # this run's vocoder, as for the reference's real clips: the same ruler for both models
-            gen = MelGenerator.load(model_file, vocoder=workspace_vocoder(cfg, paths, reference.spec,
+            gen = load_generator(model_file, vocoder=workspace_vocoder(cfg, paths, reference.spec,
                                                                           griffinlim_iters=cfg.eval.griffinlim_iters))
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # e.g. a network layout of an older melforge
             return recorded, f"champion not re-scored: this melforge cannot load its network ({str(exc)[:200]}); " \
@@ -171,11 +172,12 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="melforge mel-spectrogram diffusion models (pyfunc: "
-                                                         "predict({'n': 8, 'seed': 0}) -> audio)")
+        client.create_registered_model(name, description="melforge audio generators: mel diffusion teachers and "
+                                                         "students, WaveGAN and SpecGAN baselines (tag melforge.family; "
+                                                         "pyfunc: predict({'n': 8, 'seed': 0}) -> audio)")
     # each model at its own step count (the teacher is also evaluated at fewer steps)
     teacher_steps = max(r["steps"] for r in results["models"] if r["kind"] == "teacher")
-    own_rows = {r["model"]: r for r in results["models"] if r["kind"] == "student" or r["steps"] == teacher_steps}
+    own_rows = {r["model"]: r for r in results["models"] if r["kind"] != "teacher" or r["steps"] == teacher_steps}
     base = {**run_tags, "dvc.lock_sha256": dvc_lock_hash(paths.root), "params_sha256": params_hash(cfg.to_params()),
             "melforge.primary_metric": cfg.registry.primary_metric}
     vocoder_file = served_vocoder_file(cfg, paths)
@@ -184,6 +186,7 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
     registered = []
     for model, row in own_rows.items():
         tags = {**base, **metric_tags(row), "melforge.model": model, "melforge.kind": row["kind"],
+                "melforge.family": row.get("family", DIFFUSION),
                 "melforge.sampling_steps": str(row["steps"]), "melforge.evaluation": row["status"],
                 "melforge.sample_rate": str(cfg.audio.sample_rate)}
         if row.get("error"):

@@ -1,4 +1,5 @@
-"""The registered model: a plain ``mlflow.pyfunc`` model that generates audio.
+"""The registered model: a plain ``mlflow.pyfunc`` model that generates audio, whatever its family
+(diffusion: any length and step count; WaveGAN / SpecGAN: up to their clip length, one step).
 
     model = mlflow.pyfunc.load_model("models:/melforge-mel-diffusion@champion")
     audio = model.predict({"n": 8, "seed": 0})            # (8, samples) float32 in [-1, 1]
@@ -48,12 +49,12 @@ class MelDiffusionModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import torch
 
-        from components.generation import MelGenerator
+        from components.generation import load_generator
         from components.vocoder.interface import load_vocoder
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         vocoder = load_vocoder(context.artifacts[VOCODER_ARTIFACT], device) if VOCODER_ARTIFACT in context.artifacts else None
-        self.generator = MelGenerator.load(context.artifacts[DENOISER_ARTIFACT], device, vocoder=vocoder)
+        self.generator = load_generator(context.artifacts[DENOISER_ARTIFACT], device, vocoder=vocoder)
 
     def predict(self, context, model_input, params=None):  # noqa: D401 - pyfunc API
         gen = self.generator

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.config import GAN_FAMILIES
 from components.provenance import git
 from components.registry.publish import metric_from_tags
 
@@ -131,8 +132,9 @@ def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, 
             stale = json.loads(status.strip().splitlines()[-1] or "{}") if status.strip() else {}
             if stale:
                 notes.append(f"data stages not matching the recorded lock: {', '.join(stale)}")
-            say("re-running the model stages (vocoder, train, distill, evaluate)")
-            _dvc(worktree, env, "repro", "--force", "--downstream", "vocoder", "train", what="dvc repro of the model stages")
+            say("re-running the model stages (vocoder, train, distill, gan, evaluate)")
+            _dvc(worktree, env, "repro", "--force", "--downstream", "vocoder", "train",
+                 *(f"gan@{family}" for family in GAN_FAMILIES), what="dvc repro of the model stages")
             rebuilt_lock = yaml.safe_load((worktree / "dvc.lock").read_text())
             comparison = Comparison(
                 model=model, version=str(version), commit=commit, data_recorded=tags.get("dvc.data_digest", _features_digest(lock)),

@@ -49,7 +49,8 @@ class LoopSettings:
     min_lr_ratio: float = 0.0
     weight_decay: float = 0.0
     ema_decay: float = 0.999
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # inf: no clipping (the GANs, as in their papers)
+    betas: tuple[float, float] = (0.9, 0.99)
     log_every: int = 10
     checkpoint_every: int = 0
     sample_every: int = 0
@@ -97,7 +98,7 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     net = ddp_model or model
     forward_net = torch.compile(net) if settings.compile else net
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
         s, steps=settings.steps, warmup=settings.warmup_steps, min_ratio=settings.min_lr_ratio))
     ckpt_dir = out_dir / "checkpoints"

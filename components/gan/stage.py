@@ -1,0 +1,183 @@
+"""The ``gan@<family>`` stages: WaveGAN on the ingested waveforms, SpecGAN on the pipeline's own
+normalised log-mels, both with WGAN-GP through the shared training loop (checkpoints, exact resume,
+EMA, progress bar, metrics.jsonl for MLflow).
+
+Writes ``models/<family>`` (model.pt, samples/, metrics.jsonl) and ``models/metrics/<family>.json``.
+With ``gan.<family>.steps: 0`` the family is off: the folder holds only ``status.json`` saying so,
+and evaluation leaves it out.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.config import GANTrainingConfig, MelforgeConfig, specgan_spec, wavegan_spec
+from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
+from components.features.packing import unpack_snake
+from components.features.plots import save_mel_grid
+from components.features.store import MelStore
+from components.gan.io import SPECGAN, WAVEGAN, latent, save_gan
+from components.gan.specgan import SpecGANCritic, SpecGANGenerator
+from components.gan.wavegan import WaveGANCritic, WaveGANGenerator
+from components.gan.wgan_gp import WGANCritic
+from components.ingest.stage import open_clips, read_manifest
+from components.models.io import MODEL_FILE
+from components.settings import ProjectPaths
+from components.storage import ShardReader, atomic_write_json, staged_directory
+from components.train.loop import LoopSettings, train_loop
+from components.train.previews import write_previews
+from components.train.runner import data_fingerprint, fingerprint, resolve_device, work_dir
+
+ARCHITECTURE_VERSION = 1
+STATUS_FILE = "status.json"
+
+
+def waveform_source(clips: ShardReader, locations: list[tuple[str, int]], *, batch_size: int, samples: int,
+                    seed: int):
+    """batch_at(step): ``batch_size`` whole clips, zero-padded to WaveGAN's ``samples`` (the paper pads
+    SC09's 16000 to 16384), a pure function of (seed, step)."""
+
+    def batch_at(step: int) -> torch.Tensor:
+        rng = np.random.default_rng([seed, step, 23])
+        picks = rng.choice(len(locations), size=batch_size, replace=len(locations) < batch_size)
+        out = np.zeros((batch_size, samples), np.float32)
+        for k, row in enumerate(picks):
+            clip = np.asarray(clips.row(*locations[int(row)]), dtype=np.float32)[:samples]
+            out[k, : len(clip)] = clip
+        return torch.from_numpy(out)
+
+    return batch_at
+
+
+def mel_source(store: MelStore, *, batch_size: int, seed: int):
+    """batch_at(step): normalised log-mels in the flat (n_mels, frames) layout SpecGAN generates."""
+
+    def batch_at(step: int) -> torch.Tensor:
+        rng = np.random.default_rng([seed, step, 29])
+        rows = np.sort(rng.choice(len(store), size=batch_size, replace=len(store) < batch_size))
+        mels = np.asarray(store.batch(rows), dtype=np.float32)
+        return torch.from_numpy(unpack_snake(mels) if store.layout == "snake" else mels)
+
+    return batch_at
+
+
+def _loop_settings(g: GANTrainingConfig, seed: int, device: str, fp: str) -> LoopSettings:
+    """The paper's optimiser: Adam (no weight decay), constant lr, no gradient clipping."""
+    return LoopSettings(steps=g.steps, lr=g.lr, betas=tuple(g.betas), warmup_steps=0, min_lr_ratio=1.0,
+                        ema_decay=g.ema_decay, grad_clip=float("inf"), log_every=g.log_every,
+                        checkpoint_every=g.checkpoint_every, sample_every=g.sample_every, seed=seed, device=device,
+                        fingerprint=fp)
+
+
+def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bool = True) -> dict[str, Any]:
+    """Train (or resume) one GAN family, or record that it is off; write models/<family>."""
+    g = cfg.gan.family(family)
+    out = paths.root / "models" / family
+    metrics_file = paths.root / "models" / "metrics" / f"{family}.json"
+    if not g.steps:
+        with staged_directory(out) as tmp:
+            atomic_write_json(tmp / STATUS_FILE, {"family": family, "trained": False,
+                                                  "reason": f"gan.{family}.steps is 0 (this family is off)"})
+        summary = {"family": family, "trained": False}
+        atomic_write_json(metrics_file, summary)
+        return summary
+    device = resolve_device(g.device)
+    torch.manual_seed(cfg.seed)
+    store = MelStore(paths.mels)
+    spec = MelSpec.from_index(store.index)
+    if family == WAVEGAN:
+        net_spec = wavegan_spec(g)
+        model, critic_net = WaveGANGenerator(net_spec), WaveGANCritic(net_spec)
+        manifest = read_manifest(paths.clips)
+        locations = [(s, int(r)) for s, r in zip(manifest["shard"], manifest["row"])]
+        batch_at = waveform_source(open_clips(paths.clips), locations, batch_size=g.batch_size,
+                                   samples=net_spec.samples, seed=cfg.seed)
+        data_fp = [data_fingerprint(store), locations]
+    else:
+        net_spec = specgan_spec(g, cfg.mel.n_mels, cfg.mel.frames)
+        model, critic_net = SpecGANGenerator(net_spec), SpecGANCritic(net_spec)
+        batch_at = mel_source(store, batch_size=g.batch_size, seed=cfg.seed)
+        data_fp = data_fingerprint(store)
+    fp = fingerprint(family, ARCHITECTURE_VERSION, g.model_dump(exclude={"sample_count", "audio_previews", "device"}),
+                     cfg.seed, data_fp)
+    work = work_dir(paths, family, fp)
+
+    def sample_fake(net: torch.nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
+        return net(latent(n, net_spec.latent_dim, generator).to(device))
+
+    critic = WGANCritic(critic_net, sample_fake, lr=g.lr, betas=g.betas, n_critic=g.n_critic,
+                        penalty_weight=g.penalty_weight)
+
+    def objective(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """L_G = -E[D(G(z))]."""
+        return -critic.score(sample_fake(net, batch.shape[0], generator), generator).mean()
+
+    fixed = latent(g.sample_count, net_spec.latent_dim, torch.Generator().manual_seed(cfg.seed + 1))
+
+    def on_sample(step: int, ema: torch.nn.Module) -> None:
+        write_gan_previews(work / "samples", f"step-{step:08d}", family, ema, fixed, store, cfg, g.audio_previews,
+                           title=f"{family} step {step}: EMA generator, fixed z")
+
+    started = time.perf_counter()
+    result = train_loop(model, objective, batch_at, _loop_settings(g, cfg.seed, device, fp), work, on_sample=on_sample,
+                        resume=resume, label=family, critic=critic)
+    train_seconds = time.perf_counter() - started
+    ema = result["ema"].eval()
+    with staged_directory(out) as tmp:
+        if (work / "samples").is_dir():
+            shutil.copytree(work / "samples", tmp / "samples")
+        write_gan_previews(tmp / "samples", "final", family, ema, fixed, store, cfg, g.audio_previews,
+                           title=f"{family} (EMA): {g.steps} generator steps, fixed z")
+        parameters = sum(p.numel() for p in ema.parameters())
+        save_gan(tmp / MODEL_FILE, family, ema, sampling_steps=1, mel_stats=store.stats.to_json(), mel_index=store.index,
+                 layout="flat", clip_samples=cfg.audio.clip_samples, frames=cfg.mel.frames, config=cfg.to_params(),
+                 parameters=parameters,
+                 critic_parameters=sum(p.numel() for p in critic_net.parameters()), fingerprint=fp)
+        if (work / "metrics.jsonl").is_file():
+            shutil.copy(work / "metrics.jsonl", tmp / "metrics.jsonl")
+        seconds = _sampling_seconds(ema, fixed[:4], device)
+    summary = {**result["summary"], "family": family, "trained": True, "sampling_steps": 1, "network_evaluations": 1,
+               "parameters": parameters, "sampling_seconds_4": seconds, "device": device,
+               "train_seconds_this_run": round(train_seconds, 1), "work_dir": str(work)}
+    atomic_write_json(metrics_file, summary)
+    return summary
+
+
+def write_gan_previews(folder: Path, tag: str, family: str, generator: torch.nn.Module, z: torch.Tensor,
+                       store: MelStore, cfg: MelforgeConfig, audio_count: int, *, title: str) -> None:
+    """The PNG grid and WAVs of a fixed batch: SpecGAN's mels through Griffin-Lim like the diffusion
+    previews, WaveGAN's own audio with its log-mel analysed for the grid."""
+    import soundfile as sf
+
+    device = next(generator.parameters()).device
+    with torch.no_grad():
+        out = generator(z.to(device)).float().cpu()
+    if family == SPECGAN:
+        write_previews(folder, tag, out, stats=store.stats, layout="flat", mel_index=store.index,
+                       audio_count=audio_count, title=title)
+        return
+    audio = out[:, : cfg.audio.clip_samples].numpy()
+    spec = MelSpec.from_index(store.index)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_mel_grid(fit_frames(LogMel(spec)(audio).numpy(), cfg.mel.frames, log_floor_value(spec)), folder / f"{tag}.png",
+                  title=title)
+    for k in range(min(audio_count, len(audio))):
+        sf.write(folder / f"{tag}-{k:02d}.wav", audio[k], spec.sample_rate)
+
+
+def _sampling_seconds(generator: torch.nn.Module, z: torch.Tensor, device: str, repeats: int = 2) -> float:
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            generator(z.to(device))
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return best
