@@ -429,7 +429,7 @@ class OrchestrationConfig(Section):
                                           description="how long a pipeline waits for another one in the same workspace")
     training_deployment: str | None = Field(
         default=None, pattern=r"^[^/]+/[^/]+$",
-        description="hand train + distill to this Prefect deployment (e.g. melforge-train-models/gpu); null = here")
+        description="hand train, distill and the GAN stages that are on to this Prefect deployment (e.g. melforge-train-models/gpu); null = here")
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "OrchestrationConfig":

@@ -1,9 +1,9 @@
-"""Training handed to another machine: the teacher and every student where this flow runs.
+"""Training handed to another machine: the teacher, every student and the GANs that are on, where this flow runs.
 
 The pipeline calls this flow's deployment (a GPU work pool: process on a GPU host, Docker with
 device requests, or Kubernetes with ``nvidia.com/gpu``) with ``run_deployment`` when
 ``orchestration.training_deployment`` is set. Data moves only through the DVC remote: the worker
-pulls ``data/mels`` for the caller's dvc.lock, runs the model stages through DVC, pushes the
+pulls ``data/mels`` (and ``data/clips`` when a GAN trains) for the caller's dvc.lock, runs the model stages through DVC, pushes the
 models, and hands the updated dvc.lock back as a Prefect artifact of its flow run; the caller
 adopts that lock and pulls the models.
 """
@@ -27,9 +27,14 @@ FENCE = "```"
 
 
 def model_stages(cfg) -> list[str]:
-    from components.config import GAN_FAMILIES
+    """What the GPU machine trains: the teacher, every student and every GAN family that is on (a family
+    that is off only records that, here)."""
+    return ["train", *(f"distill@{name}" for name in cfg.distill.stages), *(f"gan@{f}" for f in cfg.gan.enabled)]
 
-    return ["train", *(f"distill@{name}" for name in cfg.distill.stages), *(f"gan@{f}" for f in GAN_FAMILIES)]
+
+def input_stages(cfg) -> list[str]:
+    """The data stages whose outputs travel to the GPU machine: the mels, and the clips when a GAN trains."""
+    return ["features", *(["ingest"] if cfg.gan.enabled else [])]
 
 
 def lock_markdown(lock_text: str) -> str:
@@ -43,7 +48,7 @@ def lock_from_markdown(markdown: str) -> str:
 
 @flow(name="melforge-train-models", log_prints=True)
 def melforge_train_models(params_yaml: str, dvc_lock: str, root: str | None = None) -> dict[str, Any]:
-    """Pull the data version of ``dvc_lock``, run train + distill through DVC, push the models,
+    """Pull the data version of ``dvc_lock``, run train, distill and the GANs through DVC, push the models,
     publish the new dvc.lock."""
     paths = apply_runtime_defaults(project_paths(Path(root) if root else None))
     logger = get_run_logger()
@@ -51,7 +56,7 @@ def melforge_train_models(params_yaml: str, dvc_lock: str, root: str | None = No
     atomic_write_bytes(paths.root / "dvc.lock", dvc_lock.encode())
     cfg = load_config(paths.params)
     with workspace_lock(paths):
-        dvc_pull(paths, "features")
+        dvc_pull(paths, *input_stages(cfg))
     stages = model_stages(cfg)
     ran = []
     for stage in stages:

@@ -92,7 +92,7 @@ def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str)
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 
-    from flows.gpu import LOCK_ARTIFACT_KEY, lock_from_markdown, model_stages
+    from flows.gpu import LOCK_ARTIFACT_KEY, input_stages, lock_from_markdown, model_stages
 
     logger = get_run_logger()
     stages = model_stages(cfg)
@@ -100,7 +100,7 @@ def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str)
         stale = [s for s in stages if not stage_is_current(paths, s)]
         if not stale:
             return
-        dvc_push(paths, "features")  # the worker pulls data/mels from the remote
+        dvc_push(paths, *input_stages(cfg))  # the worker pulls data/mels (and data/clips for a GAN) from the remote
     logger.info("handing %s to deployment %s", ", ".join(stale), deployment)
     flow_run = run_deployment(name=deployment, timeout=None, parameters={
         "params_yaml": paths.params.read_text(), "dvc_lock": (paths.root / "dvc.lock").read_text()})

@@ -204,3 +204,13 @@ def test_a_saved_gan_generates_seeded_clips_through_the_same_interface_as_diffus
         gen.generate(1, seed=0, steps=4)
     rtf = gen.real_time_factor(clips=1, repeats=1)
     assert rtf["rtf"] > 0 and ("rtf_mel" in rtf) == (family == "specgan")
+
+
+def test_the_gpu_hand_off_carries_the_gan_families_that_are_on_and_the_clips_they_train_on():
+    from flows.gpu import input_stages, model_stages
+    from helpers import tiny_config
+
+    off = tiny_config()
+    assert model_stages(off) == ["train", "distill@student-2", "distill@student-1"] and input_stages(off) == ["features"]
+    on = tiny_config(gan={"wavegan": {"steps": 2, "layers": 3, "kernel": 9, "base_frames": 250}})
+    assert model_stages(on)[-1] == "gan@wavegan" and input_stages(on) == ["features", "ingest"]
