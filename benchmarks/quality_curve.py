@@ -1,6 +1,7 @@
-"""Quality against training minutes: the teacher's EMA scored every few minutes, on one ruler.
+"""Quality against training minutes: a generator's EMA scored every few minutes, on one ruler.
 
-Trains the teacher of a profile on ``data/mels`` (run the data stages of that profile first) in
+Trains the teacher (or, with ``--family wavegan|specgan``, that GAN baseline exactly as its stage
+does) of a profile on the workspace's data (run the data stages of that profile first) in
 chunks of about ``--every-minutes`` of training each (``train_loop(stop_after=...)``, resuming
 exactly), and after each chunk scores the EMA weights with the pipeline's own ruler: the
 evaluation classifier's FAD and Inception Score per label, at the matched sample sizes of the
@@ -8,12 +9,13 @@ real-vs-real floor. Scoring time is not counted as training time.
 
     python benchmarks/quality_curve.py --profile demo --minutes 4 --every-minutes 1
     python benchmarks/quality_curve.py --profile cpu --minutes 45 --every-minutes 6 --distill
+    python benchmarks/quality_curve.py --profile digits --family specgan --minutes 60 --every-minutes 10
 
 ``--distill`` then runs the profile's progressive distillation from the final EMA teacher (the same
 objective and settings as the distill stages) and scores every student beside its own teacher:
 student/teacher FAD per stage, and the last student against the teacher at its full step count.
 
-Prints a table; writes ``benchmarks/results/quality_curve-<profile>.json`` and a PNG of the curve,
+Prints a table; writes ``benchmarks/results/quality_curve-<profile>[-<family>].json`` and a PNG of the curve,
 and a spectrogram grid of each snapshot's samples next to them.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import shutil
 import time
@@ -34,6 +37,9 @@ from components.evaluate.reference import Reference
 from components.features.plots import save_mel_grid
 from components.features.stats import to_logmel
 from components.features.store import MelStore
+from components.gan.stage import prepare_gan
+from components.generation import SpecGANGenerator, WaveGANGenerator
+from components.settings import project_paths
 from components.models.unet import UNet1d, parameter_count
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
@@ -113,69 +119,89 @@ def main() -> None:
     parser.add_argument("--every-minutes", type=float, default=1.0)
     parser.add_argument("--samples", type=int, default=None, help="clips per snapshot (default eval.samples)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default distill.teacher_steps)")
-    parser.add_argument("--mels", type=Path, default=Path("data/mels"))
+    parser.add_argument("--root", type=Path, default=Path("."), help="the workspace (its data/mels and data/clips)")
+    parser.add_argument("--family", choices=["teacher", "wavegan", "specgan"], default="teacher")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--distill", action="store_true", help="then distill and score every stage")
     args = parser.parse_args()
 
     cfg = validate_params(apply_overrides(profile_params(args.profile), args.overrides), f"profile {args.profile!r}")
-    store = MelStore(args.mels)
+    paths = project_paths(args.root)
+    store = MelStore(paths.mels)
     ref = Reference.build(store, cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"crepe": False})}),
                           real_audio_fn=None)
     samples = args.samples or cfg.eval.samples
     floor = {k: m.value for k, m in ref.real_floor(samples).items()}
     steps = args.steps or cfg.distill.teacher_steps
-    torch.manual_seed(cfg.seed)
-    model = UNet1d(unet_spec(cfg, store.example_shape))
-    t = cfg.train
-    settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
-                            weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
-                            log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{args.profile}")
-    work = args.out / f"quality_curve-{args.profile}"
+    label = args.profile if args.family == "teacher" else f"{args.profile}-{args.family}"
+    work = args.out / f"quality_curve-{label}"
     shutil.rmtree(work, ignore_errors=True)  # a curve starts from step 0, never from an older run
-    print(f"profile {args.profile}: {parameter_count(model):,} parameters, example {store.example_shape}, "
-          f"{len(store)} clips, up to {t.steps} steps; scoring {samples} samples at {steps} DDIM steps")
-    objective, batches = teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed)
+    critic = None
+    if args.family == "teacher":
+        torch.manual_seed(cfg.seed)
+        model = UNet1d(unet_spec(cfg, store.example_shape))
+        t = cfg.train
+        settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
+                                weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
+                                log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{label}")
+        objective, batches = teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed)
+        what = f"scoring {samples} samples at {steps} DDIM steps"
+    else:
+        setup = prepare_gan(cfg, paths, args.family, store, "cpu")
+        model, objective, batches, critic = setup.model, setup.objective, setup.batch_at, setup.critic
+        settings = dataclasses.replace(setup.settings, fingerprint=f"quality-curve-{label}", checkpoint_every=0,
+                                       sample_every=0)
+        kind = WaveGANGenerator if args.family == "wavegan" else SpecGANGenerator
+        what = f"scoring {samples} samples, one network evaluation each"
+    print(f"profile {args.profile}, {args.family}: {parameter_count(model):,} parameters, {len(store)} clips, "
+          f"up to {settings.steps} steps; {what}")
     rows: list[dict] = []
     trained, done, rate = 0.0, 0, None
 
     def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
-        normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2)
-        row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": float(normalised.std()), **scores}
-        save_mel_grid(to_logmel(normalised[:8].numpy(), store.stats, store.layout), work / f"samples-{step:06d}.png",
-                      title=f"{args.profile}: teacher EMA after {row['minutes']:.1f} min ({step} steps), {steps}-step DDIM")
+        if args.family == "teacher":
+            normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2)
+            logmel, spread = to_logmel(normalised[:8].numpy(), store.stats, store.layout), float(normalised.std())
+        else:
+            gen = kind(model=ema.eval(), meta=setup.meta)
+            logmel = gen.output_to_logmel(gen.sample_output(samples, cfg.seed + 2))
+            scores = {k: m.value for k, m in ref.score(ref.normalise(logmel), None).items() if k.startswith(("fad", "is_"))}
+            spread, logmel = float(ref.normalise(logmel).std()), logmel[:8]
+        row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": spread, **scores}
+        save_mel_grid(logmel, work / f"samples-{step:06d}.png",
+                      title=f"{label}: EMA after {row['minutes']:.1f} min ({step} steps)")
         print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
         return row
 
-    while done < t.steps and trained < args.minutes * 60:
+    while done < settings.steps and trained < args.minutes * 60:
         chunk = 20 if rate is None else max(1, round(rate * args.every_minutes * 60))
         if rate is not None and not rows:
             chunk = max(1, chunk - done)  # the first snapshot after --every-minutes, counting the probe
         start = time.perf_counter()
         result = train_loop(model, objective, batches, settings, work, resume=True, stop_after=done + chunk,
-                            label=f"teacher (to step {min(t.steps, done + chunk)})")
+                            label=f"{args.family} (to step {min(settings.steps, done + chunk)})", critic=critic)
         trained += time.perf_counter() - start
         done = result["summary"]["steps"]
         rate = done / trained
-        if not rows and done == 20 and done < t.steps and trained < args.minutes * 60:
+        if not rows and done == 20 and done < settings.steps and trained < args.minutes * 60:
             continue  # the speed probe
         rows.append(snapshot(result["ema"], done, trained))
         model = result["model"]
     if not rows or rows[-1]["step"] != done:
         rows.append(snapshot(result["ema"], done, trained))
 
-    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work) if args.distill else []
+    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work) if args.distill and args.family == "teacher" else []
 
     print("floor (real vs real, same sizes): " + "  ".join(f"{k} {v:.4g}" for k, v in floor.items()
                                                            if k.startswith(("fad", "is_"))))
-    result = {"profile": args.profile, "overrides": args.overrides, "parameters": parameter_count(model),
+    result = {"profile": args.profile, "family": args.family, "overrides": args.overrides, "parameters": parameter_count(model),
               "samples": samples, "ddim_steps": steps, "real_clips": len(store), "floor": floor, "curve": rows,
               "distillation": stages}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"quality_curve-{args.profile}.json").write_text(json.dumps(result, indent=2))
+    (args.out / f"quality_curve-{label}.json").write_text(json.dumps(result, indent=2))
     metrics = ["fad_classifier", *[k for k in floor if k.startswith("is_")][:1]]
     if rows:
-        plot_curve(rows, floor, metrics, args.out / f"quality_curve-{args.profile}.png")
+        plot_curve(rows, floor, metrics, args.out / f"quality_curve-{label}.png")
 
 
 if __name__ == "__main__":

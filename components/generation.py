@@ -78,9 +78,13 @@ class Generator:
         """The network's raw output for ``n`` clips from noise seeded by ``seed``."""
         raise NotImplementedError
 
+    def output_to_logmel(self, output: torch.Tensor) -> np.ndarray:
+        """Raw output -> natural-log mels (n, n_mels, frames): what the metrics read."""
+        return self.to_logmel(output)
+
     def output_to_clips(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Raw output -> (natural-log mels (n, n_mels, frames), audio (n, samples) in [-1, 1])."""
-        logmel = self.to_logmel(output)
+        logmel = self.output_to_logmel(output)
         if not np.isfinite(logmel).all():  # no vocoder on NaNs: the caller reports the failure
             return logmel, np.empty((len(logmel), 0), np.float32)
         return logmel, self.to_audio(logmel)
@@ -236,10 +240,12 @@ class WaveGANGenerator(Generator):
     def sample_output(self, n: int, seed: int, *, steps: int | None = None, batch_size: int = 64) -> torch.Tensor:
         return _sample_gan(self, n, seed, steps, batch_size)[:, : self.clip_samples]
 
-    def output_to_clips(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        audio = output.numpy().astype(np.float32)
+    def output_to_logmel(self, output: torch.Tensor) -> np.ndarray:
         frames = int(self.meta["frames"])  # the features stage's fixed frame count
-        return fit_frames(LogMel(self.spec)(audio).numpy(), frames, log_floor_value(self.spec)), audio
+        return fit_frames(LogMel(self.spec)(output.float()).numpy(), frames, log_floor_value(self.spec))
+
+    def output_to_clips(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        return self.output_to_logmel(output), output.numpy().astype(np.float32)
 
 
 def _sample_gan(gen: Generator, n: int, seed: int, steps: int | None, batch_size: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from components.ingest.stage import open_clips, read_manifest
 from components.models.io import MODEL_FILE
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
-from components.train.loop import LoopSettings, train_loop
+from components.train.loop import BatchAt, LoopSettings, Objective, train_loop
 from components.train.previews import write_previews
 from components.train.runner import data_fingerprint, fingerprint, resolve_device, work_dir
 
@@ -75,22 +76,25 @@ def _loop_settings(g: GANTrainingConfig, seed: int, device: str, fp: str) -> Loo
                         fingerprint=fp)
 
 
-def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bool = True) -> dict[str, Any]:
-    """Train (or resume) one GAN family, or record that it is off; write models/<family>."""
+@dataclass
+class GANSetup:
+    """Everything one family's WGAN-GP training needs, for the stage and for benchmarks."""
+
+    family: str
+    model: torch.nn.Module
+    critic: WGANCritic
+    objective: Objective
+    batch_at: BatchAt
+    settings: LoopSettings
+    fixed: torch.Tensor  # the preview latents
+    meta: dict[str, Any]  # what the model file holds besides the weights
+    work: Path
+
+
+def prepare_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, store: MelStore, device: str) -> GANSetup:
+    """The generator, its critic, the objective L_G = -E[D(G(z))], the batch source and the loop settings."""
     g = cfg.gan.family(family)
-    out = paths.root / "models" / family
-    metrics_file = paths.root / "models" / "metrics" / f"{family}.json"
-    if not g.steps:
-        with staged_directory(out) as tmp:
-            atomic_write_json(tmp / STATUS_FILE, {"family": family, "trained": False,
-                                                  "reason": f"gan.{family}.steps is 0 (this family is off)"})
-        summary = {"family": family, "trained": False}
-        atomic_write_json(metrics_file, summary)
-        return summary
-    device = resolve_device(g.device)
     torch.manual_seed(cfg.seed)
-    store = MelStore(paths.mels)
-    spec = MelSpec.from_index(store.index)
     if family == WAVEGAN:
         net_spec = wavegan_spec(g)
         model, critic_net = WaveGANGenerator(net_spec), WaveGANCritic(net_spec)
@@ -106,7 +110,6 @@ def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bo
         data_fp = data_fingerprint(store)
     fp = fingerprint(family, ARCHITECTURE_VERSION, g.model_dump(exclude={"sample_count", "audio_previews", "device"}),
                      cfg.seed, data_fp)
-    work = work_dir(paths, family, fp)
 
     def sample_fake(net: torch.nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
         return net(latent(n, net_spec.latent_dim, generator).to(device))
@@ -118,33 +121,55 @@ def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bo
         """L_G = -E[D(G(z))]."""
         return -critic.score(sample_fake(net, batch.shape[0], generator), generator).mean()
 
-    fixed = latent(g.sample_count, net_spec.latent_dim, torch.Generator().manual_seed(cfg.seed + 1))
+    meta = {"sampling_steps": 1, "mel_stats": store.stats.to_json(), "mel_index": store.index, "layout": "flat",
+            "clip_samples": cfg.audio.clip_samples, "frames": cfg.mel.frames, "fingerprint": fp,
+            "critic_parameters": sum(p.numel() for p in critic_net.parameters())}
+    return GANSetup(family=family, model=model, critic=critic, objective=objective, batch_at=batch_at,
+                    settings=_loop_settings(g, cfg.seed, device, fp),
+                    fixed=latent(g.sample_count, net_spec.latent_dim, torch.Generator().manual_seed(cfg.seed + 1)),
+                    meta=meta, work=work_dir(paths, family, fp))
+
+
+def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bool = True) -> dict[str, Any]:
+    """Train (or resume) one GAN family, or record that it is off; write models/<family>."""
+    g = cfg.gan.family(family)
+    out = paths.root / "models" / family
+    metrics_file = paths.root / "models" / "metrics" / f"{family}.json"
+    if not g.steps:
+        with staged_directory(out) as tmp:
+            atomic_write_json(tmp / STATUS_FILE, {"family": family, "trained": False,
+                                                  "reason": f"gan.{family}.steps is 0 (this family is off)"})
+        summary = {"family": family, "trained": False}
+        atomic_write_json(metrics_file, summary)
+        return summary
+    device = resolve_device(g.device)
+    store = MelStore(paths.mels)
+    setup = prepare_gan(cfg, paths, family, store, device)
+    work = setup.work
 
     def on_sample(step: int, ema: torch.nn.Module) -> None:
-        write_gan_previews(work / "samples", f"step-{step:08d}", family, ema, fixed, store, cfg, g.audio_previews,
+        write_gan_previews(work / "samples", f"step-{step:08d}", family, ema, setup.fixed, store, cfg, g.audio_previews,
                            title=f"{family} step {step}: EMA generator, fixed z")
 
     started = time.perf_counter()
-    result = train_loop(model, objective, batch_at, _loop_settings(g, cfg.seed, device, fp), work, on_sample=on_sample,
-                        resume=resume, label=family, critic=critic)
+    result = train_loop(setup.model, setup.objective, setup.batch_at, setup.settings, work, on_sample=on_sample,
+                        resume=resume, label=family, critic=setup.critic)
     train_seconds = time.perf_counter() - started
     ema = result["ema"].eval()
+    parameters = sum(p.numel() for p in ema.parameters())
     with staged_directory(out) as tmp:
         if (work / "samples").is_dir():
             shutil.copytree(work / "samples", tmp / "samples")
-        write_gan_previews(tmp / "samples", "final", family, ema, fixed, store, cfg, g.audio_previews,
+        write_gan_previews(tmp / "samples", "final", family, ema, setup.fixed, store, cfg, g.audio_previews,
                            title=f"{family} (EMA): {g.steps} generator steps, fixed z")
-        parameters = sum(p.numel() for p in ema.parameters())
-        save_gan(tmp / MODEL_FILE, family, ema, sampling_steps=1, mel_stats=store.stats.to_json(), mel_index=store.index,
-                 layout="flat", clip_samples=cfg.audio.clip_samples, frames=cfg.mel.frames, config=cfg.to_params(),
-                 parameters=parameters,
-                 critic_parameters=sum(p.numel() for p in critic_net.parameters()), fingerprint=fp)
+        save_gan(tmp / MODEL_FILE, family, ema, **setup.meta, config=cfg.to_params(), parameters=parameters)
         if (work / "metrics.jsonl").is_file():
             shutil.copy(work / "metrics.jsonl", tmp / "metrics.jsonl")
-        seconds = _sampling_seconds(ema, fixed[:4], device)
+        seconds = _sampling_seconds(ema, setup.fixed[:4], device)
     summary = {**result["summary"], "family": family, "trained": True, "sampling_steps": 1, "network_evaluations": 1,
-               "parameters": parameters, "sampling_seconds_4": seconds, "device": device,
-               "train_seconds_this_run": round(train_seconds, 1), "work_dir": str(work)}
+               "parameters": parameters, "critic_parameters": setup.meta["critic_parameters"],
+               "sampling_seconds_4": seconds, "device": device, "train_seconds_this_run": round(train_seconds, 1),
+               "work_dir": str(work)}
     atomic_write_json(metrics_file, summary)
     return summary
 

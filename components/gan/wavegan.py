@@ -23,18 +23,14 @@ class PhaseShuffle(nn.Module):
         self.radius = radius
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """out[b, :, t] = x[b, :, t - n_b], n_b ~ U{-r..r}, reading reflections beyond either end."""
         if self.radius == 0 or not self.training:
             return x
-        shifts = torch.randint(-self.radius, self.radius + 1, (x.shape[0],), generator=generator).tolist()
-        out = []
-        for example, shift in zip(x, shifts):
-            if shift > 0:  # content moves right: pad the left by reflection, drop the right end
-                out.append(F.pad(example[None], (shift, 0), mode="reflect")[0, :, : x.shape[-1]])
-            elif shift < 0:
-                out.append(F.pad(example[None], (0, -shift), mode="reflect")[0, :, -shift:])
-            else:
-                out.append(example)
-        return torch.stack(out)
+        r, length = self.radius, x.shape[-1]
+        shifts = torch.randint(-r, r + 1, (x.shape[0],), generator=generator).to(x.device)
+        padded = F.pad(x, (r, r), mode="reflect")  # one batched pad, then one gather of each example's window
+        index = (r - shifts)[:, None, None] + torch.arange(length, device=x.device)
+        return padded.gather(-1, index.expand(-1, x.shape[1], -1))
 
 
 class WaveGANGenerator(nn.Module):
