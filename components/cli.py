@@ -61,7 +61,7 @@ def run(
     set_: SetOption = None,
     push: Annotated[bool, typer.Option(help="Push the data to the DVC remote afterwards.")] = True,
 ) -> None:
-    """Run the whole pipeline (scan → ingest → validate → features → train → distill → evaluate,
+    """Run the whole pipeline (scan → ingest → validate → features → vocoder → train → distill → gan → evaluate,
     then registration and the champion gate) through Prefect + DVC + MLflow.
 
     The profile/overrides are validated before any work starts and written to params.yaml once

@@ -410,7 +410,7 @@ class RegistryConfig(Section):
     require_disjoint_intervals: bool = Field(default=True,
                                              description="also require the 95% intervals not to overlap")
     serve_tolerance: float = Field(default=0.25, ge=0,
-                                   description="serve the fewest-step student within this relative distance of the teacher")
+                                   description="serve the cheapest model (any family) within this relative distance of the best one")
     max_floor_ratio: float = Field(default=3.0, ge=1,
                                    description="quality floor: a FAD/KID primary metric must be <= this x the real-vs-real floor to become champion")
     min_real_ratio: float = Field(default=0.5, gt=0, le=1,

@@ -180,7 +180,7 @@ def prefect_workspace_slot(paths: ProjectPaths, *, wait_s: float, lease_s: float
 @flow(name="melforge-pipeline", log_prints=True)
 def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = None, push: bool = True,
                       root: str | None = None) -> dict[str, Any]:
-    """scan -> ingest -> validate -> features -> train -> distill@... -> evaluate through DVC, then the
+    """scan -> ingest -> validate -> features -> vocoder -> train -> distill@... -> gan@... -> evaluate through DVC, then the
     registry gate, in one MLflow parent run."""
     paths = apply_runtime_defaults(project_paths(Path(root) if root else None))
     cfg: MelforgeConfig = resolve_params(paths.params, profile=profile, overrides=overrides)

@@ -29,9 +29,36 @@ def plot_metrics(metric_names: list[str]) -> list[str]:
     return picks
 
 
+GAN_MARKERS = {"wavegan": "^", "specgan": "v"}
+GAN_COLOURS = {"wavegan": "tab:green", "specgan": "tab:red"}
+
+
+def _yerr(m: dict[str, float]) -> list[list[float]]:
+    """matplotlib's asymmetric error bar for one point with a 95% interval."""
+    return [[max(0.0, m["value"] - m["low"])], [max(0.0, m["high"] - m["value"])]]
+
+
+def _finish_panel(ax, name: str, floor: dict[str, dict[str, float]], xlabel: str) -> None:
+    ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="real vs real")
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"{name} ({'lower' if lower_is_better(name) else 'higher'} is better)", fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def _save_figure(fig, axes, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]], path: Path) -> Path:
     """One panel per metric: value vs sampling steps (log2 axis) with 95% intervals, the teacher at
-    each step count beside the distilled students, the real-vs-real floor dashed."""
+    each step count beside the distilled students and the GANs (one step), the real-vs-real floor dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,25 +79,12 @@ def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str,
                         label="teacher (DDIM)" if kind == "teacher" else "distilled students")
         for r in rows:
             if r["kind"] == "gan" and r["status"] == "ok" and name in r["metrics"]:
-                m = r["metrics"][name]
-                ax.errorbar([r["steps"]], [m["value"]], yerr=[[max(0, m["value"] - m["low"])], [max(0, m["high"] - m["value"])]],
+                ax.errorbar([r["steps"]], [r["metrics"][name]["value"]], yerr=_yerr(r["metrics"][name]),
                             marker=GAN_MARKERS.get(r["family"], "D"), color=GAN_COLOURS.get(r["family"], "tab:red"),
                             capsize=3, ls="none", label=f"{r['name']} (GAN)")
-        ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="real vs real")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("sampling steps")
-        ax.set_title(f"{name} ({'lower' if lower_is_better(name) else 'higher'} is better)", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-GAN_MARKERS = {"wavegan": "^", "specgan": "v"}
-GAN_COLOURS = {"wavegan": "tab:green", "specgan": "tab:red"}
+        _finish_panel(ax, name, floor, "sampling steps (network evaluations per clip)")
+    return _save_figure(fig, axes, path)
 
 
 def plot_quality_vs_compute(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]], path: Path) -> Path:
@@ -95,22 +109,14 @@ def plot_quality_vs_compute(rows: list[dict[str, Any]], floor: dict[str, dict[st
                 if r["kind"] == "gan" else styles[r["kind"]]
             group = r["family"] if r["kind"] == "gan" else f"diffusion {r['kind']}"
             m = r["metrics"][name]
-            ax.errorbar([r["rtf"]], [m["value"]], yerr=[[max(0, m["value"] - m["low"])], [max(0, m["high"] - m["value"])]],
-                        color=colour, marker=marker, capsize=3, ls="none", label=None if group in labelled else group)
+            ax.errorbar([r["rtf"]], [m["value"]], yerr=_yerr(m), color=colour, marker=marker, capsize=3, ls="none",
+                        label=None if group in labelled else group)
             labelled.add(group)
             ax.annotate(r["name"], (r["rtf"], m["value"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="real vs real")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: minor ones overlap
-        ax.set_xlabel("seconds of compute per second of audio (RTF)")
-        ax.set_title(f"{name} ({'lower' if lower_is_better(name) else 'higher'} is better)", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        _finish_panel(ax, name, floor, "seconds of compute per second of audio (RTF)")
+    return _save_figure(fig, axes, path)
 
 
 def _img(path: Path, *, photo: bool = False) -> str:

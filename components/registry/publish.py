@@ -1,6 +1,6 @@
 """Register every evaluated model in MLflow and run the promotion gate.
 
-Each model folder (teacher, every student) becomes a pyfunc model version under
+Each model folder (teacher, every student, every trained GAN) becomes a pyfunc model version under
 ``registry.model_name`` carrying its provenance (git commit, dvc.lock hash, data digest, params
 hash) and its metrics as tags. The served choice from the evaluation becomes the ``challenger``;
 it takes ``champion`` only through :func:`promotion_decision`. The current champion is re-scored
