@@ -157,7 +157,10 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
         request["seconds"] = seconds
     if steps is not None:
         request["steps"] = steps
-    audio = pyfunc.predict(request)
+    try:
+        audio = pyfunc.predict(request)
+    except ValueError as exc:  # e.g. longer than a GAN's fixed clip, or steps for a GAN
+        raise GenerationError(f"{model}: {exc}") from None
     rate = int(pyfunc.metadata.metadata["sample_rate"])
     return audio, rate, resolved.uri + (f" (version {resolved.version})" if resolved.version else "")
 

@@ -206,6 +206,16 @@ def test_a_saved_gan_generates_seeded_clips_through_the_same_interface_as_diffus
     assert rtf["rtf"] > 0 and ("rtf_mel" in rtf) == (family == "specgan")
 
 
+def test_melforge_generate_writes_a_local_gans_clips_and_explains_a_request_it_cannot_meet(tmp_path):
+    from components.generate_cli import GenerationError, generate_to_folder
+
+    model = _save_tiny_gan(tmp_path, "wavegan")
+    written, _ = generate_to_folder(None, str(model.parent), n=2, seconds=0.2, seed=0, steps=None, out=tmp_path / "out")
+    assert len(written) == 2 and all(p.stat().st_size > 0 for p in written)
+    with pytest.raises(GenerationError, match="wavegan makes clips of at most 0.500 s"):
+        generate_to_folder(None, str(model.parent), n=1, seconds=3.0, seed=0, steps=None, out=tmp_path / "bad")
+
+
 def test_the_gpu_hand_off_carries_the_gan_families_that_are_on_and_the_clips_they_train_on():
     from flows.gpu import input_stages, model_stages
     from helpers import tiny_config

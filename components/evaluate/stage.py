@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from components.config import MelforgeConfig
 from components.evaluate.quality import verdict
@@ -88,7 +87,8 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     plan = evaluation_plan(cfg)
     for entry in plan:
         if not (paths.root / "models" / entry["folder"] / MODEL_FILE).is_file():
-            raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the train and distill stages first")
+            producer = f"gan@{entry['family']}" if entry["kind"] == "gan" else "train and distill"
+            raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the {producer} stages first")
     started = time.perf_counter()
     # real and generated mels go through the same vocoder, so CREPE compares models, not vocoders
     vocoder = workspace_vocoder(cfg, paths, MelSpec.from_index(store.index), griffinlim_iters=e.griffinlim_iters)
