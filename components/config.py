@@ -421,8 +421,8 @@ class OrchestrationConfig(Section):
     """How the flow runs stages: per-stage timeouts, retries with backoff, one pipeline per workspace."""
 
     stage_timeout_minutes: dict[str, float] = Field(
-        default={"default": 120.0, "train": 2880.0, "distill": 1440.0},
-        description="per stage (scan, ingest, ..., distill, evaluate); 'default' for the rest")
+        default={"default": 120.0, "vocoder": 1440.0, "train": 2880.0, "distill": 1440.0, "gan": 1440.0},
+        description="per stage (scan, ingest, ..., distill, gan, evaluate); 'default' for the rest")
     retries: int = Field(default=2, ge=0, description="retries of transient failures (DVC lock, network)")
     retry_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry delay; doubles each retry")
     workspace_wait_minutes: float = Field(default=60.0, gt=0,
@@ -433,7 +433,8 @@ class OrchestrationConfig(Section):
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "OrchestrationConfig":
-        allowed = {"default", "scan", "ingest", "validate", "features", "train", "distill", "evaluate", "registry"}
+        allowed = {"default", "scan", "ingest", "validate", "features", "vocoder", "train", "distill", "gan", "evaluate",
+                   "registry"}
         unknown = sorted(set(self.stage_timeout_minutes) - allowed)
         if unknown:
             raise ValueError(f"stage_timeout_minutes: unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
