@@ -224,3 +224,13 @@ def test_the_gpu_hand_off_carries_the_gan_families_that_are_on_and_the_clips_the
     assert model_stages(off) == ["train", "distill@student-2", "distill@student-1"] and input_stages(off) == ["features"]
     on = tiny_config(gan={"wavegan": {"steps": 2, "layers": 3, "kernel": 9, "base_frames": 250}})
     assert model_stages(on)[-1] == "gan@wavegan" and input_stages(on) == ["features", "ingest"]
+
+
+def test_the_evaluation_plan_scores_every_gan_family_that_is_on_at_one_network_evaluation():
+    from components.evaluate.stage import evaluation_plan
+    from helpers import tiny_config
+
+    assert [e["kind"] for e in evaluation_plan(tiny_config())] == ["teacher"] * 3 + ["student"] * 2
+    plan = evaluation_plan(tiny_config(gan={"specgan": {"steps": 2, "layers": 2}}))
+    assert plan[-1] == {"name": "specgan", "folder": "specgan", "kind": "gan", "family": "specgan", "steps": 1}
+    assert {e["family"] for e in plan[:-1]} == {"diffusion"}
