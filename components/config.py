@@ -583,8 +583,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                   "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
         "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
         "vocoder": {"kind": "griffinlim", "steps": 0},
-        "gan": {"wavegan": {"steps": 3000, "dim": 8, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000},
-                "specgan": {"steps": 3000, "dim": 16, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000}},
+        # sized to about 55 minutes each on 2 cores: WaveGAN 0.80 s and SpecGAN 0.52 s per generator step
+        # (with its 5 critic updates) at batch 32 (docs/benchmarks.md)
+        "gan": {"wavegan": {"steps": 4200, "dim": 8, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000},
+                "specgan": {"steps": 6500, "dim": 16, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000}},
         "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
     },
     "full": {
