@@ -517,7 +517,7 @@ class MelforgeConfig(Section):
 
 def gan_problems(cfg: MelforgeConfig) -> list[str]:
     """What the enabled GAN families cannot produce with these clip and mel settings."""
-    from components.gan.specs import producible_samples_problem, reachable_shape_problem
+    from components.gan.specs import producible_samples_problem, reachable_shape_problem, specgan_spec, wavegan_spec
 
     problems = []
     if cfg.gan.wavegan.steps:
@@ -525,19 +525,6 @@ def gan_problems(cfg: MelforgeConfig) -> list[str]:
     if cfg.gan.specgan.steps:
         problems.append(reachable_shape_problem(specgan_spec(cfg.gan.specgan, cfg.mel.n_mels, cfg.mel.frames)))
     return [p for p in problems if p]
-
-
-def wavegan_spec(w: WaveGANConfig):
-    from components.gan.specs import WaveGANSpec
-
-    return WaveGANSpec(latent_dim=w.latent_dim, dim=w.dim, layers=w.layers, kernel=w.kernel, stride=w.stride,
-                       base_frames=w.base_frames, phase_shuffle=w.phase_shuffle)
-
-
-def specgan_spec(s: SpecGANConfig, n_mels: int, frames: int):
-    from components.gan.specs import SpecGANSpec
-
-    return SpecGANSpec(n_mels=n_mels, frames=frames, latent_dim=s.latent_dim, dim=s.dim, layers=s.layers, kernel=s.kernel)
 
 
 # Profiles are overlays on the schema defaults. demo: a generator in minutes on a laptop CPU.

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from components.vocoder.interface import GriffinLim, Vocoder
 
 
 @dataclass
-class Generator:
+class Generator(ABC):
     """A loaded network plus the metadata saved with it; subclasses say how it makes clips."""
 
     model: torch.nn.Module
@@ -67,16 +69,17 @@ class Generator:
         return int(self.meta["sampling_steps"])
 
     @property
+    @abstractmethod
     def clip_seconds(self) -> float:
-        raise NotImplementedError
+        """Length of one generated clip at the training length."""
 
     def network_evaluations(self, steps: int | None = None) -> int:
         """Forward passes of the network per clip."""
         return 1
 
+    @abstractmethod
     def sample_output(self, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
         """The network's raw output for ``n`` clips from noise seeded by ``seed``."""
-        raise NotImplementedError
 
     def output_to_logmel(self, output: torch.Tensor) -> np.ndarray:
         """Raw output -> natural-log mels (n, n_mels, frames): what the metrics read."""
@@ -240,9 +243,14 @@ class WaveGANGenerator(Generator):
     def sample_output(self, n: int, seed: int, *, steps: int | None = None, batch_size: int = 64) -> torch.Tensor:
         return _sample_gan(self, n, seed, steps, batch_size)[:, : self.clip_samples]
 
+    @cached_property
+    def analysis(self) -> LogMel:
+        """The features stage's transform, built once (its mel filterbank is not free to compute)."""
+        return LogMel(self.spec)
+
     def output_to_logmel(self, output: torch.Tensor) -> np.ndarray:
         frames = int(self.meta["frames"])  # the features stage's fixed frame count
-        return fit_frames(LogMel(self.spec)(output.float()).numpy(), frames, log_floor_value(self.spec))
+        return fit_frames(self.analysis(output.float()).numpy(), frames, log_floor_value(self.spec))
 
     def output_to_clips(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         return self.output_to_logmel(output), output.numpy().astype(np.float32)

@@ -88,3 +88,14 @@ def reachable_shape_problem(spec: SpecGANSpec, prefix: str = "gan.specgan.") -> 
     if spec.kernel % 2 == 0:
         return f"{prefix}kernel ({spec.kernel}) must be odd so each layer exactly doubles the size"
     return None
+
+
+def wavegan_spec(w) -> WaveGANSpec:
+    """From the ``gan.wavegan`` config section."""
+    return WaveGANSpec(latent_dim=w.latent_dim, dim=w.dim, layers=w.layers, kernel=w.kernel, stride=w.stride,
+                       base_frames=w.base_frames, phase_shuffle=w.phase_shuffle)
+
+
+def specgan_spec(s, n_mels: int, frames: int) -> SpecGANSpec:
+    """From the ``gan.specgan`` config section and the mel shape it must generate."""
+    return SpecGANSpec(n_mels=n_mels, frames=frames, latent_dim=s.latent_dim, dim=s.dim, layers=s.layers, kernel=s.kernel)

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.config import GANTrainingConfig, MelforgeConfig, specgan_spec, wavegan_spec
+from components.config import GANTrainingConfig, MelforgeConfig
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.packing import unpack_snake
 from components.features.plots import save_mel_grid
 from components.features.store import MelStore
 from components.gan.io import SPECGAN, WAVEGAN, latent, save_gan
 from components.gan.specgan import SpecGANCritic, SpecGANGenerator
+from components.gan.specs import specgan_spec, wavegan_spec
 from components.gan.wavegan import WaveGANCritic, WaveGANGenerator
 from components.gan.wgan_gp import WGANCritic
 from components.ingest.stage import open_clips, read_manifest
