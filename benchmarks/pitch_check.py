@@ -12,6 +12,7 @@ checked side by side.
 
     python benchmarks/pitch_check.py                      # every model folder under models/
     python benchmarks/pitch_check.py --models student-4 wavegan --clips 32
+    python benchmarks/pitch_check.py --models-dir benchmarks/results/exported   # quality_curve.py --export
 
 Prints a table and writes ``benchmarks/results/pitch_check.json``.
 """
@@ -75,6 +76,8 @@ def voicing_rate(audio: np.ndarray, sample_rate: int, band: tuple[float, float] 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", default=None, help="model folders under models/ (default: all)")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"),
+                        help="where the model folders are (e.g. quality_curve.py --export's folder)")
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--cents", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=123)
@@ -99,9 +102,9 @@ def main() -> None:
         band = tuple(real["band"])
     else:
         rows[f"real ({vocoder.kind})"] = note_rate(real_audio, spec.sample_rate, pitches, args.cents)
-    names = args.models or sorted(p.parent.name for p in Path("models").glob(f"*/{MODEL_FILE}"))
+    names = args.models or sorted(p.parent.name for p in args.models_dir.glob(f"*/{MODEL_FILE}"))
     for name in names:
-        gen = load_generator(Path("models") / name / MODEL_FILE, vocoder=vocoder)
+        gen = load_generator(args.models_dir / name / MODEL_FILE, vocoder=vocoder)
         audio = gen.generate(args.clips, args.seed)
         label = f"{name} ({gen.network_evaluations()} network evaluations)"
         rows[label] = voicing_rate(audio, gen.sample_rate, band) if check == "voicing" else \

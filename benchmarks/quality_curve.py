@@ -9,7 +9,8 @@ real-vs-real floor. Scoring time is not counted as training time.
 
     python benchmarks/quality_curve.py --profile demo --minutes 4 --every-minutes 1
     python benchmarks/quality_curve.py --profile cpu --minutes 45 --every-minutes 6 --distill
-    python benchmarks/quality_curve.py --profile digits --family specgan --minutes 60 --every-minutes 10
+    python benchmarks/quality_curve.py --profile digits --family specgan --minutes 60 --export exported
+    python benchmarks/quality_curve.py --profile digits --family specgan --minutes 90 --resume   # extend it
 
 ``--distill`` then runs the profile's progressive distillation from the final EMA teacher (the same
 objective and settings as the distill stages) and scores every student beside its own teacher:
@@ -37,9 +38,11 @@ from components.evaluate.reference import Reference
 from components.features.plots import save_mel_grid
 from components.features.stats import to_logmel
 from components.features.store import MelStore
+from components.gan.io import save_gan
 from components.gan.stage import prepare_gan
 from components.generation import SpecGANGenerator, WaveGANGenerator
 from components.settings import project_paths
+from components.models.io import MODEL_FILE, save_denoiser
 from components.models.unet import UNet1d, parameter_count
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
@@ -80,8 +83,33 @@ def score_model(ref: Reference, store: MelStore, model: torch.nn.Module, *, samp
     return sample_and_score(ref, store, model, samples=samples, steps=steps, seed=seed)[1]
 
 
+def earlier_curve(path: Path) -> list[dict]:
+    """The snapshots of the curve being extended (``--resume``); its checkpoints carry the weights."""
+    if not path.is_file():
+        raise SystemExit(f"--resume: no earlier curve at {path}; run once without --resume first")
+    earlier = json.loads(path.read_text())
+    if not earlier.get("curve"):
+        raise SystemExit(f"--resume: {path} holds no snapshots to extend")
+    return earlier["curve"]
+
+
+def export_model(folder: Path, model: torch.nn.Module, cfg, store: MelStore, *, family: str, steps: int,
+                 kind: str = "teacher", gan_meta: dict | None = None, **meta) -> None:
+    """The curve's model as the matching stage would write it (``<folder>/model.pt``), so that
+    ``melforge generate --model`` and ``benchmarks/pitch_check.py --models-dir`` can use it."""
+    path = folder / MODEL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    common = {"config": cfg.to_params(), "parameters": parameter_count(model), "exported_from": "quality_curve", **meta}
+    if family == "teacher":
+        save_denoiser(path, model, model.spec, kind=kind, sampling_steps=steps, mel_stats=store.stats.to_json(),
+                      mel_index=store.index, **common)
+    else:
+        save_gan(path, family, model, **(gan_meta or {}), **common)
+    print(f"exported {path}")
+
+
 def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Module, samples: int,
-                      work: Path) -> list[dict]:
+                      work: Path, export: Path | None = None) -> list[dict]:
     """Progressive distillation as the distill stages do it; each student scored beside its teacher."""
     d, seed = cfg.distill, cfg.seed + 2
     models = {"teacher": teacher.eval().requires_grad_(False)}
@@ -99,6 +127,8 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
                             label=f"distill {2 * steps}->{steps}")
         final = (result["ema"] if d.ema_decay > 0 else result["model"]).eval().requires_grad_(False)
         models[name] = final
+        if export:
+            export_model(export / name, final, cfg, store, family="teacher", steps=steps, kind="student", teacher=parent)
         scores[name] = score_model(ref, store, final, samples=samples, steps=steps, seed=seed)
         row = {"student": name, "steps": steps, "teacher": parent, "minutes": round((time.perf_counter() - start) / 60, 2),
                "fad_classifier": scores[name]["fad_classifier"],
@@ -123,6 +153,12 @@ def main() -> None:
     parser.add_argument("--family", choices=["teacher", "wavegan", "specgan"], default="teacher")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--distill", action="store_true", help="then distill and score every stage")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="write the final model (and with --distill every student) as model files under "
+                             "this folder: <export>/<teacher|student-N|wavegan|specgan>/model.pt")
+    parser.add_argument("--resume", action="store_true",
+                        help="extend the curve already under --out (its JSON and last checkpoint) instead of "
+                             "starting from step 0; --minutes stays the total")
     args = parser.parse_args()
 
     cfg = validate_params(apply_overrides(profile_params(args.profile), args.overrides), f"profile {args.profile!r}")
@@ -135,7 +171,9 @@ def main() -> None:
     steps = args.steps or cfg.distill.teacher_steps
     label = args.profile if args.family == "teacher" else f"{args.profile}-{args.family}"
     work = args.out / f"quality_curve-{label}"
-    shutil.rmtree(work, ignore_errors=True)  # a curve starts from step 0, never from an older run
+    earlier = earlier_curve(args.out / f"quality_curve-{label}.json") if args.resume else []
+    if not args.resume:
+        shutil.rmtree(work, ignore_errors=True)  # a curve starts from step 0, never from an older run
     critic = None
     if args.family == "teacher":
         torch.manual_seed(cfg.seed)
@@ -155,8 +193,12 @@ def main() -> None:
         what = f"scoring {samples} samples, one network evaluation each"
     print(f"profile {args.profile}, {args.family}: {parameter_count(model):,} parameters, {len(store)} clips, "
           f"up to {settings.steps} steps; {what}")
-    rows: list[dict] = []
-    trained, done, rate = 0.0, 0, None
+    rows: list[dict] = list(earlier)
+    trained, done, rate, result = 0.0, 0, None, None
+    if rows:
+        trained, done = rows[-1]["minutes"] * 60, rows[-1]["step"]
+        rate = done / trained
+        print(f"resuming the curve at step {done}, {rows[-1]['minutes']} training minutes")
 
     def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
         if args.family == "teacher":
@@ -187,15 +229,24 @@ def main() -> None:
             continue  # the speed probe
         rows.append(snapshot(result["ema"], done, trained))
         model = result["model"]
+    if result is None:  # --resume of a finished curve: restore its last checkpoint (for --export / --distill)
+        result = train_loop(model, objective, batches, settings, work, resume=True, stop_after=done,
+                            label=args.family, critic=critic)
     if not rows or rows[-1]["step"] != done:
         rows.append(snapshot(result["ema"], done, trained))
 
-    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work) if args.distill and args.family == "teacher" else []
+    if args.export:
+        name = "teacher" if args.family == "teacher" else args.family
+        export_model(args.export / name, result["ema"], cfg, store, family=args.family, steps=steps,
+                     gan_meta=None if args.family == "teacher" else setup.meta, step=done)
+    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work, args.export) \
+        if args.distill and args.family == "teacher" else []
 
     print("floor (real vs real, same sizes): " + "  ".join(f"{k} {v:.4g}" for k, v in floor.items()
                                                            if k.startswith(("fad", "is_"))))
     result = {"profile": args.profile, "family": args.family, "overrides": args.overrides, "parameters": parameter_count(model),
               "samples": samples, "ddim_steps": steps, "real_clips": len(store), "floor": floor, "curve": rows,
+              "resumed_from_step": earlier[-1]["step"] if earlier else None,
               "distillation": stages}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"quality_curve-{label}.json").write_text(json.dumps(result, indent=2))
