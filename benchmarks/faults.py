@@ -166,7 +166,6 @@ def fault_second_run_and_signal(ws: Path, logs: Path, sig: signal.Signals, seed:
 def fault_kill9(ws: Path, logs: Path, seed: int) -> dict:
     run = Run(ws, logs / "SIGKILL.log", "-S", f"seed={seed}")
     trainer = _training(ws, run)
-    started = time.monotonic()
     run.proc.send_signal(signal.SIGKILL)
     run.wait()
     stop = _until(lambda: not _alive(trainer), 30, "the training child to stop")
@@ -240,7 +239,7 @@ def fault_s3_outage(root: Path, objects: int = 100, after: int = 13) -> dict:
     server.start()
     s3 = boto3.client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket="bench")
-    cfg = load_config(REPO / "params.yaml", [f"data.sources=[s3://bench/corpus]", f"data.s3_endpoint_url={endpoint}",
+    cfg = load_config(REPO / "params.yaml", ["data.sources=[s3://bench/corpus]", f"data.s3_endpoint_url={endpoint}",
                                              "data.labels=none"])
     t = np.arange(int(16000 * (cfg.audio.clip_seconds + 0.5))) / 16000  # long enough for one clip
     for k in range(objects):

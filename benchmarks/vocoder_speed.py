@@ -71,10 +71,10 @@ def pitch_cents(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 def served_model(cfg, paths, tmp: Path) -> tuple[Path, str, int]:
     """(model file, label, steps): the evaluation's served model, or else the profile's final student
     architecture with untrained weights (sampling time depends on the network, not its weights)."""
-    evaluation = paths.root / "models" / "evaluation" / "metrics.json"
+    evaluation = paths.evaluation / "metrics.json"
     if evaluation.is_file():
         served = json.loads(evaluation.read_text())["served"]
-        return paths.root / "models" / served["model"] / MODEL_FILE, served["model"], int(served["steps"])
+        return paths.models / served["model"] / MODEL_FILE, served["model"], int(served["steps"])
     store = MelStore(paths.mels)
     spec = unet_spec(cfg, store.example_shape)
     save_denoiser(tmp / MODEL_FILE, UNet1d(spec), spec, kind="student", sampling_steps=cfg.distill.final_steps,
@@ -102,7 +102,7 @@ def main() -> None:
     iters = sorted({cfg.eval.griffinlim_iters, cfg.mel.griffinlim_iters})
     vocoders = {**{f"griffinlim@{n}": GriffinLim(spec, n_iter=n) for n in iters},
                 **{f"griffinlim-pinv@{n}": PseudoInverseGriffinLim(spec, n_iter=n) for n in iters}}
-    learned_file = vocoder_dir(paths.root / "models") / VOCODER_FILE
+    learned_file = vocoder_dir(paths.models) / VOCODER_FILE
     learned = None
     if learned_file.is_file():
         learned = load_vocoder(learned_file)

@@ -113,7 +113,7 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
         from components import stage_process, tracking
         from flows.pipeline import melforge_pipeline
 
-        if not all((paths.root / "models" / name).is_dir() for name in ("teacher", cfg.distill.final_student)):
+        if not all((paths.models / name).is_dir() for name in ("teacher", cfg.distill.final_student)):
             stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
         tracking.setup_experiment(cfg.experiment, paths)
         with api.serving():

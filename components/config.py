@@ -15,7 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.datasets import BUILTIN_NAMES
+from components.stage_names import STAGE_NAMES
 from components.storage import atomic_write_bytes
+from components.validate.checks import CHECKS
 
 
 class ConfigError(ValueError):
@@ -93,8 +96,9 @@ class DataConfig(Section):
         for src in self.sources:
             if not src.strip():
                 raise ValueError("sources must not contain empty strings")
-            if src.startswith("builtin:") and src.removeprefix("builtin:") not in ("nsynth-mini", "digits"):
-                raise ValueError(f"unknown built-in dataset {src!r}; allowed: builtin:nsynth-mini, builtin:digits")
+            if src.startswith("builtin:") and src.removeprefix("builtin:") not in BUILTIN_NAMES:
+                raise ValueError(f"unknown built-in dataset {src!r}; allowed: "
+                                 f"{', '.join('builtin:' + n for n in BUILTIN_NAMES)}")
         return self
 
 
@@ -140,11 +144,9 @@ class ValidateConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "ValidateConfig":
-        known = {"row_count", "sample_rate", "duration", "finite", "peak", "rms", "unique_clip_ids", "labels",
-                 "min_clips_per_class", "quarantine_share", "quarantine_increase"}
-        unknown = sorted(set(self.warn_only) - known)
+        unknown = sorted(set(self.warn_only) - set(CHECKS))
         if unknown:
-            raise ValueError(f"warn_only: unknown checks {unknown}; allowed: {sorted(known)}")
+            raise ValueError(f"warn_only: unknown checks {unknown}; allowed: {sorted(CHECKS)}")
         if self.max_duration_seconds <= self.min_duration_seconds:
             raise ValueError("max_duration_seconds must be > min_duration_seconds")
         return self
@@ -433,8 +435,7 @@ class OrchestrationConfig(Section):
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "OrchestrationConfig":
-        allowed = {"default", "scan", "ingest", "validate", "features", "vocoder", "train", "distill", "gan", "evaluate",
-                   "registry"}
+        allowed = {"default", *STAGE_NAMES, "registry"}
         unknown = sorted(set(self.stage_timeout_minutes) - allowed)
         if unknown:
             raise ValueError(f"stage_timeout_minutes: unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")

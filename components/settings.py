@@ -74,8 +74,19 @@ class ProjectPaths:
         return self.data / "mels"
 
     @property
-    def reports(self) -> Path:
-        return self.data / "reports"
+    def models(self) -> Path:
+        """Every trained model's folder (``models/<teacher|student-N|wavegan|specgan|vocoder>``)."""
+        return self.root / "models"
+
+    @property
+    def model_metrics(self) -> Path:
+        """The model stages' metrics files (``models/metrics/<name>.json``)."""
+        return self.models / "metrics"
+
+    @property
+    def evaluation(self) -> Path:
+        """The evaluate stage's outputs: report, leaderboard, metrics.json, the saved ruler."""
+        return self.models / "evaluation"
 
     @property
     def mlflow_db(self) -> Path:
@@ -84,10 +95,6 @@ class ProjectPaths:
     @property
     def mlflow_artifacts(self) -> Path:
         return self.state / "mlartifacts"
-
-    @property
-    def dvc_remote(self) -> Path:
-        return self.state / "dvc-remote"
 
 
 def project_paths(root: Path | None = None) -> ProjectPaths:

@@ -23,8 +23,7 @@ from typing import Any
 # numba, matplotlib for the sample plots)
 PRELOAD = ["__main__", "components.stage_process", "components.stages", "components.train.teacher",
            "components.distill.stage", "components.vocoder.stage", "components.gan.stage", "components.features.packing", "torch._dynamo", "librosa.filters", "matplotlib.pyplot"]
-_CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(PRELOAD)
+_CONTEXT = multiprocessing.get_context("forkserver")  # the preload is set by warm_up, not at import
 
 
 class StageProcessFailed(RuntimeError):
@@ -39,6 +38,7 @@ def warm_up() -> None:
     `components/` the working directory holds."""
     from multiprocessing import forkserver
 
+    _CONTEXT.set_forkserver_preload(PRELOAD)  # read only when the server starts (a no-op later)
     before = os.environ.get("PYTHONSAFEPATH")
     os.environ["PYTHONSAFEPATH"] = "1"
     try:

@@ -12,28 +12,57 @@ from typing import Any
 
 from components.config import MelforgeConfig
 from components.settings import ProjectPaths
+from components.stage_names import DATA_STAGES
 from components.storage import atomic_write_json
+
+
+def declared_params(root: Path, stage: str) -> list[str]:
+    """The params.yaml keys a DVC stage depends on, as dvc.yaml declares them (one place):
+    ``train`` -> [seed, model, train, distill.teacher_steps]; ``gan@wavegan`` -> [..., gan.wavegan, ...]."""
+    import yaml
+
+    name, _, item = stage.partition("@")
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    if name not in stages:
+        raise KeyError(f"dvc.yaml has no stage {name!r}; it has {', '.join(stages)}")
+    spec = stages[name].get("do", stages[name])  # a foreach stage's template
+    return [str(key).replace("${item}", item).replace("${key}", item)
+            for key in spec.get("params", []) if not isinstance(key, dict)]  # {file: keys}: another params file
+
+
+def select_params(params: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The nested subset of ``params`` holding exactly ``keys`` (dotted), e.g. {"distill": {"teacher_steps": 16}}."""
+    selected: dict[str, Any] = {}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        value, node = params, selected
+        for part in key.split("."):
+            value = value[part]
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return selected
 
 
 def metrics_path(paths: ProjectPaths, stage: str) -> Path:
     """Where a DVC stage (``ingest``, ``train``, ``distill@student-8``...) writes its metrics."""
     if stage == "train":
-        return paths.root / "models" / "metrics" / "teacher.json"
+        return paths.model_metrics / "teacher.json"
     if stage.startswith(("distill@", "gan@")):
-        return paths.root / "models" / "metrics" / f"{stage.partition('@')[2]}.json"
+        return paths.model_metrics / f"{stage.partition('@')[2]}.json"
     if stage in ("evaluate", "vocoder"):
-        return paths.root / "models" / "metrics" / f"{stage}.json"
+        return paths.model_metrics / f"{stage}.json"
     return paths.data / "metrics" / f"{stage}.json"
 
 
 def model_dir(paths: ProjectPaths, stage: str) -> Path | None:
     """The model folder a training stage produces (None for data stages)."""
     if stage == "train":
-        return paths.root / "models" / "teacher"
+        return paths.models / "teacher"
     if stage.startswith(("distill@", "gan@")):
-        return paths.root / "models" / stage.partition("@")[2]
+        return paths.models / stage.partition("@")[2]
     if stage == "vocoder":
-        return paths.root / "models" / "vocoder"
+        return paths.models / "vocoder"
     return None
 
 
@@ -110,7 +139,6 @@ STAGES: dict[str, Callable[..., dict[str, Any]]] = {
     "gan": _gan,
     "evaluate": _evaluate,
 }
-DATA_STAGES = ("scan", "ingest", "validate", "features")
 
 
 def pipeline_order(cfg: MelforgeConfig) -> list[str]:
@@ -120,6 +148,13 @@ def pipeline_order(cfg: MelforgeConfig) -> list[str]:
 
     return [*DATA_STAGES, "vocoder", "train", *(f"distill@{name}" for name in cfg.distill.stages),
             *(f"gan@{family}" for family in GAN_FAMILIES), "evaluate"]
+
+
+def model_stages(cfg: MelforgeConfig) -> list[str]:
+    """The stages that train a generator, in run order: the teacher, every student, and every GAN family
+    that is on (what a GPU machine runs when training is handed off)."""
+    return [s for s in pipeline_order(cfg) if s == "train" or s.startswith("distill@")
+            or (s.startswith("gan@") and s.partition("@")[2] in cfg.gan.enabled)]
 
 
 def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:

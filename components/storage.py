@@ -91,9 +91,11 @@ def load_torch(path: Path) -> Any:
 
 @contextmanager
 def staged_directory(final: Path) -> Iterator[Path]:
-    """Yield a fresh temp folder beside ``final``; on success it replaces ``final`` in one swap.
+    """Yield a fresh temp folder beside ``final``; on success it replaces ``final`` by two renames
+    (``final`` aside, the temp folder in), then the old copy is removed.
 
-    On error the temp folder is removed and ``final`` is left exactly as it was.
+    On error the temp folder is removed and ``final`` is left exactly as it was. Between the two
+    renames ``final`` is briefly missing; its old copy is still beside it under ``.<name>.old-<pid>``.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))

@@ -1,4 +1,4 @@
-"""The one module that talks to MLflow (besides the future registry module).
+"""The MLflow run side: runs, params, metrics and artifacts (the model registry is ``registry/``).
 
 Defaults to the embedded SQLite store with artifacts under the project state folder; the standard
 ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_S3_ENDPOINT_URL`` for S3 artifacts) point it at a server.
@@ -236,8 +236,8 @@ def model_version_url(name: str, version: str | int) -> str:
     return f"{ui_base_url()}/#/models/{name}/versions/{version}"
 
 
-def artifact_url(run_id: str | None, path: str) -> str:
-    """A link to a run's artifacts tab in the MLflow UI (the artifact ``path`` is named in the text)."""
+def artifact_url(run_id: str | None) -> str:
+    """A link to a run's artifacts tab in the MLflow UI ("" without a run)."""
     if not run_id:
         return ""
     return f"{run_url(run_id)}/artifacts"

@@ -20,8 +20,8 @@ import yaml
 from components.interrupts import deferred
 from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
+from components.stage_names import TRAINING_STAGES
 
-TRAINING_STAGES = ("vocoder", "train", "distill", "gan")  # in a child process: a timeout or cancel must stop them
 
 
 class StageFailed(RuntimeError):

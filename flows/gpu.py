@@ -18,18 +18,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from components.config import load_config
 from components.settings import apply_runtime_defaults, project_paths
+from components.stages import model_stages
 from components.storage import atomic_write_bytes
 from flows.dvc_runner import dvc_pull, dvc_push, workspace_lock
-from flows.pipeline import stage_task
+from flows.tasks import stage_task
 
 LOCK_ARTIFACT_KEY = "melforge-model-lock"
 FENCE = "```"
-
-
-def model_stages(cfg) -> list[str]:
-    """What the GPU machine trains: the teacher, every student and every GAN family that is on (a family
-    that is off only records that, here)."""
-    return ["train", *(f"distill@{name}" for name in cfg.distill.stages), *(f"gan@{f}" for f in cfg.gan.enabled)]
 
 
 def input_stages(cfg) -> list[str]:

@@ -17,57 +17,25 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.deployments import run_deployment
-from prefect.tasks import exponential_backoff
 
 from components import stage_process, tracking
 from components.config import MelforgeConfig, resolve_params
 from components.provenance import git_state
 from components.run_lock import hold_workspace
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
-from components.stages import metrics_path, model_dir, pipeline_order
+from components.stage_names import TRAINING_STAGES
+from components.stages import declared_params, model_dir, model_stages, pipeline_order, select_params
 from components.storage import atomic_write_bytes
 from components.vocoder import EVALUATION_FILE
-from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry, publish_stage
-from flows.dvc_runner import TRAINING_STAGES, dvc_pull, dvc_push, is_transient, out_hash, run_and_commit, stage_is_current, stale_stages, workspace_lock
+from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry
+from flows.dvc_runner import dvc_pull, dvc_push, out_hash, stage_is_current, stale_stages, workspace_lock
+from flows.gpu import LOCK_ARTIFACT_KEY, input_stages, lock_from_markdown
+from flows.tasks import read_metrics, stage_task
 
-# config sections each stage depends on (logged as the nested run's params)
-STAGE_SECTIONS = {"scan": ("data",), "ingest": ("data", "audio"), "validate": ("validate", "audio"),
-                  "features": ("mel", "audio"), "vocoder": ("vocoder", "mel", "audio"), "train": ("model", "train"), "distill": ("distill",), "gan": ("gan",),
-                  "evaluate": ("eval", "registry")}
 STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
                    "features": ("mels/stats.json", "mels/preview")}
 VOCODER_ARTIFACTS = (EVALUATION_FILE, "quality_vs_minutes.png", "samples")
 EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "quality_vs_compute.png", "steps_vs_quality.csv", "metrics.json", "samples")
-
-
-def _retry_transient(task, task_run, state) -> bool:
-    """Retry only failures DVC or the network call transient (lock held, connection reset)."""
-    try:
-        state.result()
-    except Exception as exc:
-        return is_transient(exc)
-    return False
-
-
-@task(name="dvc-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_transient,
-      task_run_name="{stage}")  # timeout and retry policy per stage: stage_task()
-def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False, known_current: bool = False) -> dict[str, Any]:
-    """Run one stage and record it with DVC (skipped when DVC says it is unchanged); return its summary. ``known_current``:
-    the caller's whole-pipeline ``dvc status`` already showed it current and nothing upstream ran."""
-    with workspace_lock(paths):
-        skipped = known_current or (not force and stage_is_current(paths, stage))
-        if not skipped:
-            run_and_commit(paths, stage)
-    summary = _read_metrics(paths, stage)
-    table = None
-    if stage == "ingest" and (paths.clips / "quarantine.csv").is_file():
-        table = pd.read_csv(paths.clips / "quarantine.csv").to_dict("records")
-    elif stage == "validate" and (paths.validation / "results.json").is_file():
-        results = json.loads((paths.validation / "results.json").read_text())["results"]
-        table = [{k: r[k] for k in ("check", "severity", "success", "unexpected_count", "element_count")} for r in results]
-    if stage != "scan":
-        publish_stage(stage, summary, skipped=skipped, table=table)
-    return {"stage": stage, "skipped": skipped, "summary": summary}
 
 
 @task(name="registry", retries=1, retry_delay_seconds=5)
@@ -91,8 +59,6 @@ def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str)
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
-
-    from flows.gpu import LOCK_ARTIFACT_KEY, input_stages, lock_from_markdown, model_stages
 
     logger = get_run_logger()
     stages = model_stages(cfg)
@@ -123,13 +89,6 @@ def _dataset_summary(paths: ProjectPaths) -> pd.DataFrame:
     labels = [c for c in manifest.columns if c.startswith("label_")]
     keys = ["source", *labels[:1]]
     return manifest.groupby(keys).agg(clips=("clip_id", "size"), seconds=("duration_seconds", "sum")).reset_index()
-
-
-def stage_task(cfg: MelforgeConfig, stage: str):
-    """The stage task with this config's timeout and retry policy (exponential backoff)."""
-    o = cfg.orchestration
-    return run_dvc_stage.with_options(timeout_seconds=o.timeout_seconds(stage), retries=o.retries,
-                                      retry_delay_seconds=exponential_backoff(backoff_factor=o.retry_backoff_seconds))
 
 
 def workspace_limit_name(paths: ProjectPaths) -> str:
@@ -189,96 +148,123 @@ def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = 
 
 
 def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> dict[str, Any]:
-    logger = get_run_logger()
+    """The stages, the data record, the registry gate and the summary, in one MLflow parent run."""
     tracking.setup_experiment(cfg.experiment, paths)
     params = cfg.to_params()
-    outcomes: dict[str, dict[str, Any]] = {}
     with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
                              tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
-        delegated = cfg.orchestration.training_deployment
-        stale: set[str] | None = None  # from one `dvc status` after the scan; None once a stage ran
-        order = pipeline_order(cfg)
-        for position, stage in enumerate(order):
-            if delegated and stage == "train":
-                hand_off_training(paths, cfg, delegated)
-                stale = None
-            try:
-                # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
-                known_current = stale is not None and stage not in stale
-                outcome = stage_task(cfg, stage)(paths, stage, force=(stage == "scan"), known_current=known_current)
-            except BaseException as exc:  # an interrupt (Ctrl-C, SIGTERM) is recorded as KILLED
-                tracking.log_stage(stage, summary=_read_metrics(paths, stage), params=_sections(params, stage),
-                                   artifacts=_artifacts(paths, stage), skipped=False,
-                                   status=tracking.end_status(exc), error=f"{type(exc).__name__}: {exc}")
-                raise
-            outcomes[stage] = outcome
-            if stage == "scan":
-                with workspace_lock(paths):
-                    stale = stale_stages(paths)
-            elif not outcome["skipped"]:
-                stale = None
-            ahead = {s for s in order[position + 1:] if s.split("@")[0] in TRAINING_STAGES}
-            if ahead and (stale is None or ahead & stale):
-                stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
-            if stage != "scan":
-                # artifacts only when the stage ran: a skipped stage's files are those of the run that made them
-                outcome["mlflow_run_id"] = tracking.log_stage(
-                    stage, summary=outcome["summary"], params=_sections(params, stage),
-                    artifacts=[] if outcome["skipped"] else _artifacts(paths, stage),
-                    skipped=outcome["skipped"], history=_history(paths, stage))
-            if stage == "evaluate":
-                report_uri = "" if outcome["skipped"] else tracking.artifact_url(outcome["mlflow_run_id"], "evaluate/report.html")
-                publish_evaluation(paths.root / "models" / "evaluation" / "metrics.json", report_uri=report_uri,
-                                   local_report=paths.root / "models" / "evaluation" / "report.html")
-            logger.info("stage %s: %s", stage, "skipped (unchanged)" if outcome["skipped"] else "ran")
-        digest = out_hash(paths, "features", "data/mels") or "unknown"
-        tracking.log_dataset(_dataset_summary(paths), name="melforge-mels", digest=digest.removesuffix(".dir"),
-                             source=str(paths.mels))
-        tracking.tag_active_run({"dvc.data_digest": digest, "dvc.clips_digest": out_hash(paths, "ingest", "data/clips") or ""})
-        if push:
-            with workspace_lock(paths):
-                dvc_push(paths)
-            tracking.tag_active_run({"dvc.pushed": "true"})
-        registry: dict[str, Any] = {}
-        if cfg.registry.enabled:
-            run_tags = {"melforge.pipeline_run_id": run.info.run_id, "dvc.data_digest": digest,
-                        "melforge.profile": cfg.profile, **git_state(paths.root)}
-            registry = register_models(cfg, paths, run_tags, run.info.run_id)
-            tracking.tag_active_run({"melforge.candidate": registry["candidate"],
-                                     "melforge.promoted": str(registry["promoted"]).lower(),
-                                     "melforge.champion": registry["champion"]})
-        ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
-        evaluation = outcomes["evaluate"]["summary"]
-        models = {model_dir(paths, s).name: o["summary"] for s, o in outcomes.items()
-                  if model_dir(paths, s) is not None and s != "vocoder" and o["summary"].get("trained", True)}
-        vocoder = outcomes["vocoder"]["summary"]
-        summary = {
-            "mlflow_run_id": run.info.run_id, "profile": cfg.profile,
-            "stages_run": [s for s, o in outcomes.items() if not o["skipped"]],
-            "stages_skipped": [s for s, o in outcomes.items() if o["skipped"]],
-            "clips": ingest.get("clips"), "hours": ingest.get("hours"),
-            "quarantined": ingest.get("files_quarantined"),
-            "validation": "passed" if outcomes["validate"]["summary"].get("success") else "failed",
-            "mel_shape": features.get("example_shape"), "data_digest": digest,
-            "griffinlim_sc_db": features.get("griffinlim_spectral_convergence_db"),
-            "vocoder": vocoder_line(vocoder),
-            "models": [f"{name} ({m.get('sampling_steps')} steps, {m.get('sampling_seconds_4', 0):.2f} s / 4 samples)"
-                       for name, m in models.items()],
-            "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_family', 'diffusion')}, "
-                            f"{evaluation.get('served_steps')} steps)",
-            "served_quality": evaluation.get("served_verdict"),
-            **{k.replace("_floor_ratio", "_vs_real"): round(v, 3) for k, v in evaluation.items()
-               if k.startswith(("served_is_", "served_fad_classifier_")) and k.endswith("_floor_ratio")},
-            "report": str(paths.root / "models" / "evaluation" / "report.html"),
-        }
-        summary["mlflow_run"] = tracking.run_url(run.info.run_id)
-        if registry:
-            summary.update({"registered": registry["candidate"], "promoted": registry["promoted"],
-                            "promotion_reason": registry["reason"], "champion": registry["champion"]})
-            if registry["champion"] != "none":
-                summary["champion_url"] = tracking.model_version_url(*registry["champion"].rsplit("/", 1))
+        outcomes = _run_stages(paths, cfg, params)
+        digest = _record_data_version(paths, push=push)
+        registry = _register(paths, cfg, run.info.run_id, digest) if cfg.registry.enabled else {}
+        summary = _summary(paths, cfg, outcomes, registry, run.info.run_id, digest)
         tracking.log_json(summary, "pipeline_summary.json")
     publish_pipeline(summary)
+    return summary
+
+
+def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every stage in order through DVC, each logged as a nested MLflow run. One ``dvc status``
+    after the scan tells which stages are current, until a stage runs and changes that."""
+    logger = get_run_logger()
+    outcomes: dict[str, dict[str, Any]] = {}
+    delegated = cfg.orchestration.training_deployment
+    stale: set[str] | None = None  # None once a stage ran: ask DVC per stage
+    order = pipeline_order(cfg)
+    for position, stage in enumerate(order):
+        if delegated and stage == "train":
+            hand_off_training(paths, cfg, delegated)
+            stale = None
+        outcome = outcomes[stage] = _run_stage(paths, cfg, params, stage, known_current=stale is not None and stage not in stale)
+        if stage == "scan":
+            with workspace_lock(paths):
+                stale = stale_stages(paths)
+        elif not outcome["skipped"]:
+            stale = None
+        ahead = {s for s in order[position + 1:] if s.split("@")[0] in TRAINING_STAGES}
+        if ahead and (stale is None or ahead & stale):
+            stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
+        if stage != "scan":
+            # artifacts only when the stage ran: a skipped stage's files are those of the run that made them
+            outcome["mlflow_run_id"] = tracking.log_stage(
+                stage, summary=outcome["summary"], params=_sections(paths, params, stage),
+                artifacts=[] if outcome["skipped"] else _artifacts(paths, stage),
+                skipped=outcome["skipped"], history=_history(paths, stage))
+        if stage == "evaluate":
+            report_uri = "" if outcome["skipped"] else tracking.artifact_url(outcome["mlflow_run_id"])
+            publish_evaluation(paths.evaluation / "metrics.json", report_uri=report_uri,
+                               local_report=paths.evaluation / "report.html")
+        logger.info("stage %s: %s", stage, "skipped (unchanged)" if outcome["skipped"] else "ran")
+    return outcomes
+
+
+def _run_stage(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any], stage: str, *,
+               known_current: bool) -> dict[str, Any]:
+    """One stage task; a failure or an interrupt (Ctrl-C, SIGTERM: KILLED) is logged as its nested run."""
+    try:
+        # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
+        return stage_task(cfg, stage)(paths, stage, force=(stage == "scan"), known_current=known_current)
+    except BaseException as exc:
+        tracking.log_stage(stage, summary=read_metrics(paths, stage), params=_sections(paths, params, stage),
+                           artifacts=_artifacts(paths, stage), skipped=False,
+                           status=tracking.end_status(exc), error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _record_data_version(paths: ProjectPaths, *, push: bool) -> str:
+    """Log the mels as the run's dataset input, tag the run with the DVC digests, push to the remote."""
+    digest = out_hash(paths, "features", "data/mels") or "unknown"
+    tracking.log_dataset(_dataset_summary(paths), name="melforge-mels", digest=digest.removesuffix(".dir"),
+                         source=str(paths.mels))
+    tracking.tag_active_run({"dvc.data_digest": digest, "dvc.clips_digest": out_hash(paths, "ingest", "data/clips") or ""})
+    if push:
+        with workspace_lock(paths):
+            dvc_push(paths)
+        tracking.tag_active_run({"dvc.pushed": "true"})
+    return digest
+
+
+def _register(paths: ProjectPaths, cfg: MelforgeConfig, run_id: str, digest: str) -> dict[str, Any]:
+    run_tags = {"melforge.pipeline_run_id": run_id, "dvc.data_digest": digest,
+                "melforge.profile": cfg.profile, **git_state(paths.root)}
+    registry = register_models(cfg, paths, run_tags, run_id)
+    tracking.tag_active_run({"melforge.candidate": registry["candidate"],
+                             "melforge.promoted": str(registry["promoted"]).lower(),
+                             "melforge.champion": registry["champion"]})
+    return registry
+
+
+def _summary(paths: ProjectPaths, cfg: MelforgeConfig, outcomes: dict[str, dict[str, Any]], registry: dict[str, Any],
+             run_id: str, digest: str) -> dict[str, Any]:
+    """What `melforge run` prints and the pipeline artifact shows."""
+    ingest, features = outcomes["ingest"]["summary"], outcomes["features"]["summary"]
+    evaluation = outcomes["evaluate"]["summary"]
+    models = {model_dir(paths, s).name: o["summary"] for s, o in outcomes.items()
+              if model_dir(paths, s) is not None and s != "vocoder" and o["summary"].get("trained", True)}
+    summary = {
+        "mlflow_run_id": run_id, "profile": cfg.profile,
+        "stages_run": [s for s, o in outcomes.items() if not o["skipped"]],
+        "stages_skipped": [s for s, o in outcomes.items() if o["skipped"]],
+        "clips": ingest.get("clips"), "hours": ingest.get("hours"),
+        "quarantined": ingest.get("files_quarantined"),
+        "validation": "passed" if outcomes["validate"]["summary"].get("success") else "failed",
+        "mel_shape": features.get("example_shape"), "data_digest": digest,
+        "griffinlim_sc_db": features.get("griffinlim_spectral_convergence_db"),
+        "vocoder": vocoder_line(outcomes["vocoder"]["summary"]),
+        "models": [f"{name} ({m.get('sampling_steps')} steps, {m.get('sampling_seconds_4', 0):.2f} s / 4 samples)"
+                   for name, m in models.items()],
+        "served_model": f"{evaluation.get('served_model')} ({evaluation.get('served_family', 'diffusion')}, "
+                        f"{evaluation.get('served_steps')} steps)",
+        "served_quality": evaluation.get("served_verdict"),
+        **{k.replace("_floor_ratio", "_vs_real"): round(v, 3) for k, v in evaluation.items()
+           if k.startswith(("served_is_", "served_fad_classifier_")) and k.endswith("_floor_ratio")},
+        "report": str(paths.evaluation / "report.html"),
+        "mlflow_run": tracking.run_url(run_id),
+    }
+    if registry:
+        summary.update({"registered": registry["candidate"], "promoted": registry["promoted"],
+                        "promotion_reason": registry["reason"], "champion": registry["champion"]})
+        if registry["champion"] != "none":
+            summary["champion_url"] = tracking.model_version_url(*registry["champion"].rsplit("/", 1))
     return summary
 
 
@@ -292,23 +278,16 @@ def vocoder_line(summary: dict[str, Any]) -> str:
             f"log-mel L1 {summary[f'{b}.logmel_l1_reduction']:+.0%} lower, {summary[f'{b}.speedup']:.1f}x faster)")
 
 
-def _read_metrics(paths: ProjectPaths, stage: str) -> dict[str, Any]:
-    path = metrics_path(paths, stage)
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        return {}
-
-
-def _sections(params: dict[str, Any], stage: str) -> dict[str, Any]:
-    return {s: params[s] for s in STAGE_SECTIONS.get(stage.split("@")[0], ())}
+def _sections(paths: ProjectPaths, params: dict[str, Any], stage: str) -> dict[str, Any]:
+    """What the stage depends on (its ``params:`` in dvc.yaml), logged as its nested run's params."""
+    return select_params(params, declared_params(paths.root, stage))
 
 
 def _artifacts(paths: ProjectPaths, stage: str) -> list[Path]:
     if stage == "evaluate":
-        return [paths.root / "models" / "evaluation" / rel for rel in EVALUATION_ARTIFACTS]
+        return [paths.evaluation / rel for rel in EVALUATION_ARTIFACTS]
     if stage == "vocoder":
-        return [paths.root / "models" / "vocoder" / rel for rel in VOCODER_ARTIFACTS]
+        return [paths.models / "vocoder" / rel for rel in VOCODER_ARTIFACTS]
     folder = model_dir(paths, stage)
     if folder is not None:
         return [folder / "samples"]

@@ -69,7 +69,9 @@ def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: i
                          "log_floor": 1e-5, "griffinlim_iters": 2}}
     stats = {"mean": [-4.0] * 16, "std": [2.0] * 16, "clip_sigma": 3.0}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_denoiser(path, UNet1d(spec), spec, kind="student", sampling_steps=steps, mel_stats=stats, mel_index=mel_index,
+    model = UNet1d(spec)
+    torch.nn.init.normal_(model.out.weight, std=0.05)  # the trained-from-zero output layer would predict 0 always
+    save_denoiser(path, model, spec, kind="student", sampling_steps=steps, mel_stats=stats, mel_index=mel_index,
                   config={}, parameters=0)
     return path
 

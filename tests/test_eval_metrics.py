@@ -58,11 +58,18 @@ def test_inception_score_bounds():
         inception_score(np.ones((3, 2)))
 
 
-def test_bootstrap_interval_contains_the_value_and_reports_counts():
+def test_bootstrap_interval_of_a_mean_matches_the_normal_theory_interval():
     rng = np.random.default_rng(4)
+    x = rng.normal(1.0, 2.0, size=400)
+    mean = bootstrap(lambda s: float(s.mean()), x, resamples=2000, seed=1)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))  # about 0.196
+    assert mean.value == pytest.approx(x.mean())
+    assert mean.low == pytest.approx(x.mean() - half, abs=0.2 * half)
+    assert mean.high == pytest.approx(x.mean() + half, abs=0.2 * half)
     a, b = rng.normal(size=(200, 3)), rng.normal(0.5, 1.0, size=(150, 3))
     fd = bootstrap(frechet_distance, a, b, resamples=100)
-    assert fd.low <= fd.value <= fd.high and (fd.n_a, fd.n_b) == (200, 150)
+    assert fd.value == pytest.approx(frechet_distance(a, b)) and (fd.n_a, fd.n_b) == (200, 150)
+    assert 0 < fd.high - fd.low < fd.value
     assert MetricValue(1, 0.5, 1.5, 10).overlaps(MetricValue(2, 1.4, 2.5, 10))
     assert not MetricValue(1, 0.5, 1.5, 10).overlaps(MetricValue(2, 1.6, 2.5, 10))
 

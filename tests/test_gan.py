@@ -217,7 +217,8 @@ def test_melforge_generate_writes_a_local_gans_clips_and_explains_a_request_it_c
 
 
 def test_the_gpu_hand_off_carries_the_gan_families_that_are_on_and_the_clips_they_train_on():
-    from flows.gpu import input_stages, model_stages
+    from components.stages import model_stages
+    from flows.gpu import input_stages
     from helpers import tiny_config
 
     off = tiny_config()

@@ -18,8 +18,8 @@ def generator(tmp_path):
 
 def test_frames_for_seconds_rounds_up_to_what_the_unet_accepts(generator):
     assert generator.frames == 32 and generator.clip_seconds == pytest.approx(31 * 128 / 8000)
-    frames = generator.frames_for_seconds(1.0)  # 8000 / 128 = 62.5 -> 64 frames (+1 centred) -> 66 -> even
-    assert frames % 2 == 0 and (frames - 1) * 128 >= 8000
+    frames = generator.frames_for_seconds(1.0)  # ceil(8000 / 128 = 62.5) = 63 hops, +1 centred frame = 64, even
+    assert frames == 64 and (frames - 1) * 128 >= 8000
     with pytest.raises(ValueError, match="seconds must be > 0"):
         generator.frames_for_seconds(0)
 

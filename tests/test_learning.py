@@ -8,7 +8,6 @@ mean and std of the samples matching the data. Samples of noise fail every one o
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from components.models.diffusion import alpha, sigma, v_from_z_x

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from components.evaluate.metrics import MetricValue
-from components.registry.promotion import choose_served, promotion_decision
+from components.evaluate.serving import choose_served
+from components.registry.promotion import promotion_decision
 
 
 def _row(name: str, kind: str, steps: int, value: float, status: str = "ok", metric: str = "fad_classifier") -> dict:

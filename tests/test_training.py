@@ -1,12 +1,11 @@
 """The training machinery on CPU: it learns, it resumes exactly, and the stages write usable models."""
 
-
 import pytest
 import torch
 
 from components.models.io import load_denoiser
 from components.models.unet import UNet1d, UNetSpec, parameter_count
-from components.train.loop import LoopSettings, lr_factor, train_loop
+from components.train.loop import LoopSettings, lr_factor, step_generator, train_loop
 from components.train.objectives import teacher_v_objective
 
 SPEC = UNetSpec(example_shape=(8, 16), base_channels=16, channel_mults=(1, 2), attention_levels=(1,),
@@ -45,6 +44,27 @@ def test_a_tiny_model_overfits_one_fixed_batch(tmp_path):
     history = train_loop(model, fixed, lambda step: batch, settings, tmp_path)["history"]
     first, last = history[0]["loss"], min(h["loss"] for h in history[-10:])
     assert last < first / 10, (first, last)
+
+
+def test_each_ddp_rank_draws_its_own_times_and_noise(tmp_path):
+    """Under DDP every rank runs the same step; each must draw different t and noise, or a global
+    batch holds only batch/world distinct draws. Rank 0 keeps the single-process stream."""
+    draws: dict[int, list[torch.Tensor]] = {}
+
+    def recording(rank):
+        def objective(model, batch, generator):
+            draws.setdefault(rank, []).append(torch.randn(4, generator=generator))
+            return model(batch, torch.full((batch.shape[0],), 0.5)).pow(2).mean()
+        return objective
+
+    settings = LoopSettings(steps=2, lr=1e-3, ema_decay=0.0, log_every=1, checkpoint_every=0)
+    for rank in (0, 1):
+        torch.manual_seed(0)
+        train_loop(UNet1d(SPEC), recording(rank), lambda step: _batch(), settings, tmp_path / f"r{rank}",
+                   resume=False, rank=rank)
+    assert not torch.allclose(draws[0][0], draws[1][0]) and not torch.allclose(draws[0][1], draws[1][1])
+    assert torch.equal(draws[0][0], torch.randn(4, generator=step_generator(settings.seed, 0)))
+    assert (tmp_path / "r0" / "metrics.jsonl").is_file() and not (tmp_path / "r1" / "metrics.jsonl").exists()
 
 
 def test_stopping_and_resuming_gives_the_same_weights_as_training_straight(tmp_path):

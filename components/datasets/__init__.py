@@ -10,20 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from components.datasets.item import BuiltinItem
+
 BUILTIN_NAMES = ("nsynth-mini", "digits")
-
-
-@dataclass(frozen=True)
-class BuiltinItem:
-    """One built-in example: a stable id, what renders it, and its labels."""
-
-    item_id: str
-    spec: dict[str, object]
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _module(name: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.datasets import BuiltinItem
+from components.datasets.item import BuiltinItem
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 RENDER_VERSION = 1

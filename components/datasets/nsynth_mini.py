@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.datasets import BuiltinItem
+from components.datasets.item import BuiltinItem
 
 GM_FAMILIES = (
     "piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass",

@@ -1,1 +1,1 @@
-"""Progressive distillation (Salimans & Ho 2022, Algorithm 1): N-step teacher -> N/2-step student."""
+"""Progressive distillation (Salimans & Ho 2022, Algorithm 2): N-step teacher -> N/2-step student."""

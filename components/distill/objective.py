@@ -19,7 +19,7 @@ def two_teacher_steps(teacher: nn.Module, z_t: torch.Tensor, t: torch.Tensor, n:
 
 
 def student_objective(teacher: nn.Module, student_steps: int, weighting: str):
-    """Algorithm 1: t = i/N (i uniform in 1..N), z_t = alpha_t x + sigma_t eps, target x~ from two
+    """Algorithm 2 (Salimans & Ho 2022): t = i/N (i uniform in 1..N), z_t = alpha_t x + sigma_t eps, target x~ from two
     teacher steps; loss w(lambda_t) ||x~ - x_hat_student(z_t)||^2. At i = 1 the teacher's final
     x_hat is the target (x~ = z_0 exactly, since sigma_0 = 0 and alpha_0 = 1)."""
     n = student_steps

@@ -24,7 +24,7 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
         raise KeyError(f"unknown distillation stage {student!r}; this config has {', '.join(stages)}")
     steps, parent = int(stages[student]["steps"]), stages[student]["teacher"]
     device = resolve_device(cfg.train.device)
-    teacher, meta = load_denoiser(paths.root / "models" / parent / MODEL_FILE, device)
+    teacher, meta = load_denoiser(paths.models / parent / MODEL_FILE, device)
     if meta["sampling_steps"] != 2 * steps:
         raise ValueError(f"models/{parent} samples with {meta['sampling_steps']} steps; {student} needs a "
                          f"{2 * steps}-step teacher (re-run the earlier stages)")
@@ -46,7 +46,7 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     final = result["ema"] if d.ema_decay > 0 else result["model"]
     teacher_samples = final_samples(teacher, store, cfg, 2 * steps, device)
     student_samples = final_samples(final, store, cfg, steps, device)
-    outputs = write_model_output(paths.root / "models" / student, work, model=final, spec=spec, store=store,
+    outputs = write_model_output(paths.models / student, work, model=final, spec=spec, store=store,
                                  steps=steps, kind="student", meta={"fingerprint": fp, "teacher": parent},
                                  cfg=cfg, device=device, label=student, samples=student_samples)
     # how far the N-step student lands from its 2N-step teacher, same noise (normalised units)
@@ -54,5 +54,5 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     summary = {**result["summary"], **outputs, "teacher": parent, "teacher_steps": 2 * steps,
                "student_vs_teacher_rmse": gap, "device": device, "loss_weighting": d.loss_weighting,
                "work_dir": str(work)}
-    atomic_write_json(paths.root / "models" / "metrics" / f"{student}.json", summary)
+    atomic_write_json(paths.model_metrics / f"{student}.json", summary)
     return summary

@@ -61,3 +61,15 @@ def meets_quality_floor(metric: str, value: float, floor: dict[str, float], *, m
         return ok, f"{metric} {value:.4g} is {ratio:.2f}x the real-vs-real floor (limit {max_floor_ratio:g}x)"
     ok = ratio >= min_real_ratio
     return ok, f"{metric} {value:.4g} is {ratio:.0%} of the real clips' (needs >= {min_real_ratio:.0%})"
+
+
+def better_by(value: float, reference: float, fraction: float, metric: str) -> bool:
+    """Is ``value`` better than ``reference`` by at least ``fraction`` of |reference|?"""
+    slack = fraction * abs(reference)
+    return value <= reference - slack if lower_is_better(metric) else value >= reference + slack
+
+
+def within(value: float, reference: float, fraction: float, metric: str) -> bool:
+    """Is ``value`` no worse than ``reference`` by more than ``fraction`` of |reference|?"""
+    slack = fraction * abs(reference)
+    return value <= reference + slack if lower_is_better(metric) else value >= reference - slack

@@ -29,14 +29,14 @@ from components.gan import DIFFUSION
 from components.generation import Generator, load_generator
 from components.models.io import MODEL_FILE
 from components.progress import progress_bar
-from components.registry.promotion import choose_served
+from components.evaluate.serving import choose_served
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json, staged_directory
 from components.train.runner import resolve_device
-from components.vocoder.interface import EVALUATION_FILE, vocoder_dir, workspace_vocoder
+from components.vocoder import EVALUATION_FILE
+from components.vocoder.interface import vocoder_dir, workspace_vocoder
 from components.vocoder.quality import flat_scores
 
-EVALUATION_DIR = "evaluation"
 GRID_CLIPS = 8
 
 
@@ -83,10 +83,10 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     store = MelStore(paths.mels)
     device = resolve_device(cfg.train.device)
     e = cfg.eval
-    out = paths.root / "models" / EVALUATION_DIR
+    out = paths.evaluation
     plan = evaluation_plan(cfg)
     for entry in plan:
-        if not (paths.root / "models" / entry["folder"] / MODEL_FILE).is_file():
+        if not (paths.models / entry["folder"] / MODEL_FILE).is_file():
             producer = f"gan@{entry['family']}" if entry["kind"] == "gan" else "train and distill"
             raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the {producer} stages first")
     started = time.perf_counter()
@@ -111,7 +111,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             bar.update(task, info=f"{entry['name']} ({entry['steps']} steps)")
             folder = entry["folder"]
             if folder not in generators:
-                generators[folder] = load_generator(paths.root / "models" / folder / MODEL_FILE, device, vocoder=vocoder)
+                generators[folder] = load_generator(paths.models / folder / MODEL_FILE, device, vocoder=vocoder)
             gen = generators[folder]
             # the same seed for every model: differences are the models', not the draw's
             row, logmel, audio = score_generator(ref, gen, samples=e.samples, steps=entry["steps"], seed=cfg.seed + 2)
@@ -144,13 +144,13 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         write_html(tmp / "report.html", results=results, plot=plot, sample_dir=samples_dir, compute_plot=compute_plot)
     summary = flat_summary(results)
     summary["evaluate_seconds"] = round(time.perf_counter() - started, 2)
-    atomic_write_json(paths.root / "models" / "metrics" / "evaluate.json", summary)
+    atomic_write_json(paths.model_metrics / "evaluate.json", summary)
     return summary
 
 
 def vocoder_report(paths: ProjectPaths) -> dict[str, Any]:
     """The vocoder stage's side-by-side scores on held-out clips (learned vs Griffin-Lim), if it ran."""
-    path = vocoder_dir(paths.root / "models") / EVALUATION_FILE
+    path = vocoder_dir(paths.models) / EVALUATION_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 

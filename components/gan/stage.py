@@ -134,8 +134,8 @@ def prepare_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, store: Me
 def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bool = True) -> dict[str, Any]:
     """Train (or resume) one GAN family, or record that it is off; write models/<family>."""
     g = cfg.gan.family(family)
-    out = paths.root / "models" / family
-    metrics_file = paths.root / "models" / "metrics" / f"{family}.json"
+    out = paths.models / family
+    metrics_file = paths.model_metrics / f"{family}.json"
     if not g.steps:
         with staged_directory(out) as tmp:
             atomic_write_json(tmp / STATUS_FILE, {"family": family, "trained": False,

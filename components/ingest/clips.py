@@ -38,7 +38,7 @@ def slice_clips(audio: np.ndarray, *, clip_samples: int, hop_samples: int,
     while start < n:
         window = audio[start:start + clip_samples]
         if len(window) < clip_samples:
-            if len(window) < min_last_fraction * clip_samples or (out and start + hop_samples > n and len(window) == 0):
+            if len(window) < min_last_fraction * clip_samples:  # never empty: start < n
                 break
             window = np.pad(window, (0, clip_samples - len(window)))
             out.append((start, window.astype(np.float32, copy=False)))

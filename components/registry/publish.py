@@ -120,13 +120,13 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
     """The champion's primary metric against this run's reference, or its recorded one when the
     mel settings differ (then the note says so)."""
     from components.evaluate.reference import Reference
-    from components.evaluate.stage import EVALUATION_DIR, score_generator
+    from components.evaluate.stage import score_generator
     from components.generation import load_generator
     from components.vocoder.interface import workspace_vocoder
 
     metric = cfg.registry.primary_metric
     recorded = metric_from_tags(champion.tags, metric)
-    reference = Reference.load(paths.root / "models" / EVALUATION_DIR / "reference")
+    reference = Reference.load(paths.evaluation / "reference")
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{champion.name}/{champion.version}", dst_path=tmp))
         model_file = next(local.rglob(MODEL_FILE), None)
@@ -164,9 +164,8 @@ def served_vocoder_file(cfg: MelforgeConfig, paths: ProjectPaths) -> Path | None
 
 def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str]) -> dict[str, Any]:
     """Register every model of the evaluation, then gate the served one. Call inside an MLflow run."""
-    from components.evaluate.stage import EVALUATION_DIR
 
-    results = json.loads((paths.root / "models" / EVALUATION_DIR / "metrics.json").read_text())
+    results = json.loads((paths.evaluation / "metrics.json").read_text())
     name = cfg.registry.model_name
     client = mlflow.MlflowClient()
     try:
@@ -191,7 +190,7 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
                 "melforge.sample_rate": str(cfg.audio.sample_rate)}
         if row.get("error"):
             tags["melforge.evaluation_error"] = row["error"]
-        versions[model], new = register_model(client, paths.root / "models" / model, name=name, tags=tags, paths=paths,
+        versions[model], new = register_model(client, paths.models / model, name=name, tags=tags, paths=paths,
                                               vocoder_file=vocoder_file)
         registered.append({"model": model, "version": versions[model].version, "new": new})
 

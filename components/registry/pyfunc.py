@@ -56,7 +56,10 @@ class MelDiffusionModel(mlflow.pyfunc.PythonModel):
         vocoder = load_vocoder(context.artifacts[VOCODER_ARTIFACT], device) if VOCODER_ARTIFACT in context.artifacts else None
         self.generator = load_generator(context.artifacts[DENOISER_ARTIFACT], device, vocoder=vocoder)
 
-    def predict(self, context, model_input, params=None):  # noqa: D401 - pyfunc API
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+        """Served requests arrive as a DataFrame (the model's explicit signature); a dict or a list
+        of dicts works too when called directly. The DataFrame hint tells MLflow to validate with
+        the signature instead of inferring a schema from the hint."""
         gen = self.generator
         clips = []
         for rec in _requests(model_input):

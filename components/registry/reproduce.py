@@ -21,9 +21,10 @@ from typing import Any
 
 from components.config import GAN_FAMILIES
 from components.provenance import git
+from components.models.io import MODEL_FILE
 from components.registry.publish import metric_from_tags
-
-DATA_STAGES = ("scan", "ingest", "validate", "features")
+from components.settings import ProjectPaths
+from components.stage_names import DATA_STAGES
 
 
 class ReproduceError(RuntimeError):
@@ -66,15 +67,17 @@ def _share_dvc_storage(root: Path, worktree: Path, env: dict[str, str]) -> None:
     """Point the worktree at this project's DVC cache and remotes (relative remote paths in the
     committed config would otherwise resolve inside the temporary folder)."""
     _dvc(worktree, env, "cache", "dir", "--local", str(root / ".dvc" / "cache"), what="dvc cache dir")
-    listing = _dvc(root, env, "remote", "list", what="dvc remote list")
-    for line in listing.splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        name, url = parts[0], parts[1]
-        if "://" not in url and not os.path.isabs(url):
-            url = str((root / ".dvc" / url).resolve())
+    for name, url in _remote_urls(root).items():
         _dvc(worktree, env, "remote", "modify", "--local", name, "url", url, what="dvc remote modify")
+
+
+def _remote_urls(root: Path) -> dict[str, str]:
+    """Every DVC remote of the project (all config levels merged) with its URL; DVC's config API
+    already makes a local remote's relative path absolute."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {name: str(remote["url"]) for name, remote in repo.config["remote"].items()}
 
 
 def _same_weights(a: Path | None, b: Path) -> bool:
@@ -136,12 +139,13 @@ def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, 
             _dvc(worktree, env, "repro", "--force", "--downstream", "vocoder", "train",
                  *(f"gan@{family}" for family in GAN_FAMILIES), what="dvc repro of the model stages")
             rebuilt_lock = yaml.safe_load((worktree / "dvc.lock").read_text())
+            rebuilt = ProjectPaths(root=worktree)
             comparison = Comparison(
                 model=model, version=str(version), commit=commit, data_recorded=tags.get("dvc.data_digest", _features_digest(lock)),
                 data_rebuilt=_features_digest(rebuilt_lock) if not stale else "differs",
-                weights_identical=_same_weights(recorded["model.pt"], worktree / "models" / model / "model.pt"),
+                weights_identical=_same_weights(recorded["model.pt"], rebuilt.models / model / MODEL_FILE),
                 tolerance=tolerance, notes=notes)
-            results = json.loads((worktree / "models" / "evaluation" / "metrics.json").read_text())
+            results = json.loads((rebuilt.evaluation / "metrics.json").read_text())
             rows = [r for r in results["models"] if r["model"] == model]
             row = max(rows, key=lambda r: r["steps"]) if rows else None
             for metric in sorted(k.removeprefix("metric.") for k in tags if k.startswith("metric.") and k.count(".") == 1):

@@ -2,8 +2,8 @@
 
 Every random draw of step ``i`` comes from generators seeded by (seed, i), and the batch of step
 ``i`` is a pure function of i, so stopping after k steps and resuming from the checkpoint gives
-exactly the weights of an uninterrupted run (on CPU). The teacher, every distillation stage, and
-later the GAN baselines all train through :func:`train_loop`.
+exactly the weights of an uninterrupted run (on CPU). The teacher, every distillation stage, the
+vocoder and the GAN baselines (with their critic) all train through :func:`train_loop`.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def lr_factor(step: int, *, steps: int, warmup: int, min_ratio: float) -> float:
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
+    """The random stream of one step; ``salt`` separates streams within a step (per DDP rank, and
+    the critic's from the model's), so no two of them draw the same t and noise."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + salt) % (2**63))
 
 
@@ -85,13 +87,14 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
 
 def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settings: LoopSettings, out_dir: Path, *,
                on_sample: Callable[[int, nn.Module], None] | None = None, resume: bool = True,
-               label: str = "train", is_main: bool = True, ddp_model: nn.Module | None = None,
+               label: str = "train", rank: int = 0, ddp_model: nn.Module | None = None,
                stop_after: int | None = None, critic: Critic | None = None) -> dict[str, Any]:
     """Train ``model`` for ``settings.steps``; return {model, ema, summary}. Writes checkpoints and
-    ``metrics.jsonl`` under ``out_dir`` (only where ``is_main``). ``stop_after`` ends the run early
+    ``metrics.jsonl`` under ``out_dir`` (only on rank 0). ``stop_after`` ends the run early
     at that step with a checkpoint (a time-boxed run; resuming continues the same schedule).
     ``critic`` (optional) is updated before every model step and checkpointed with it."""
     device = torch.device(settings.device)
+    is_main = rank == 0
     model.to(device)
     if critic is not None:
         critic.to(device)
@@ -133,14 +136,14 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
         last = min(settings.steps, stop_after) if stop_after is not None else settings.steps
         for step in range(start, last):
             batch = batch_at(step).to(device, non_blocking=True)
-            generator = step_generator(settings.seed, step)
-            critic_loss = critic.update(forward_net, batch, step_generator(settings.seed, step, salt=1), step) \
+            generator = step_generator(settings.seed, step, salt=2 * rank)  # each rank its own t and noise
+            critic_loss = critic.update(forward_net, batch, step_generator(settings.seed, step, salt=2 * rank + 1), step) \
                 if critic is not None else None
             with autocast:
                 loss = objective(forward_net, batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip))
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)  # read when logged: no sync per step
             optimizer.step()
             scheduler.step()
             ema_update(ema, model, settings.ema_decay, step)
@@ -150,7 +153,7 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
                 loss_value = float(loss.detach())
                 elapsed = time.perf_counter() - window_start
                 record = {"step": done, "loss": loss_value, "lr": optimizer.param_groups[0]["lr"],
-                          "grad_norm": grad_norm, "samples_per_s": window_samples / max(elapsed, 1e-9),
+                          "grad_norm": float(grad_norm), "samples_per_s": window_samples / max(elapsed, 1e-9),
                           "time": time.time()}
                 if critic_loss is not None:
                     record["critic_loss"] = float(critic_loss)

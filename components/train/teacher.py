@@ -58,19 +58,19 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
                        title=f"teacher step {step}: {cfg.distill.teacher_steps}-step DDIM samples")
 
     result = train_loop(model, teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed, rank=rank, world=world),
-                        settings, work, on_sample=on_sample, resume=resume, label="teacher", is_main=rank == 0,
+                        settings, work, on_sample=on_sample, resume=resume, label="teacher", rank=rank,
                         ddp_model=ddp)
     if world > 1:
         torch.distributed.barrier()
     if rank != 0:
         torch.distributed.destroy_process_group()
         return {}
-    outputs = write_model_output(paths.root / "models" / "teacher", work, model=result["ema"], spec=spec, store=store,
+    outputs = write_model_output(paths.models / "teacher", work, model=result["ema"], spec=spec, store=store,
                                  steps=cfg.distill.teacher_steps, kind="teacher", meta={"fingerprint": fp},
                                  cfg=cfg, device=device, label="teacher (EMA)")
     summary = {**result["summary"], **outputs, "device": device, "world_size": world,
                "loss_weighting": t.loss_weighting, "work_dir": str(work)}
-    atomic_write_json(paths.root / "models" / "metrics" / "teacher.json", summary)
+    atomic_write_json(paths.model_metrics / "teacher.json", summary)
     if world > 1:
         torch.distributed.destroy_process_group()
     return summary

@@ -17,7 +17,7 @@ import torch
 from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
 from components.storage import atomic_save_torch, load_torch
-from components.vocoder import EVALUATION_FILE, VOCODER_FILE  # noqa: F401 - re-exported for callers
+from components.vocoder import VOCODER_FILE
 from components.vocoder.model import ARCHITECTURE_VERSION, Vocos, VocoderSpec
 
 KINDS = ("griffinlim", "learned")
@@ -130,7 +130,7 @@ def vocoder_dir(models_dir: Path) -> Path:
 
 def workspace_vocoder_file(paths) -> Path:
     """The learned vocoder a workspace's vocoder stage writes (``models/vocoder/vocoder.pt``)."""
-    return vocoder_dir(paths.root / "models") / VOCODER_FILE
+    return vocoder_dir(paths.models) / VOCODER_FILE
 
 
 def workspace_vocoder(cfg, paths, spec: MelSpec, *, griffinlim_iters: int, device: str = "cpu") -> Vocoder:

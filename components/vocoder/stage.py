@@ -32,8 +32,8 @@ from components.train.loop import LoopSettings, train_loop
 from components.train.runner import fingerprint, resolve_device, work_dir
 from components.vocoder.adversarial import (AdversarialCritic, Discriminators, feature_matching,
                                             generator_hinge)
-from components.vocoder.interface import (EVALUATION_FILE, VOCODER_FILE, GriffinLim, LearnedVocoder, save_vocoder,
-                                          vocoder_dir)
+from components.vocoder import EVALUATION_FILE, VOCODER_FILE
+from components.vocoder.interface import GriffinLim, LearnedVocoder, save_vocoder, vocoder_dir
 from components.vocoder.losses import mel_losses, multi_resolution_stft
 from components.vocoder.model import ARCHITECTURE_VERSION, Vocos, VocoderSpec
 from components.vocoder.quality import comparison, flat_scores, score_vocoders
@@ -116,7 +116,7 @@ def run_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True
     evaluation = {"held_out_clips": len(held_audio), "train_clips": int(len(train_rows)), "steps": v.steps,
                   "kind": v.kind, "scores": scores, "learned_vs": versus, "curve": trained["curve"],
                   "nnls_iterations": NNLS_ITERATIONS}
-    with staged_directory(vocoder_dir(paths.root / "models")) as tmp:
+    with staged_directory(vocoder_dir(paths.models)) as tmp:
         if v.steps:
             save_vocoder(tmp / VOCODER_FILE, trained["ema"], spec, steps=v.steps, fingerprint=trained["fingerprint"],
                          config=cfg.to_params(), train_clips=int(len(train_rows)), evaluation=flat_scores(scores, versus))
@@ -129,7 +129,7 @@ def run_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True
         write_comparison(tmp / "samples", vocoders, preview_mels, spec, v.audio_previews)
         plot_curve(trained["curve"], scores, tmp / "quality_vs_minutes.png")
     summary = {**trained["summary"], **flat_scores(scores, versus), "kind": v.kind, "held_out_clips": len(held_audio)}
-    atomic_write_json(paths.root / "models" / "metrics" / "vocoder.json", summary)
+    atomic_write_json(paths.model_metrics / "vocoder.json", summary)
     return summary
 
 

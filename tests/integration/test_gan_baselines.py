@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from components.config import validate_params, write_params_file
-from components.registry.promotion import choose_served
+from components.evaluate.serving import choose_served
 from helpers import tiny_params
 from support import run
 

@@ -128,7 +128,7 @@ def test_an_s3_outage_mid_ingest_fails_and_retries_the_stage_then_a_rerun_ingest
 
     monkeypatch.setattr(ingest_stage, "decode_audio", decode_then_fail)
     monkeypatch.setattr(ingest_stage, "run_ingest", counted_run)
-    overrides = [f"data.sources=[s3://outage/corpus]", f"data.s3_endpoint_url={endpoint}", "data.s3_timeout_seconds=1",
+    overrides = ["data.sources=[s3://outage/corpus]", f"data.s3_endpoint_url={endpoint}", "data.s3_timeout_seconds=1",
                  "data.s3_attempts=2", "data.labels=none", "orchestration.retries=2", "orchestration.retry_backoff_seconds=1"]
     try:
         with pytest.raises(Exception, match=r"source .s3://outage/corpus.: S3 unreachable while"):

@@ -1,0 +1,58 @@
+"""The stage list and what each stage depends on, read from the one place that declares them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.config import load_config
+from components.stages import declared_params, model_stages, pipeline_order, select_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_stage_logs_the_params_dvc_yaml_says_it_depends_on():
+    params = load_config(ROOT / "params.yaml").to_params()
+    train = select_params(params, declared_params(ROOT, "train"))
+    assert train["seed"] == params["seed"] and train["distill"] == {"teacher_steps": params["distill"]["teacher_steps"]}
+    assert train["model"] == params["model"] and set(train) == {"seed", "model", "train", "distill"}
+    gan = select_params(params, declared_params(ROOT, "gan@specgan"))
+    assert gan["gan"] == {"specgan": params["gan"]["specgan"]} and "wavegan" not in gan["gan"]
+    student = next(name for name in params["distill"]["stages"])
+    assert "distill.updates_per_stage" in declared_params(ROOT, f"distill@{student}")
+
+
+def test_every_stage_the_pipeline_runs_is_in_dvc_yaml():
+    cfg = load_config(ROOT / "params.yaml")
+    for stage in pipeline_order(cfg):
+        assert declared_params(ROOT, stage), stage
+    with pytest.raises(KeyError, match="dvc.yaml has no stage 'nope'"):
+        declared_params(ROOT, "nope")
+
+
+def test_the_model_stages_are_the_training_part_of_the_pipeline_order():
+    cfg = load_config(ROOT / "params.yaml")
+    order = pipeline_order(cfg)
+    models = model_stages(cfg)
+    assert models == [s for s in order if s in models] and models[0] == "train"
+    assert all(s.startswith("distill@") for s in models[1:]) == (not cfg.gan.enabled)
+
+
+def test_the_stage_names_are_dvc_yaml_s_and_the_stage_table_s():
+    import yaml
+
+    from components.stage_names import STAGE_NAMES
+    from components.stages import STAGES
+
+    assert tuple(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]) == STAGE_NAMES
+    assert tuple(STAGES) == STAGE_NAMES
+
+
+def test_warn_only_accepts_exactly_the_suite_s_checks():
+    from components.validate.checks import CHECKS
+    from components.validate.suite import build_checks
+
+    cfg = load_config(ROOT / "params.yaml")
+    built = {c.name.split(":")[0] for c in build_checks(cfg, ["label_digit"], {"digit": ["0", "1"]})}
+    assert built == set(CHECKS)
