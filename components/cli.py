@@ -6,12 +6,10 @@ imported, and the configuration is validated before any work starts.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,6 +20,7 @@ from rich.table import Table
 
 from components.config import ConfigError, PROFILES
 from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
+from components.runtime import exit_now
 from components.settings import (NoProject, ProjectPaths, apply_runtime_defaults, apply_tool_defaults, existing_project_root,
                                  require_project)
 
@@ -34,7 +33,8 @@ app.add_typer(services_app, name="services")
 console = Console(stderr=True)
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
-    "-S", "--set", help="Override a parameter, like `dvc exp run -S`: section.key=value (YAML value). Repeatable.")]
+    "-S", "--set", help="Override a parameter: section.key=value, the value as YAML (64, [48, 60], null); the plain "
+            "form of `dvc exp run -S`, without Hydra's +key / ~key. Repeatable.")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -443,17 +443,7 @@ def main() -> None:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    shutdown_threads = getattr(threading, "_shutdown", None)
-    if shutdown_threads is None:  # not CPython as we know it: exit the ordinary way
-        raise SystemExit(code)
-    shutdown_threads()  # what the interpreter does first: stop thread pools, join non-daemon threads
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`melforge ... | head`)
-            pass
-    os._exit(code)
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -91,25 +91,12 @@ def _create_local_store(uri: str) -> None:
     import mlflow
 
     from components.db_template import create_database, sqlite_file
+    from components.runtime import initialize_mlflow_tables
 
     db = sqlite_file(uri)
     if db is None:
         return
-    try:
-        from mlflow.store.db.utils import _initialize_tables  # MLflow's own first-open step (every migration)
-    except ImportError:  # a later MLflow moved it: it creates the store itself, as usual
-        return
-
-    def migrate() -> None:
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(f"sqlite:///{db}")
-        try:
-            _initialize_tables(engine)
-        finally:
-            engine.dispose()
-
-    create_database(db, f"mlflow-{mlflow.__version__}", migrate)
+    create_database(db, f"mlflow-{mlflow.__version__}", lambda: initialize_mlflow_tables(db))
 
 
 @contextmanager

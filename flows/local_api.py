@@ -15,37 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from components.runtime import PREFECT_SERVER_APP, PREFECT_SERVER_ENV, exit_with_parent
+
 PORT_IN_USE_EXIT = 3  # uvicorn's exit status when it cannot bind its port
-# what Prefect sets for its own temporary server
-SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _exit_with_parent() -> Callable[[], None] | None:
-    """On Linux, a function for the child (run between fork and exec, so prepared here) asking
-    the kernel to SIGTERM it when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -74,7 +62,7 @@ class LocalAPI:
         self.port = _free_port()
         command = [sys.executable, "-P", "-m", __name__, str(self.port)]  # -P: never import from the working directory
         # its own session: a terminal's Ctrl-C reaches the run, which stops the server last
-        self.process = subprocess.Popen(command, env={**os.environ, **SERVER_ENV}, preexec_fn=_exit_with_parent(),
+        self.process = subprocess.Popen(command, env={**os.environ, **PREFECT_SERVER_ENV}, preexec_fn=exit_with_parent(),
                                         start_new_session=True)
         self.started_at = time.monotonic()
 
@@ -180,7 +168,7 @@ def serve(port: int) -> None:
             asyncio.run(upgrade())
 
         create_database(db, f"prefect-{prefect.__version__}", migrate)
-    uvicorn.run("prefect.server.api.server:create_app", factory=True, host="127.0.0.1", port=port,
+    uvicorn.run(PREFECT_SERVER_APP, factory=True, host="127.0.0.1", port=port,
                 log_level="error", lifespan="on")
 
 

@@ -93,3 +93,17 @@ def test_the_cpu_profile_trains_a_vocoder_the_full_one_serves_it_and_the_demo_us
     assert kinds["demo"].kind == "griffinlim" and kinds["demo"].steps == 0
     assert kinds["cpu"].kind == "griffinlim" and kinds["cpu"].steps > 0  # scored, not served: see docs/benchmarks.md
     assert kinds["full"].kind == "learned" and kinds["full"].adversarial
+
+
+def test_one_configuration_the_schema_defaults_the_demo_profile_and_params_yaml_agree():
+    from components.config import MelforgeConfig, read_params_file
+
+    demo = validate_params(profile_params("demo")).to_params()
+    assert MelforgeConfig().to_params() == demo
+    assert read_params_file(Path(__file__).resolve().parents[1] / "params.yaml") == demo
+
+
+def test_hydra_style_prefixes_are_refused_with_what_melforge_accepts():
+    for text in ["+mel.n_mels=64", "++mel.n_mels=64", "~mel.n_mels"]:
+        with pytest.raises(ConfigError, match="melforge accepts key=value"):
+            apply_overrides(profile_params("demo"), [text])
