@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components.runtime import PREFECT_SERVER_APP, PREFECT_SERVER_ENV, exit_with_parent, initialize_mlflow_tables
+from components.runtime import PREFECT_SERVER_APP, PREFECT_SERVER_ENV, initialize_mlflow_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
