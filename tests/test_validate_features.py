@@ -42,11 +42,12 @@ def test_critical_failure_names_the_expectation_and_the_rows(clips_dir, tmp_path
     assert set(failures["check"]) == {"sample_rate"} and len(failures) == 4  # the report is still written
 
 
-def test_warnings_are_reported_not_fatal(clips_dir, tmp_path):
+def test_warnings_are_reported_not_fatal_and_gx_draws_no_progress_bars(clips_dir, tmp_path, capfd):
     cfg = tiny_config(validate={"min_clips_per_class": 50})
     summary = run_validate(cfg, clips_dir, tmp_path / "validation")
     assert summary["success"] and summary["warnings"] == 1
     assert summary["failed"][0].startswith("min_clips_per_class")
+    assert "Calculating Metrics" not in capfd.readouterr().err
 
 
 def test_peak_above_one_and_unknown_labels_fail(tmp_path):
