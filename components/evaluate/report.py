@@ -5,12 +5,13 @@ including MLflow's artifact viewer."""
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup
 
 from components.evaluate.quality import lower_is_better
 
@@ -119,7 +120,7 @@ def plot_quality_vs_compute(rows: list[dict[str, Any]], floor: dict[str, dict[st
     return _save_figure(fig, axes, path)
 
 
-def _img(path: Path, *, photo: bool = False) -> str:
+def _img(path: Path, *, photo: bool = False) -> Markup:
     """Embedded image; spectrogram grids (noisy, photo-like) as JPEG, ~10x smaller than PNG."""
     if photo:
         from PIL import Image
@@ -129,95 +130,68 @@ def _img(path: Path, *, photo: bool = False) -> str:
         data, mime = base64.b64encode(buffer.getvalue()).decode(), "image/jpeg"
     else:
         data, mime = base64.b64encode(path.read_bytes()).decode(), "image/png"
-    return f'<img src="data:{mime};base64,{data}" alt="{html.escape(path.name)}" style="max-width:100%">'
+    return Markup('<img src="data:{};base64,{}" alt="{}" style="max-width:100%">').format(mime, data, path.name)
 
 
-def _audio(path: Path) -> str:
+def _audio(path: Path) -> Markup:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio>'
+    return Markup('<audio controls preload="none" src="data:audio/wav;base64,{}"></audio>').format(data)
+
+
+def _interval(m: dict[str, float] | None, decimals: int | None = None) -> str:
+    """value [low, high]: 4 significant digits, or ``decimals`` fixed ones."""
+    if decimals is None:
+        return _fmt(m)
+    return f"{m['value']:.{decimals}f} [{m['low']:.{decimals}f}, {m['high']:.{decimals}f}]"
+
+
+def _percent(value: float, signed: bool = False) -> str:
+    return f"{value:+.0%}" if signed else f"{value:.0%}"
+
+
+@functools.cache
+def _environment():
+    """The report templates (``templates/``), every value HTML-escaped."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("components.evaluate", "templates"), autoescape=select_autoescape(["j2"]),
+                      undefined=StrictUndefined, trim_blocks=False)
+    env.filters.update(image=_img, audio=_audio, interval=_interval, percent=_percent)
+    return env
 
 
 def vocoder_section(vocoder: dict[str, Any]) -> str:
     """The vocoder table: learned vs Griffin-Lim on the same held-out real clips, with 95% intervals."""
-    scores = vocoder.get("scores")
-    if not scores:
-        return ""
-    esc = html.escape
-
-    def cell(m: dict[str, float]) -> str:
-        return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
-
-    body = "".join(f"<tr><td>{esc(name)}{' ★' if s['kind'] == vocoder.get('kind') == 'learned' else ''}</td>"
-                   f"<td>{cell(s['sc_db'])}</td><td>{cell(s['logmel_l1'])}</td><td>{cell(s['mrstft'])}</td>"
-                   f"<td>{s['rtf']:.4g}</td></tr>" for name, s in scores.items())
-    ratios = "; ".join(f"vs {esc(b)}: {r['sc_db_gain']:+.1f} dB SC, log-mel L1 {r['logmel_l1_reduction']:+.0%} lower, "
-                       f"{r['speedup']:.1f}x faster" for b, r in vocoder.get("learned_vs", {}).items())
-    return f"""<h2>Vocoder</h2><p>{vocoder.get('held_out_clips', '?')} held-out real clips (never trained on), each
-vocoder given the same log-mels; lower is better everywhere. Spectral convergence: mel magnitudes of the vocoded
-audio against the clip's (dB). Log-mel L1: after re-analysing the vocoded audio. MR-STFT: distance to the original
-waveform. RTF: seconds of compute per second of audio. {f"Learned {esc(ratios)}. " if ratios else ""}Served: {esc(vocoder.get('description', ''))}.</p>
-<table><tr><th>vocoder</th><th>spectral convergence (dB)</th><th>log-mel L1</th><th>MR-STFT</th><th>RTF</th></tr>{body}</table>"""
+    return str(_environment().get_template("vocoder.html.j2").module.vocoder_section(_Lenient(vocoder))).strip()
 
 
 def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: Path, compute_plot: Path | None = None) -> Path:
     """The report: summary, the leaderboard across families with intervals, the steps and compute
     plots, per-model grids and audio."""
     rows, floor = results["models"], results["real_vs_real"]
-    names = list(floor)
-    primary = results["primary_metric"]
-    esc = html.escape
-    head = "".join(f"<th>{esc(n)}</th>" for n in names)
-    body = []
-    for r in rows:
-        served = " ★" if r["name"] == results["served"]["model"] else ""
-        cells = "".join(f"<td>{_fmt(r['metrics'].get(n))}</td>" for n in names)
-        body.append(f"<tr><td>{esc(r['name'])}{served}</td><td>{esc(r.get('family', 'diffusion'))}</td>"
-                    f"<td>{r.get('network_evaluations', r['steps'])}</td><td>{esc(r['status'])}</td>"
-                    f"<td>{esc(r.get('verdict', r.get('error', '')))}</td>{cells}"
-                    f"<td>{r.get('rtf', float('nan')):.3g}</td></tr>")
-    floor_cells = "".join(f"<td>{_fmt(floor[n])}</td>" for n in names)
-    body.append(f"<tr class='floor'><td>real vs real</td><td></td><td></td><td>floor</td><td></td>{floor_cells}<td></td></tr>")
-    accuracy = ", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items())
-    sizes = results.get("matched_sizes", {"generated": results["samples"], "real": results["real_clips"]})
-    gammas = ", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed"
-    vocoder = results.get("vocoder", {})
     sections = []
     for r in rows:
         grid = sample_dir / f"{r['name']}.png"
-        players = "".join(_audio(p) for p in sorted(sample_dir.glob(f"{r['name']}-*.wav")))
         if grid.is_file():
-            how = "one network evaluation (GAN)" if r.get("kind") == "gan" else f"{r['steps']} steps"
-            sections.append(f"<h3>{esc(r['name'])} — {how}</h3>{_img(grid, photo=True)}<div>{players}</div>")
+            sections.append({"name": r["name"], "grid": grid, "audio": sorted(sample_dir.glob(f"{r['name']}-*.wav")),
+                             "how": "one network evaluation (GAN)" if r.get("kind") == "gan" else f"{r['steps']} steps"})
     real_grid = sample_dir / "real.png"
-    real_players = "".join(_audio(p) for p in sorted(sample_dir.glob("real-*.wav")))
-    text = f"""<!doctype html><html><head><meta charset="utf-8"><title>melforge evaluation</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child{{text-align:left}}
-tr.floor{{background:#f3f3f3;font-style:italic}}audio{{margin:4px;height:32px}}</style></head><body>
-<h1>melforge evaluation</h1>
-<p>{results['samples']} generated clips per model; {results['real_clips']} real clips, split by clip id into halves A
-and B. FAD and KID compare {sizes['generated']} generated clips with the {sizes['real']} clips of half B; the
-real-vs-real floor compares {sizes['generated']} clips of half A with half B, so model and floor are measured at
-the same sample sizes (Fréchet distance grows as n shrinks). The Inception Score uses all generated clips; its
-floor is the IS of as many real clips. KID's IMQ kernel uses γ² = {esc(gammas)} (half the median squared
-distance between real embeddings unless set). Intervals: 95% bootstrap percentile intervals
-({results['bootstrap']} resamples of both the generated and the real clips, recentred on the full-sample value;
-KID's resamples never pair a clip with its own copy). They cover the sampling noise of this evaluation, not the
-variation between training runs. "Distance from real" states the primary metric against the floor: FAD/KID as
-a multiple of the floor, IS as a fraction of real. Real clips are passed through the same vocoder as
-generated ones ({esc(vocoder.get('description', 'Griffin-Lim'))}) before the CREPE embedding. Classifier held-out accuracy: {esc(accuracy)}.</p>
-<p><b>Served model</b> (the cheapest model of any family within {results['served']['tolerance']:.0%} of the best on
-<code>{esc(primary)}</code>): <b>{esc(results['served']['model'])}</b> — {esc(results['served']['reason'])}</p>
-<h2>Leaderboard</h2><table><tr><th>model</th><th>family</th><th>network evaluations per clip</th><th>status</th><th>distance from real ({esc(primary)})</th>{head}<th>RTF</th></tr>{''.join(body)}</table>
-<p>Every family on the same ruler: the same real clips, sample count, seed, classifier, metrics and intervals.
-Network evaluations: DDIM steps for the diffusion models, 1 for a GAN. RTF: seconds of compute (the network,
-then the vocoder for mel models; WaveGAN makes audio directly) per second of audio on {esc(results['device'])};
-below 1 is faster than real time.</p>
-<h2>Quality vs sampling steps</h2>{_img(plot)}
-{f"<h2>Quality vs compute</h2>{_img(compute_plot)}" if compute_plot is not None and compute_plot.is_file() else ""}
-{vocoder_section(vocoder)}
-<h2>Samples</h2><h3>real clips</h3>{_img(real_grid, photo=True) if real_grid.is_file() else ''}<div>{real_players}</div>
-{''.join(sections)}
-</body></html>"""
+    text = _environment().get_template("report.html.j2").render(
+        results=results, rows=[_Lenient(r) for r in rows], floor=floor, names=list(floor), primary=results["primary_metric"],
+        sizes=results.get("matched_sizes", {"generated": results["samples"], "real": results["real_clips"]}),
+        gammas=", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed",
+        accuracy=", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items()),
+        vocoder=_Lenient(results.get("vocoder", {})), plot=plot,
+        compute_plot=compute_plot if compute_plot is not None and compute_plot.is_file() else None,
+        real_grid=real_grid if real_grid.is_file() else None, real_audio=sorted(sample_dir.glob("real-*.wav")),
+        sections=sections, nan=float("nan"))
     path.write_text(text)
     return path
+
+
+class _Lenient(dict):
+    """A row or section whose missing keys read as None in the template (optional fields), while a
+    typo in the template itself still fails (StrictUndefined)."""
+
+    def __getattr__(self, key: str) -> Any:
+        return self.get(key)
