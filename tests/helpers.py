@@ -31,7 +31,7 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
     params["eval"].update({"teacher_steps": [], "samples": 6, "bootstrap": 10, "classifier_steps": 10, "kid_subsets": 2,
                            "crepe_hop_seconds": 0.25, "griffinlim_iters": 2, "rtf_clips": 1, "report_audio": 1})
     # a 12-step model is noise: the quality floor would (rightly) keep it from ever becoming champion,
-    # and these runs test the plumbing around promotion, not quality (tests/test_promotion.py does)
+    # and these runs test the plumbing around promotion, not quality (tests/registry/test_promotion.py does)
     params["registry"].update({"max_floor_ratio": 1e9})
     for name, values in sections.items():
         params[name].update(values)

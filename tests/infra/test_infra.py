@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POOLS = {p.stem: json.loads(p.read_text()) for p in (REPO / "infra" / "work-pools").glob("*.json")}
 POOL_NAMES = {"melforge-process": "process", "melforge-gpu": "process-gpu", "melforge-gpu-docker": "docker-gpu",
               "melforge-gpu-k8s": "kubernetes-gpu"}
