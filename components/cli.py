@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from components.config import ConfigError, PROFILES
+from components.config import ConfigError
+from components.profiles import PROFILES
 from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
 from components.runtime import exit_now
 from components.settings import (NoProject, ProjectPaths, apply_runtime_defaults, apply_tool_defaults, existing_project_root,

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.datasets import BUILTIN_NAMES
+from components.profiles import PROFILES
 from components.stage_names import STAGE_NAMES
 from components.storage import atomic_write_bytes
 from components.validate.checks import CHECKS
@@ -453,7 +454,7 @@ class OrchestrationConfig(Section):
 class MelforgeConfig(Section):
     """The whole of params.yaml."""
 
-    profile: Literal["demo", "cpu", "digits", "full", "custom"] = "demo"
+    profile: str = Field(default="demo", description="the profile this file started from (components/profiles.py), or custom")
     seed: int = 0
     experiment: str = Field(default="melforge", min_length=1, description="MLflow experiment name")
     data: DataConfig = DataConfig()
@@ -470,6 +471,13 @@ class MelforgeConfig(Section):
     orchestration: OrchestrationConfig = OrchestrationConfig()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in (*PROFILES, "custom"):
+            raise ValueError(f"unknown profile {value!r}; allowed: {', '.join([*PROFILES, 'custom'])}")
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "MelforgeConfig":
@@ -530,68 +538,7 @@ def gan_problems(cfg: MelforgeConfig) -> list[str]:
 
 # Profiles are overlays on the schema defaults. demo: a generator in minutes on a laptop CPU.
 # cpu: what the recipe reaches without a GPU in about an hour. full: the reference paper's scale (GPU).
-PROFILES: dict[str, dict[str, Any]] = {
-    # the schema's defaults are the demo profile (a test keeps the two, and params.yaml, equal)
-    "demo": {"profile": "demo"},
-    "cpu": {
-        "profile": "cpu",
-        "data": {"nsynth_mini": {"programs": [0, 24, 40, 56, 73], "pitches": list(range(48, 73, 2)),
-                                  "velocities": [64, 100, 127]}},
-        "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
-        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
-        "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
-                  "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
-        "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
-        # trained and scored beside Griffin-Lim, but not served: after 6,000 steps (15 CPU minutes) it has a
-        # 37% lower log-mel L1 and is 5-10x faster, yet 5.7 dB worse spectral convergence (docs/benchmarks.md)
-        "vocoder": {"kind": "griffinlim", "steps": 6000, "lr": 2e-3, "checkpoint_every": 500, "sample_every": 750,
-                    "eval_clips": 32},
-        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
-    },
-    # the family comparison of issue 14 on CPU: every family on SC09-like spoken digits (1 s clips), the
-    # diffusion teacher and students beside WaveGAN and SpecGAN, each trained for up to an hour on 2 cores
-    "digits": {
-        "profile": "digits",
-        "data": {"sources": ["builtin:digits"]},
-        "audio": {"clip_seconds": 1.0},
-        "mel": {"n_mels": 64, "hop_length": 128, "frames": 128, "n_fft": 1024},
-        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
-        "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
-                  "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
-        "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
-        "vocoder": {"kind": "griffinlim", "steps": 0},
-        # sized to about 55 minutes each on 2 cores: WaveGAN 0.80 s and SpecGAN 0.52 s per generator step
-        # (with its 5 critic updates) at batch 32 (docs/benchmarks.md)
-        "gan": {"wavegan": {"steps": 4200, "dim": 8, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000},
-                "specgan": {"steps": 6500, "dim": 16, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000}},
-        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
-    },
-    "full": {
-        "profile": "full",
-        "data": {"nsynth_mini": {"programs": list(range(0, 128, 4)), "pitches": list(range(36, 85, 2)),
-                                  "velocities": [50, 75, 100, 127]}},
-        "mel": {"n_mels": 128, "hop_length": 160, "frames": 384, "layout": "snake"},
-        # the stem must be at least as wide as the snake layout's 3 x 128 = 384 input channels
-        "model": {"base_channels": 384, "channel_mults": [1, 1, 1, 1], "blocks_per_level": 2, "attention_levels": [2, 3],
-                  "attention_heads": 8, "groups": 32},
-        "train": {"steps": 200000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 2000, "ema_decay": 0.999,
-                  "checkpoint_every": 5000, "sample_every": 10000, "compile": True, "loss_weighting": "snr+1"},
-        "distill": {"teacher_steps": 1024, "final_steps": 1, "updates_per_stage": 20000, "batch_size": 64, "lr": 5e-5},
-        # Vocos' own scale, with its discriminators after a reconstruction-only warm start (not measured here:
-        # no GPU; at this scale Vocos reports far better quality than Griffin-Lim)
-        "vocoder": {"kind": "learned", "dim": 512, "intermediate": 1536, "layers": 8, "steps": 500000, "batch_size": 16,
-                    "segment_frames": 64, "lr": 5e-4, "warmup_steps": 1000, "ema_decay": 0.999, "adversarial": True,
-                    "adversarial_start": 20000, "checkpoint_every": 5000, "sample_every": 20000, "eval_clips": 64},
-        # the papers' sizes (d = 64; Adam 1e-4, beta (0.5, 0.9), 5 critic updates, lambda 10). 4 s clips need
-        # 16 x 4^6 = 65536 samples (WaveGAN's longer-slice variant) and 5 SpecGAN layers reach 128 x 384
-        "gan": {"wavegan": {"steps": 100000, "dim": 64, "layers": 6, "batch_size": 64, "checkpoint_every": 5000,
-                            "sample_every": 10000},
-                "specgan": {"steps": 100000, "dim": 64, "layers": 5, "batch_size": 64, "checkpoint_every": 5000,
-                            "sample_every": 10000}},
-        "eval": {"samples": 1024, "bootstrap": 200, "classifier_steps": 3000, "crepe_model": "full",
-                 "crepe_hop_seconds": 0.05, "griffinlim_iters": 32, "teacher_steps": [1024, 256, 64, 16, 4, 1]},
-    },
-}
+
 
 
 def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import (ConfigError, PROFILES, apply_overrides, load_config, parse_override,
+from components.config import (ConfigError, apply_overrides, load_config, parse_override,
                                profile_params, resolve_params, validate_params)
+from components.profiles import PROFILES
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
