@@ -32,12 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 DIRECT = """
 from components.config import load_config
 from components.settings import apply_runtime_defaults
-from components.stages import pipeline_order, run_stage
+from components.stages import pipeline_order, run_stage, stage_options
 paths = apply_runtime_defaults()
 cfg = load_config(paths.params)
 for stage in pipeline_order(cfg):
-    name, _, student = stage.partition("@")
-    run_stage(name, cfg, paths, **({"student": student} if student else {}))
+    name, options = stage_options(stage)
+    run_stage(name, cfg, paths, **options)
 """
 
 

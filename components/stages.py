@@ -157,6 +157,13 @@ def model_stages(cfg: MelforgeConfig) -> list[str]:
             or (s.startswith("gan@") and s.partition("@")[2] in cfg.gan.enabled)]
 
 
+def stage_options(stage: str) -> tuple[str, dict[str, str]]:
+    """A DVC stage name as the entry point's name and options: ``distill@student-8`` ->
+    ("distill", {"student": "student-8"}), ``gan@wavegan`` -> ("gan", {"family": "wavegan"})."""
+    name, _, item = stage.partition("@")
+    return name, ({("family" if name == "gan" else "student"): item} if item else {})
+
+
 def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; allowed: {', '.join(STAGES)}")

@@ -91,8 +91,9 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
     Components write their outputs into a temp folder swapped in on success, so a failed stage
     leaves the previous outputs (and dvc.lock) as they were; DVC only commits after success.
     """
-    name, _, item = stage.partition("@")
-    options = {("family" if name == "gan" else "student"): item} if item else {}
+    from components.stages import stage_options
+
+    name, options = stage_options(stage)
     try:
         if name in TRAINING_STAGES:
             from components.stage_process import run_in_child

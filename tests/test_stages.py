@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,15 @@ def test_warn_only_accepts_exactly_the_suite_s_checks():
     cfg = load_config(ROOT / "params.yaml")
     built = {c.name.split(":")[0] for c in build_checks(cfg, ["label_digit"], {"digit": ["0", "1"]})}
     assert built == set(CHECKS)
+
+
+def test_a_dvc_stage_name_maps_to_its_entry_point_and_options():
+    from components.stages import STAGES, stage_options
+
+    assert stage_options("train") == ("train", {})
+    assert stage_options("distill@student-8") == ("distill", {"student": "student-8"})
+    assert stage_options("gan@wavegan") == ("gan", {"family": "wavegan"})
+    cfg = load_config(ROOT / "params.yaml")
+    for stage in pipeline_order(cfg):  # every option is one its entry point takes
+        name, options = stage_options(stage)
+        assert set(options) <= set(inspect.signature(STAGES[name]).parameters), stage
