@@ -41,15 +41,23 @@ def exit_with_parent() -> Callable[[], None] | None:
     return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def initialize_mlflow_tables(db: Path) -> bool:
-    """Create every MLflow table in the new SQLite file ``db`` as MLflow's own store does on first
-    open. False (nothing done) when this MLflow no longer has that step: the store then creates
-    itself, as usual, only slower."""
+def mlflow_has_table_step() -> bool:
+    """Whether this MLflow still has the first-open step :func:`initialize_mlflow_tables` runs;
+    without it no template is made and the store creates itself, as usual, only slower."""
     try:
-        from mlflow.store.db.utils import _initialize_tables
+        from mlflow.store.db import utils
     except ImportError:
         return False
+    return hasattr(utils, "_initialize_tables")
+
+
+def initialize_mlflow_tables(db: Path) -> bool:
+    """Create every MLflow table in the new SQLite file ``db`` as MLflow's own store does on first
+    open. False (nothing done) when this MLflow no longer has that step."""
+    if not mlflow_has_table_step():
+        return False
     import sqlalchemy
+    from mlflow.store.db.utils import _initialize_tables
 
     engine = sqlalchemy.create_engine(f"sqlite:///{db}")
     try:

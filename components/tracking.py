@@ -91,10 +91,10 @@ def _create_local_store(uri: str) -> None:
     import mlflow
 
     from components.db_template import create_database, sqlite_file
-    from components.runtime import initialize_mlflow_tables
+    from components.runtime import initialize_mlflow_tables, mlflow_has_table_step
 
     db = sqlite_file(uri)
-    if db is None:
+    if db is None or not mlflow_has_table_step():  # no step to run: MLflow creates the store itself
         return
     create_database(db, f"mlflow-{mlflow.__version__}", lambda: initialize_mlflow_tables(db))
 
