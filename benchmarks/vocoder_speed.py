@@ -95,7 +95,7 @@ def main() -> None:
     spec = MelSpec.from_config(cfg)
     manifest = read_manifest(paths.clips)
     clips = open_clips(paths.clips)
-    _, held = split_clips(list(manifest["clip_id"]), cfg.eval.holdout_fraction)
+    _, held = split_clips(list(manifest["clip_id"]), MelStore(paths.mels))
     held = held[: args.clips]
     audio = np.stack([np.asarray(clips.row(s, int(r)), np.float32) for s, r in zip(manifest["shard"].iloc[held],
                                                                                    manifest["row"].iloc[held])])

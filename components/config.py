@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.datasets import BUILTIN_NAMES
+from components.evaluate.metric_table import primary_pattern
 from components.profiles import PROFILES
 from components.stage_names import STAGE_NAMES
 from components.storage import atomic_write_bytes
@@ -35,7 +36,7 @@ class NsynthMiniConfig(Section):
 
     programs: list[int] = Field(default=[0, 24, 40, 56, 73], description="GM programs 0-127")
     pitches: list[int] = Field(default=[48, 55, 60, 67, 72], description="MIDI pitches 0-127")
-    velocities: list[int] = Field(default=[64, 100, 127], description="MIDI velocities 1-127")
+    velocities: list[int] = Field(default=[48, 64, 80, 100, 112, 127], description="MIDI velocities 1-127")
     note_seconds: float = Field(default=3.0, gt=0, description="how long the key is held")
     seconds: float = Field(default=4.0, gt=0, description="clip length incl. release")
     sample_rate: int = Field(default=16000, ge=4000, le=96000)
@@ -266,7 +267,11 @@ class EvalConfig(Section):
     CREPE embedding, how many samples each model draws and how the intervals are estimated."""
 
     labels: list[str] = Field(default=[], description="label columns to classify; [] = every label with 2..512 classes")
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    fraction: float = Field(default=0.3, gt=0, lt=1,
+                            description="share of each label cell held out as the evaluation set (features stage): nothing trains on it")
+    min_clips_per_cell: int = Field(default=2, ge=1,
+                                    description="evaluation clips per label cell at least, where the cell keeps as many for training")
+    split_labels: list[str] = Field(default=[], description="label columns whose combinations are the split's cells; [] = every label with 2..512 values, dropping the fewest-valued while most cells hold one clip")
     classifier_steps: int = Field(default=300, ge=1)
     classifier_batch_size: int = Field(default=32, ge=2)
     classifier_lr: float = Field(default=1e-3, gt=0)
@@ -282,6 +287,11 @@ class EvalConfig(Section):
     crepe_model: Literal["tiny", "full"] = "tiny"
     crepe_hop_seconds: float = Field(default=0.1, gt=0)
     griffinlim_iters: int = Field(default=16, ge=1, description="Griffin-Lim iterations for evaluated audio")
+    floor_subsets: int = Field(default=5, ge=2, le=100, description="random stratified sets of n training clips the floor is averaged over")
+    nearest_k: int = Field(default=5, ge=1, description="k of the k-NN balls of precision, recall, density and coverage")
+    memorised_flag: float = Field(default=0.25, gt=0, le=1, description="flag a model when more than this share of its clips is nearer a training clip than 95% of evaluation clips are (5% for a model that generalises)")
+    controls: Literal["enforce", "report", "off"] = Field(
+        default="enforce", description="score the controls (replayed training clips, per-cell mean mels, noise): enforce = fail the stage when the ruler cannot rank them; report = only record it")
     rtf_clips: int = Field(default=4, ge=1, description="clips per real-time-factor measurement")
     report_audio: int = Field(default=2, ge=0, description="audio players per model in the HTML report")
 
@@ -398,7 +408,7 @@ class GANConfig(Section):
 GAN_FAMILIES = ("wavegan", "specgan")
 
 
-METRIC_PATTERN = r"^(fad|kid_cubic|kid_imq)_(classifier|crepe)$|^is_[A-Za-z0-9_]+$"
+METRIC_PATTERN = primary_pattern()
 
 
 class RegistryConfig(Section):
@@ -407,7 +417,7 @@ class RegistryConfig(Section):
     model_name: str = Field(default="melforge-mel-diffusion", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     enabled: bool = Field(default=True, description="register and gate the models after evaluation (melforge run)")
     primary_metric: str = Field(default="fad_classifier", pattern=METRIC_PATTERN,
-                                description="fad_/kid_cubic_/kid_imq_ + classifier|crepe (lower is better) or is_<label> (higher)")
+                                description="fad_/fadinf_/kid_cubic_/kid_imq_ + classifier|crepe (lower is better) or is_<label> (higher)")
     min_improvement: float = Field(default=0.05, ge=0, lt=1,
                                    description="relative improvement over the champion needed for promotion")
     require_disjoint_intervals: bool = Field(default=True,
@@ -418,6 +428,10 @@ class RegistryConfig(Section):
                                    description="quality floor: a FAD/KID primary metric must be <= this x the real-vs-real floor to become champion")
     min_real_ratio: float = Field(default=0.5, gt=0, le=1,
                                   description="quality floor: an is_* primary metric must be >= this fraction of the real clips' IS")
+    diversity_metric: Literal["recall", "coverage"] = Field(
+        default="coverage", description="the diversity measure (classifier embedding) a champion needs a share of the floor's of")
+    min_diversity_ratio: float = Field(default=0.5, ge=0, le=1,
+                                       description="quality floor: the diversity measure must be >= this fraction of the floor's")
 
 
 class OrchestrationConfig(Section):

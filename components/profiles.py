@@ -12,7 +12,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {
         "profile": "cpu",
         "data": {"nsynth_mini": {"programs": [0, 24, 40, 56, 73], "pitches": list(range(48, 73, 2)),
-                                  "velocities": [64, 100, 127]}},
+                                  "velocities": [48, 64, 80, 100, 112, 127]}},
         "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
         "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
@@ -22,7 +22,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         # 37% lower log-mel L1 and is 5-10x faster, yet 5.7 dB worse spectral convergence (docs/benchmarks.md)
         "vocoder": {"kind": "griffinlim", "steps": 6000, "lr": 2e-3, "checkpoint_every": 500, "sample_every": 750,
                     "eval_clips": 32},
-        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
+        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4],
+                 "split_labels": ["pitch", "program"]},
     },
     # the family comparison of issue 14 on CPU: every family on SC09-like spoken digits (1 s clips), the
     # diffusion teacher and students beside WaveGAN and SpecGAN, each trained for up to an hour on 2 cores
@@ -65,6 +66,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                 "specgan": {"steps": 100000, "dim": 64, "layers": 5, "batch_size": 64, "checkpoint_every": 5000,
                             "sample_every": 10000}},
         "eval": {"samples": 1024, "bootstrap": 200, "classifier_steps": 3000, "crepe_model": "full",
+                 "split_labels": ["pitch", "program"],
                  "crepe_hop_seconds": 0.05, "griffinlim_iters": 32, "teacher_steps": [1024, 256, 64, 16, 4, 1]},
     },
 }

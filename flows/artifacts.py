@@ -9,6 +9,8 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from components.evaluate.metric_table import metric_info
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, str) and value.startswith(("http://", "https://")):
@@ -55,18 +57,21 @@ def _interval(m: dict[str, float] | None) -> str:
 def evaluation_markdown(results: dict[str, Any], *, report_uri: str, local_report: Path) -> str:
     """Steps-vs-quality table (primary metric with its 95% interval, IS, RTF), the floor, the served model."""
     primary = results["primary_metric"]
-    extra = [m for m in results["real_vs_real"] if m.startswith("is_")][:1] + \
-        [m for m in ("fad_crepe",) if m in results["real_vs_real"]]
+    floor = results["floor"]
+    extra = [m for m in ("fadinf_classifier",) if m in floor] + \
+        [m for m in floor if metric_info(m).prefix == "is"][:1] + \
+        [m for m in ("coverage_classifier", "fad_crepe") if m in floor] + ["memorised"]
     cols = [primary, *[m for m in extra if m != primary]]
     lines = ["## melforge evaluation", "",
-             f"{results['samples']} generated clips per model vs {results['real_clips']} real clips; "
-             "95% bootstrap intervals.", "",
+             f"{results['matched_sizes']['generated']} generated clips per model vs the "
+             f"{results['matched_sizes']['real']} clips of the evaluation set (never trained on); the floor is as many "
+             "training clips; 95% intervals. Controls (replayed training clips, per-cell mean mels, noise) must be refused.", "",
              "| model | steps | status | " + " | ".join(cols) + " | RTF |", "|---|---|---|" + "---|" * (len(cols) + 1)]
     for r in results["models"]:
         star = " ★" if r["name"] == results["served"]["model"] else ""
         lines.append(f"| {r['name']}{star} | {r['steps']} | {r['status']} | "
                      + " | ".join(_interval(r["metrics"].get(c)) for c in cols) + f" | {_fmt(r.get('rtf', '—'))} |")
-    lines.append("| real vs real (floor) | | | " + " | ".join(_interval(results["real_vs_real"].get(c)) for c in cols) + " | |")
+    lines.append("| floor (training clips vs evaluation set) | | | " + " | ".join(_interval(floor.get(c)) for c in cols) + " | |")
     lines += ["", f"**Served:** {results['served']['model']} — {results['served']['reason']}", "",
               f"HTML report: `{local_report}`" + (f" · [MLflow run artifacts]({report_uri}) (evaluate/report.html)" if report_uri else "")]
     return "\n".join(lines)

@@ -10,11 +10,12 @@ import soundfile as sf
 
 from components.config import MelforgeConfig, apply_overrides, profile_params, validate_params
 
-TINY_NSYNTH = {"programs": [0, 40], "pitches": [60, 67], "velocities": [100], "seconds": 1.0, "note_seconds": 0.75}
+TINY_NSYNTH = {"programs": [0, 40], "pitches": [60, 67], "velocities": [100, 127], "seconds": 1.0, "note_seconds": 0.75}
 
 
 def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
-    """Demo-profile params shrunk to seconds of work (4 one-second notes); sections merge over it."""
+    """Demo-profile params shrunk to seconds of work (8 one-second notes: 4 training clips, 4 in the
+    evaluation set); sections merge over it."""
     params = profile_params("demo")
     params["data"]["nsynth_mini"].update(TINY_NSYNTH)
     params["audio"]["clip_seconds"] = 1.0
@@ -29,10 +30,13 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
                               "stft_resolutions": [[128, 32], [256, 64]]})
     params["distill"].update({"teacher_steps": 4, "final_steps": 1, "updates_per_stage": 4, "batch_size": 4})
     params["eval"].update({"teacher_steps": [], "samples": 6, "bootstrap": 10, "classifier_steps": 10, "kid_subsets": 2,
-                           "crepe_hop_seconds": 0.25, "griffinlim_iters": 2, "rtf_clips": 1, "report_audio": 1})
+                           "crepe_hop_seconds": 0.25, "griffinlim_iters": 2, "rtf_clips": 1, "report_audio": 1,
+                           "controls": "report"})
     # a 12-step model is noise: the quality floor would (rightly) keep it from ever becoming champion,
-    # and these runs test the plumbing around promotion, not quality (tests/registry/test_promotion.py does)
-    params["registry"].update({"max_floor_ratio": 1e9})
+    # and these runs test the plumbing around promotion, not quality (tests/registry/test_promotion.py
+    # and tests/evaluate/test_controls.py do); at n = 4 the controls cannot be told apart either
+    params["registry"].update({"max_floor_ratio": 1e9, "min_diversity_ratio": 0.0})
+    params["eval"]["memorised_flag"] = 1.0
     for name, values in sections.items():
         params[name].update(values)
     return params

@@ -3,23 +3,18 @@
 A small 1D CNN over normalised mels with one softmax head per label column (e.g. pitch and
 instrument family): its penultimate layer gives embeddings for FAD/KID, its heads give the class
 probabilities for the Inception Score (the reference paper's PIS/IIS/PKID/IKID idea, with no
-download). The held-out split is a pure function of each clip id, so it never moves between runs.
+download). It trains on the training clips only and reports its accuracy on the evaluation set
+(the features stage's split), so the clips models are judged against are unseen by it too.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-
-def holdout_mask(clip_ids: list[str], fraction: float) -> np.ndarray:
-    """True for held-out clips: hash(clip id) < fraction — stable across runs and data growth."""
-    return np.array([int(hashlib.sha1(c.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction for c in clip_ids])
 
 
 def label_vocabularies(labels: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -70,17 +65,16 @@ class TrainedClassifier:
         return np.concatenate(embeddings), {k: np.concatenate(v) for k, v in probs.items()}
 
 
-def train_classifier(examples: np.ndarray, labels: dict[str, list[str]], clip_ids: list[str], *,
-                     holdout_fraction: float, steps: int, batch_size: int, lr: float, embedding_dim: int,
+def train_classifier(examples: np.ndarray, labels: dict[str, list[str]], train_rows: np.ndarray,
+                     test_rows: np.ndarray, *, steps: int, batch_size: int, lr: float, embedding_dim: int,
                      seed: int = 0) -> TrainedClassifier:
-    """Train on the non-held-out clips; report accuracy per label on the held-out ones."""
+    """Train on ``train_rows``; report accuracy per label on ``test_rows`` (the evaluation set)."""
     vocab = label_vocabularies(labels)
     targets = {name: np.array([vocab[name].index(v) for v in values]) for name, values in labels.items()}
-    held = holdout_mask(clip_ids, holdout_fraction)
-    if held.all() or not held.any():  # tiny sets: keep at least one example on each side
-        held = np.zeros(len(clip_ids), bool)
-        held[:: max(2, int(round(1 / holdout_fraction)))] = True
-    train_idx, test_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    train_idx, test_idx = np.asarray(train_rows), np.asarray(test_rows)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise ValueError(f"the evaluation classifier needs training and evaluation clips, got {len(train_idx)} "
+                         f"and {len(test_idx)}; see eval.fraction")
     torch.manual_seed(seed)
     in_channels = int(np.prod(examples.shape[1:-1]))
     model = MelClassifier(in_channels, {k: len(v) for k, v in vocab.items()}, embedding_dim)

@@ -166,3 +166,75 @@ def bootstrap(metric: Callable[..., float], *sets: np.ndarray, resamples: int = 
     shift = median - value
     return MetricValue(value=value, low=float(low - shift), high=float(high - shift), n_a=len(sets[0]),
                        n_b=len(sets[1]) if len(sets) > 1 else 0)
+
+
+def fad_infinity(a: np.ndarray, b: np.ndarray, *, sizes: int = 8, min_size: int | None = None, draws: int = 2,
+                 seed: int = 0) -> tuple[float, float]:
+    """FD∞ (Gui et al. 2024): FD between ``n`` rows of ``a`` and all of ``b`` is close to linear in 1/n,
+    FD(n) = FD∞ + c / n; fit that line over ``sizes`` values of n from ``min_size`` to len(a) (each
+    the mean of ``draws`` random subsets) and return (intercept, its standard error). The intercept
+    is the distance freed of the small-sample bias that FD at one n carries."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    top = len(a)
+    low = max(2, min_size if min_size is not None else top // 2)
+    if top - low < 2:
+        raise ValueError(f"FD∞ needs a range of set sizes; got {top} rows (min {low})")
+    ns = np.unique(np.linspace(low, top, sizes).round().astype(int))
+    rng = np.random.default_rng(seed)
+    y = np.array([np.mean([frechet_distance(a[rng.choice(top, n, replace=False)], b) for _ in range(draws if n < top else 1)])
+                  for n in ns])
+    x = 1.0 / ns
+    design = np.stack([np.ones_like(x), x], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ coef
+    dof = max(1, len(ns) - 2)
+    cov = (residual @ residual / dof) * np.linalg.inv(design.T @ design)
+    return float(coef[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
+
+
+def _kth_neighbour_radius(x: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row to its k-th nearest other row."""
+    d = np.sqrt(kernel_sq_distances(x, x))
+    np.fill_diagonal(d, np.inf)
+    k = min(k, len(x) - 1)
+    return np.partition(d, k - 1, axis=1)[:, k - 1]
+
+
+def prdc_indicators(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, np.ndarray]:
+    """Per clip, what precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et
+    al. 2020) average, with k-nearest-neighbour balls: a clip is inside a set's manifold when it lies
+    within the k-NN radius of one of that set's clips.
+
+    precision: per fake clip, inside the real manifold; recall: per real clip, inside the fake
+    manifold; density: per fake clip, the number of real balls holding it / k; coverage: per real
+    clip, whether its ball holds a fake clip. Copies of one clip have radius 0, so a blur of class
+    means, repeated, has little recall."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if len(real) < 2 or len(fake) < 2:
+        raise ValueError(f"precision/recall need >= 2 clips per set, got {len(real)} and {len(fake)}")
+    real_r, fake_r = _kth_neighbour_radius(real, k), _kth_neighbour_radius(fake, k)
+    d = np.sqrt(kernel_sq_distances(real, fake))  # (real, fake)
+    inside_real = d <= real_r[:, None]
+    return {"precision": inside_real.any(0), "recall": (d <= fake_r[None, :]).any(1),
+            "density": inside_real.sum(0) / min(k, len(real) - 1), "coverage": d.min(1) <= real_r}
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
+    """Precision, recall, density and coverage: the means of :func:`prdc_indicators`."""
+    return {name: float(np.mean(v)) for name, v in prdc_indicators(real, fake, k).items()}
+
+
+def nearest_distances(x: np.ndarray, pool: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
+    """Euclidean distance from each row of ``x`` to its nearest row of ``pool``."""
+    d = kernel_sq_distances(np.asarray(x, np.float64), np.asarray(pool, np.float64))
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    return np.sqrt(d.min(1))
+
+
+def memorised_share(generated_nn: np.ndarray, eval_nn: np.ndarray, percentile: float = 5.0) -> float:
+    """Share of generated clips nearer to a training clip than ``percentile``% of evaluation clips are
+    (distances from :func:`nearest_distances`). About percentile/100 for a model that generalises
+    as real unseen clips do; near 1 for one that replays its training clips."""
+    threshold = np.percentile(np.asarray(eval_nn, np.float64), percentile)
+    return float((np.asarray(generated_nn) < threshold).mean())

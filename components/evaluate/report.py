@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
-from components.evaluate.quality import lower_is_better
+from components.evaluate.metric_table import METRICS, lower_is_better, metric_info
 
 
 def _fmt(m: dict[str, float] | None) -> str:
@@ -24,10 +24,16 @@ def _fmt(m: dict[str, float] | None) -> str:
 
 def plot_metrics(metric_names: list[str]) -> list[str]:
     """The metrics worth a panel: classifier FAD / KID (IMQ), the first IS, CREPE FAD when present."""
-    picks = [m for m in ("fad_classifier", "kid_imq_classifier") if m in metric_names]
-    picks += [m for m in metric_names if m.startswith("is_")][:1]
+    picks = [m for m in ("fad_classifier", "fadinf_classifier", "coverage_classifier") if m in metric_names]
+    picks += [m for m in metric_names if metric_info(m).prefix == "is"][:1]
     picks += [m for m in ("fad_crepe",) if m in metric_names]
     return picks
+
+
+def ordered_metrics(names) -> list[str]:
+    """Metric names in the metric table's order (distances, IS, fidelity/diversity, memorisation, signal)."""
+    rank = {m.prefix: i for i, m in enumerate(METRICS)}
+    return sorted(set(names), key=lambda n: (rank[metric_info(n).prefix], n))
 
 
 GAN_MARKERS = {"wavegan": "^", "specgan": "v"}
@@ -40,7 +46,7 @@ def _yerr(m: dict[str, float]) -> list[list[float]]:
 
 
 def _finish_panel(ax, name: str, floor: dict[str, dict[str, float]], xlabel: str) -> None:
-    ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="real vs real")
+    ax.axhline(floor[name]["value"], color="grey", ls="--", lw=1, label="floor (training clips)")
     ax.set_xlabel(xlabel)
     ax.set_title(f"{name} ({'lower' if lower_is_better(name) else 'higher'} is better)", fontsize=9)
     ax.grid(alpha=0.3)
@@ -168,7 +174,7 @@ def vocoder_section(vocoder: dict[str, Any]) -> str:
 def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: Path, compute_plot: Path | None = None) -> Path:
     """The report: summary, the leaderboard across families with intervals, the steps and compute
     plots, per-model grids and audio."""
-    rows, floor = results["models"], results["real_vs_real"]
+    rows, floor = results["models"], results["floor"]
     sections = []
     for r in rows:
         grid = sample_dir / f"{r['name']}.png"
@@ -177,8 +183,11 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
                              "how": "one network evaluation (GAN)" if r.get("kind") == "gan" else f"{r['steps']} steps"})
     real_grid = sample_dir / "real.png"
     text = _environment().get_template("report.html.j2").render(
-        results=results, rows=[_Lenient(r) for r in rows], floor=floor, names=list(floor), primary=results["primary_metric"],
-        sizes=results.get("matched_sizes", {"generated": results["samples"], "real": results["real_clips"]}),
+        results=results, rows=[_Lenient(r) for r in rows], floor=floor, primary=results["primary_metric"],
+        names=ordered_metrics([n for r in rows for n in r["metrics"]] + list(floor)),
+        signal=[{"name": n, "label": metric_info(n).label, "range": rng, "floor": floor.get(n)}
+                for n, rng in results.get("signal_range", {}).items()],
+        sizes=results["matched_sizes"], split=results["split"],
         gammas=", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed",
         accuracy=", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items()),
         vocoder=_Lenient(results.get("vocoder", {})), plot=plot,

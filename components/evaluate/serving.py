@@ -5,27 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.evaluate.quality import lower_is_better, within
+from components.evaluate.metric_table import lower_is_better
+from components.evaluate.quality import within
 
 
 def servable_rows(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """Rows that are a registered model at its own sampling cost: the teacher at its full step count,
-    every student, every GAN; only successful evaluations that have ``metric``."""
-    ok = [r for r in rows if r["status"] == "ok" and metric in r["metrics"]]
+    every student, every GAN (never a control); only successful evaluations that have ``metric``."""
+    ok = [r for r in rows if r["status"] == "ok" and metric in r["metrics"] and r["kind"] != "control"]
     teachers = [r for r in ok if r["kind"] == "teacher"]
     full = max((r["steps"] for r in teachers), default=None)
     return [r for r in ok if r["kind"] != "teacher" or r["steps"] == full]
 
 
-def serving_cost(row: dict[str, Any], measured: bool) -> float:
-    """Seconds of compute per second of audio when every candidate was timed, else network evaluations per clip."""
-    return float(row["rtf"]) if measured else float(row.get("network_evaluations", row["steps"]))
+def serving_cost(row: dict[str, Any]) -> float:
+    """Network evaluations per clip: deterministic, unlike a wall-clock time on a shared machine (a
+    loaded machine once timed an 8-step student 15x slower than a 4-step one)."""
+    return float(row.get("network_evaluations", row["steps"]))
 
 
 def choose_served(rows: list[dict[str, Any]], metric: str, tolerance: float) -> dict[str, Any]:
     """The cheapest servable model, whatever its family (diffusion teacher, student, GAN), whose
-    ``metric`` is within ``tolerance`` (relative) of the best servable model's. Cheapest: lowest real-time
-    factor when every candidate has one, else fewest network evaluations per clip."""
+    ``metric`` is within ``tolerance`` (relative) of the best servable model's. Cheapest: fewest
+    network evaluations per clip, then the lower real-time factor (reported beside it)."""
     candidates = servable_rows(rows, metric)
     if not candidates:
         raise ValueError(f"no successful evaluation with metric {metric!r}; cannot choose a model to serve")
@@ -33,10 +35,10 @@ def choose_served(rows: list[dict[str, Any]], metric: str, tolerance: float) -> 
     best = (min if lower_is_better(metric) else max)(candidates, key=lambda r: value[id(r)])
     b = value[id(best)]
     close = [r for r in candidates if within(value[id(r)], b, tolerance, metric)]
-    measured = all("rtf" in r for r in close)
-    chosen = min(close, key=lambda r: (serving_cost(r, measured), r["steps"], r is not best))
+    chosen = min(close, key=lambda r: (serving_cost(r), r.get("rtf", float("inf")), r is not best))
     v = value[id(chosen)]
-    cost = f"RTF {chosen['rtf']:.3g}" if measured else f"{serving_cost(chosen, False):g} network evaluations per clip"
+    cost = f"{serving_cost(chosen):g} network evaluations per clip" + \
+        (f", RTF {chosen['rtf']:.3g}" if "rtf" in chosen else "")
     name = chosen["model"] if "model" in chosen else chosen["name"].split("@")[0]
     reason = (f"{chosen['name']} is the best on {metric} ({v:.4g})" if chosen is best else
               f"{chosen['name']} has {metric} {v:.4g} vs the best's {b:.4g} ({best['name']}): within {tolerance:.0%}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ import numpy as np
 import pandas as pd
 
 from components.config import MelforgeConfig
-from components.evaluate.quality import verdict
+from components.evaluate.controls import CONTROL, CONTROLS, control_failures, control_mels
+from components.evaluate.quality import GateSettings, verdict
 from components.evaluate.reference import Reference
 from components.evaluate.report import plot_quality_vs_compute, plot_steps_vs_quality, write_html
 from components.features.mel import MelSpec
 from components.features.plots import save_mel_grid
+from components.features.split import EVAL, TRAIN
 from components.features.store import MelStore
 from components.gan import DIFFUSION
 from components.generation import Generator, load_generator
@@ -31,7 +34,7 @@ from components.models.io import MODEL_FILE
 from components.progress import progress_bar
 from components.evaluate.serving import choose_served
 from components.settings import ProjectPaths
-from components.storage import atomic_write_json, staged_directory
+from components.storage import atomic_write, atomic_write_json, staged_directory
 from components.train.runner import resolve_device
 from components.vocoder import EVALUATION_FILE
 from components.vocoder.interface import vocoder_dir, workspace_vocoder
@@ -71,12 +74,30 @@ def score_generator(ref: Reference, gen: Generator, *, samples: int, steps: int,
     logmel, audio = gen.sample(samples, seed, steps=steps)
     if not np.isfinite(logmel).all() or not np.isfinite(audio).all():
         return {"status": "failed", "error": "non-finite samples", "metrics": {}}, np.empty(0), np.empty(0)
-    metrics = ref.score(ref.normalise(logmel), audio if ref.settings.crepe else None)
+    return score_set(ref, ref.normalise(logmel), audio), logmel, audio
+
+
+def score_set(ref: Reference, normalised: np.ndarray, audio: np.ndarray | None) -> dict[str, Any]:
+    """A row for any set of clips (a model's samples or a control): status and every metric."""
+    metrics = ref.score(normalised, audio)
     bad = [k for k, m in metrics.items() if not math.isfinite(m.value)]
     row = {"status": "failed" if bad else "ok", "metrics": {k: m.to_dict() for k, m in metrics.items()}}
     if bad:
         row["error"] = f"non-finite {', '.join(bad)}"
-    return row, logmel, audio
+    return row
+
+
+def score_controls(ref: Reference, store: MelStore, vocoder, n: int, seed: int) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """(row, log mels) of every control: replayed training clips, per-cell mean mels, noise."""
+    out = []
+    for name in CONTROLS:
+        mels, rows = control_mels(name, store, ref.cells, n, seed)
+        logmel = ref.to_logmel(mels)
+        audio = ref.real_audio[rows] if rows is not None and ref.real_audio is not None else vocoder(logmel)
+        row = {"name": f"control-{name}", "model": name, "kind": CONTROL, "family": CONTROL, "steps": 0,
+               "network_evaluations": 0, **score_set(ref, mels, audio)}
+        out.append((row, logmel))
+    return out
 
 
 def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
@@ -90,22 +111,42 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             producer = f"gan@{entry['family']}" if entry["kind"] == "gan" else "train and distill"
             raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the {producer} stages first")
     started = time.perf_counter()
+    gate_settings = GateSettings.from_config(cfg)
     # real and generated mels go through the same vocoder, so CREPE compares models, not vocoders
     vocoder = workspace_vocoder(cfg, paths, MelSpec.from_index(store.index), griffinlim_iters=e.griffinlim_iters)
     with staged_directory(out) as tmp, progress_bar() as bar:
-        task = bar.add_task("evaluate", total=len(plan) + 1, info="classifier + real clips")
+        task = bar.add_task("evaluate", total=len(plan) + 2, info="classifier + real clips")
         ref = Reference.build(store, cfg, real_audio_fn=vocoder)
         ref.save(tmp / "reference")
+        n = ref.sample_size(e.samples)
         floor = {k: m.to_dict() for k, m in ref.real_floor(e.samples).items()}
+        atomic_write(tmp / "reference" / "floor_subsets.npz",
+                     lambda fh: np.savez(fh, *ref.floor_subsets(n)))
         samples_dir = tmp / "samples"
         samples_dir.mkdir()
-        real = store.batch(np.arange(min(GRID_CLIPS, len(store))))
+        eval_rows = ref.rows(EVAL)
+        real = store.batch(eval_rows[np.linspace(0, len(eval_rows) - 1, min(GRID_CLIPS, len(eval_rows))).astype(int)])
         real_logmel = ref.to_logmel(real)
         real_audio = vocoder(real_logmel[: e.report_audio]) if e.report_audio else np.empty((0, 0))
         _write_samples(samples_dir, "real", real_logmel, real_audio, ref.spec.sample_rate, e.report_audio,
-                       f"real clips (audio: {vocoder.describe()})")
+                       f"evaluation clips (audio: {vocoder.describe()})")
         bar.advance(task)
         rows = []
+        controls_check: dict[str, Any] = {"mode": e.controls, "failures": []}
+        if e.controls != "off":
+            bar.update(task, info="controls")
+            for row, logmel in score_controls(ref, store, vocoder, n, cfg.seed):
+                if row["status"] == "ok":
+                    row.update(verdict(row["metrics"], floor, gate_settings))
+                save_mel_grid(logmel[:GRID_CLIPS], samples_dir / f"{row['name']}.png",
+                              title=f"{row['name']} (a control: no model)")
+                rows.append(row)
+            failures = controls_check["failures"] = control_failures(rows, floor, gate_settings)
+            if failures and e.controls == "enforce":
+                atomic_write_json(paths.state / "evaluation-controls.json", {"floor": floor, "controls": rows})
+                raise RuntimeError("the evaluation ruler failed its controls, so none of its verdicts can be trusted: "
+                                   + " | ".join(failures) + f" (measured: {paths.state / 'evaluation-controls.json'})")
+        bar.advance(task)
         generators: dict[str, Generator] = {}
         for entry in plan:
             bar.update(task, info=f"{entry['name']} ({entry['steps']} steps)")
@@ -118,7 +159,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "family": entry["family"],
                    "steps": entry["steps"], "network_evaluations": gen.network_evaluations(entry["steps"]), **row}
             if row["status"] == "ok":
-                row.update(verdict(row["metrics"], floor, cfg.registry.primary_metric))
+                row.update(verdict(row["metrics"], floor, gate_settings))
                 row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], repeats=1))
                 how = f"{entry['steps']}-step DDIM" if entry["family"] == DIFFUSION else "one network evaluation"
                 _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
@@ -126,16 +167,18 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             rows.append(row)
             bar.advance(task)
         served = choose_served(rows, cfg.registry.primary_metric, cfg.registry.serve_tolerance)
-        n_generated, n_real = ref.matched_sizes(e.samples)
         results = {"primary_metric": cfg.registry.primary_metric, "samples": e.samples, "real_clips": len(store),
-                   "matched_sizes": {"generated": n_generated, "real": n_real}, "imq_gamma2": ref.gamma2,
-                   "bootstrap": e.bootstrap, "device": device, "served": served,
+                   "split": {"train_clips": int(len(ref.rows(TRAIN))), "eval_clips": int(len(eval_rows)),
+                             "fraction": e.fraction, "cells": len(set(ref.cells))},
+                   "matched_sizes": {"generated": n, "real": int(len(eval_rows))}, "floor_subsets": e.floor_subsets,
+                   "imq_gamma2": ref.gamma2, "bootstrap": e.bootstrap, "device": device, "served": served,
+                   "gate": asdict(gate_settings), "controls": controls_check, "signal_range": ref.ruler.signal_range(),
                    "vocoder": {**vocoder_report(paths), "kind": vocoder.kind, "description": vocoder.describe()},
                    "classifier": {"holdout_accuracy": ref.classifier.holdout_accuracy,
                                   "train_examples": ref.classifier.train_examples,
                                   "holdout_examples": ref.classifier.holdout_examples,
                                   "labels": list(ref.classifier.vocabularies)},
-                   "real_vs_real": floor, "models": rows}
+                   "floor": floor, "models": rows}
         atomic_write_json(tmp / "metrics.json", results)
         table = steps_table(rows, floor)
         table.to_csv(tmp / "steps_vs_quality.csv", index=False)
@@ -155,10 +198,11 @@ def vocoder_report(paths: ProjectPaths) -> dict[str, Any]:
 
 
 def steps_table(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """The leaderboard: one row per (model, steps) across families, with value/low/high columns per
-    metric, its ratio to the real-vs-real floor, network evaluations and RTF; then the floor."""
+    """The leaderboard: one row per (model, steps) across families and every control, with
+    value/low/high columns per metric, its ratio to the floor, network evaluations and RTF; then the
+    floor (n training clips vs the evaluation set)."""
     records = []
-    for r in [*rows, {"name": "real-vs-real", "kind": "floor", "steps": None, "status": "ok", "metrics": floor}]:
+    for r in [*rows, {"name": "floor", "kind": "floor", "steps": None, "status": "ok", "metrics": floor}]:
         rec = {"name": r["name"], "kind": r["kind"], "family": r.get("family"), "steps": r["steps"],
                "network_evaluations": r.get("network_evaluations"), "status": r["status"],
                "rtf": r.get("rtf"), "rtf_mel": r.get("rtf_mel")}
@@ -179,8 +223,8 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
                            "real_clips": results["real_clips"]}
     for label, acc in results["classifier"]["holdout_accuracy"].items():
         out[f"classifier_accuracy_{label}"] = acc
-    for metric, m in results["real_vs_real"].items():
-        out[f"real_vs_real.{metric}"] = m["value"]
+    for metric, m in results["floor"].items():
+        out[f"floor.{metric}"] = m["value"]
     vocoder = results.get("vocoder", {})
     out["vocoder"] = vocoder.get("kind", "griffinlim")
     out.update({f"vocoder.{key}": value for key, value in flat_scores(vocoder.get("scores", {})).items()})
@@ -192,6 +236,7 @@ def flat_summary(results: dict[str, Any]) -> dict[str, Any]:
             out[f"{key}.{metric}_floor_ratio"] = ratio
         if "verdict" in r:
             out[f"{key}.verdict"] = r["verdict"]
+            out[f"{key}.gate_passes"] = r["gate"]["passes"]
         if (r["model"], r["steps"]) == (results["served"]["model"], results["served"]["steps"]):
             out["served_verdict"] = r.get("verdict", "not scored")
             out.update({f"served_{metric}_floor_ratio": ratio for metric, ratio in r.get("floor_ratios", {}).items()})

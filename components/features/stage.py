@@ -19,6 +19,7 @@ from components.features.griffinlim import mel_to_audio, spectral_convergence_db
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.packing import pack_snake
 from components.features.plots import save_mel_grid
+from components.features.split import SPLIT_COLUMN, TRAIN, assign_split
 from components.features.stats import RunningBinStats
 from components.features.store import INDEX, MANIFEST, STATS
 from components.ingest.stage import LABEL_PREFIX, open_clips, read_manifest
@@ -35,6 +36,12 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
     m = cfg.mel
     floor = log_floor_value(spec)
     n = len(manifest)
+    label_cols = [c for c in manifest.columns if c.startswith(LABEL_PREFIX)]
+    labels = manifest[label_cols].rename(columns=lambda c: c.removeprefix(LABEL_PREFIX))
+    # the evaluation split first: bad settings fail before any mel is computed
+    split, split_report = assign_split(list(manifest["clip_id"].astype(str)), labels, fraction=cfg.eval.fraction,
+                                       min_per_cell=cfg.eval.min_clips_per_cell, requested=cfg.eval.split_labels)
+    is_train = split == TRAIN
     with staged_directory(out_dir) as tmp:
         raw_dir = tmp / "raw"
         raw = ShardWriter(raw_dir, prefix="raw", shard_size=cfg.data.shard_size, row_shape=(m.n_mels, m.frames))
@@ -45,7 +52,7 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
                 rows = manifest.iloc[start:start + m.batch_size]
                 audio = np.stack([np.asarray(clips.row(s, int(r))) for s, r in zip(rows["shard"], rows["row"])])
                 mels = fit_frames(logmel(audio).numpy(), m.frames, floor)
-                running.update(mels)
+                running.update(mels[is_train[start:start + m.batch_size]])  # stats from training clips only
                 for mel in mels:
                     raw.append(mel)
                 progress.update(task, advance=len(rows), info="")
@@ -69,9 +76,9 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
         for shard in raw_shards:
             (raw_dir / shard["file"]).unlink()
         raw_dir.rmdir()
-        label_cols = [c for c in manifest.columns if c.startswith(LABEL_PREFIX)]
         mel_manifest = manifest[["clip_id", "source_uri", *label_cols]].copy()
         mel_manifest.insert(1, "row", np.arange(n))
+        mel_manifest.insert(2, SPLIT_COLUMN, split)
         mel_manifest.to_parquet(tmp / MANIFEST, index=False)
         atomic_write_json(tmp / STATS, stats.to_json())
         atomic_write_json(tmp / INDEX, {
@@ -88,6 +95,7 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
         "clipped_fraction": clipped / max(1, n * m.n_mels * m.frames),
         "griffinlim_spectral_convergence_db": preview["sc_db_mean"],
         "griffinlim_clips": preview["clips"], "seconds": elapsed,
+        "split": split_report.to_json(),
         "realtime_factor": audio_seconds / elapsed if elapsed > 0 else 0.0,
     }
     if metrics_path is not None:

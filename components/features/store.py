@@ -5,6 +5,7 @@ A training loader reads random batches by row without loading the data set into 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.features.split import SPLIT_COLUMN, TRAIN, split_rows
 from components.features.stats import MelStats
 from components.storage import ShardReader
 
@@ -46,6 +48,19 @@ class MelStore:
     def manifest(self) -> pd.DataFrame:
         return pd.read_parquet(self.folder / MANIFEST)
 
+    @functools.cached_property
+    def split(self) -> np.ndarray:
+        """``train`` / ``eval`` per row (the features stage's evaluation split)."""
+        manifest = self.manifest()
+        if SPLIT_COLUMN not in manifest.columns:
+            raise ValueError(f"{self.folder / MANIFEST}: no {SPLIT_COLUMN!r} column (written by an older melforge); "
+                             "re-run the features stage")
+        return manifest[SPLIT_COLUMN].astype(str).to_numpy()
+
+    def rows(self, split: str = TRAIN) -> np.ndarray:
+        """Row indices of one side of the split: what a training stage may draw from is ``rows(TRAIN)``."""
+        return split_rows(self.split, split)
+
     def __len__(self) -> int:
         return len(self.reader)
 
@@ -55,10 +70,12 @@ class MelStore:
     def batch(self, indices: np.ndarray) -> np.ndarray:
         return self.reader.take(np.asarray(indices))
 
-    def batches(self, batch_size: int, *, seed: int = 0, epochs: int = 1) -> Iterator[np.ndarray]:
-        """Shuffled batches (last short batch kept), reproducible from ``seed``."""
+    def batches(self, batch_size: int, *, seed: int = 0, epochs: int = 1,
+                split: str = TRAIN) -> Iterator[np.ndarray]:
+        """Shuffled batches of one side of the split (last short batch kept), reproducible from ``seed``."""
         rng = np.random.default_rng(seed)
+        rows = self.rows(split)
         for _ in range(epochs):
-            order = rng.permutation(len(self))
+            order = rows[rng.permutation(len(rows))]
             for start in range(0, len(order), batch_size):
                 yield self.batch(np.sort(order[start:start + batch_size]))

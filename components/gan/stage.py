@@ -57,12 +57,20 @@ def waveform_source(clips: ShardReader, locations: list[tuple[str, int]], *, bat
     return batch_at
 
 
+def train_locations(clip_manifest, store: MelStore) -> list[tuple[str, int]]:
+    """(shard, row) in ``data/clips`` of every training clip of the mel store's split."""
+    train_ids = set(store.manifest()["clip_id"].to_numpy()[store.rows()])
+    picked = clip_manifest[clip_manifest["clip_id"].isin(train_ids)]
+    return [(s, int(r)) for s, r in zip(picked["shard"], picked["row"])]
+
+
 def mel_source(store: MelStore, *, batch_size: int, seed: int):
-    """batch_at(step): normalised log-mels in the flat (n_mels, frames) layout SpecGAN generates."""
+    """batch_at(step): normalised log-mels of training clips, in the flat (n_mels, frames) layout SpecGAN generates."""
+    train_rows = store.rows()
 
     def batch_at(step: int) -> torch.Tensor:
         rng = np.random.default_rng([seed, step, 29])
-        rows = np.sort(rng.choice(len(store), size=batch_size, replace=len(store) < batch_size))
+        rows = np.sort(train_rows[rng.choice(len(train_rows), size=batch_size, replace=len(train_rows) < batch_size)])
         mels = np.asarray(store.batch(rows), dtype=np.float32)
         return torch.from_numpy(unpack_snake(mels) if store.layout == "snake" else mels)
 
@@ -99,8 +107,7 @@ def prepare_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, store: Me
     if family == WAVEGAN:
         net_spec = wavegan_spec(g)
         model, critic_net = WaveGANGenerator(net_spec), WaveGANCritic(net_spec)
-        manifest = read_manifest(paths.clips)
-        locations = [(s, int(r)) for s, r in zip(manifest["shard"], manifest["row"])]
+        locations = train_locations(read_manifest(paths.clips), store)
         batch_at = waveform_source(open_clips(paths.clips), locations, batch_size=g.batch_size,
                                    samples=net_spec.samples, seed=cfg.seed)
         data_fp = [data_fingerprint(store), locations]

@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 
 from components.evaluate.metrics import MetricValue
-from components.evaluate.quality import better_by, lower_is_better, meets_quality_floor
+from components.evaluate.metric_table import lower_is_better
+from components.evaluate.quality import better_by
 
 
 @dataclass(frozen=True)
@@ -18,21 +19,19 @@ class Decision:
 
 def promotion_decision(candidate: MetricValue | None, champion: MetricValue | None, *, metric: str,
                        min_improvement: float, require_disjoint: bool, candidate_error: str | None = None,
-                       floor: dict[str, float] | None = None, max_floor_ratio: float = 3.0,
-                       min_real_ratio: float = 0.5) -> Decision:
-    """Challenger -> champion only if it is good in absolute terms (within the quality floor: see
-    :func:`meets_quality_floor`, when the real-vs-real ``floor`` of ``metric`` is known) and really
-    better than the champion: by ``min_improvement`` (relative) on ``metric`` and, if required, with
-    non-overlapping 95% intervals. A failed evaluation never wins."""
+                       quality: dict | None = None) -> Decision:
+    """Challenger -> champion only if it is good in absolute terms (``quality``: the evaluation's
+    :func:`components.evaluate.quality.gate` outcome for it: primary metric near the floor, enough
+    diversity, no memorisation flag) and really better than the champion: by ``min_improvement``
+    (relative) on ``metric`` and, if required, with non-overlapping 95% intervals. A failed
+    evaluation never wins."""
     if candidate_error:
         return Decision(False, f"evaluation failed ({candidate_error}); champion unchanged")
     if candidate is None or not math.isfinite(candidate.value):
         return Decision(False, f"candidate has no finite {metric}; champion unchanged")
-    if floor is not None:
-        ok, why = meets_quality_floor(metric, candidate.value, floor, max_floor_ratio=max_floor_ratio,
-                                      min_real_ratio=min_real_ratio)
-        if not ok:
-            return Decision(False, f"below the quality floor: {why}; champion unchanged")
+    if quality is not None and not quality["passes"]:
+        why = "; ".join(quality["reasons"][f] for f in quality["failed"])
+        return Decision(False, f"below the quality floor ({', '.join(quality['failed'])}): {why}; champion unchanged")
     if champion is None:
         return Decision(True, f"no champion yet; candidate {metric} = {candidate.value:.4g}")
     cv, hv = candidate.value, champion.value

@@ -24,6 +24,7 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from components.config import MelforgeConfig
+from components.evaluate.controls import CONTROL
 from components.evaluate.metrics import MetricValue
 from components.gan import DIFFUSION
 from components.models.io import MODEL_FILE
@@ -176,7 +177,8 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
                                                          "pyfunc: predict({'n': 8, 'seed': 0}) -> audio)")
     # each model at its own step count (the teacher is also evaluated at fewer steps)
     teacher_steps = max(r["steps"] for r in results["models"] if r["kind"] == "teacher")
-    own_rows = {r["model"]: r for r in results["models"] if r["kind"] != "teacher" or r["steps"] == teacher_steps}
+    own_rows = {r["model"]: r for r in results["models"]
+                if r["kind"] not in ("teacher", CONTROL) or (r["kind"] == "teacher" and r["steps"] == teacher_steps)}
     base = {**run_tags, "dvc.lock_sha256": dvc_lock_hash(paths.root), "params_sha256": params_hash(cfg.to_params()),
             "melforge.primary_metric": cfg.registry.primary_metric}
     vocoder_file = served_vocoder_file(cfg, paths)
@@ -204,8 +206,7 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
         metric=cfg.registry.primary_metric, min_improvement=cfg.registry.min_improvement,
         require_disjoint=cfg.registry.require_disjoint_intervals,
         candidate_error=(row.get("error") or "failed") if row["status"] != "ok" else None,
-        floor=results["real_vs_real"].get(cfg.registry.primary_metric), max_floor_ratio=cfg.registry.max_floor_ratio,
-        min_real_ratio=cfg.registry.min_real_ratio)
+        quality=row.get("gate"))
     return {"model_name": name, "registered": registered, "candidate": f"{name}/{candidate.version}",
             "candidate_model": served, "primary_metric": cfg.registry.primary_metric,
             "candidate_value": m["value"] if m else math.nan, **outcome}
@@ -214,8 +215,7 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
 def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue | None, *,
                     champion_metric: Callable[[Any], tuple[MetricValue | None, str]], metric: str,
                     min_improvement: float, require_disjoint: bool, candidate_error: str | None,
-                    floor: dict[str, float] | None = None, max_floor_ratio: float = 3.0,
-                    min_real_ratio: float = 0.5) -> dict[str, Any]:
+                    quality: dict[str, Any] | None = None) -> dict[str, Any]:
     """``challenger`` -> the candidate; ``champion`` -> the candidate only if the gate says so. The
     decision and its reason become tags of the candidate version."""
     client.set_registered_model_alias(name, CHALLENGER, candidate.version)
@@ -229,7 +229,7 @@ def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue 
             previous, note = champion_metric(champion)
         decision = promotion_decision(candidate_metric, previous, metric=metric, min_improvement=min_improvement,
                                       require_disjoint=require_disjoint, candidate_error=candidate_error,
-                                      floor=floor, max_floor_ratio=max_floor_ratio, min_real_ratio=min_real_ratio)
+                                      quality=quality)
         if champion is not None and previous is None and decision.promote:
             decision = Decision(False, f"the champion has no {metric} to compare with; champion kept")
         if decision.promote:

@@ -35,17 +35,19 @@ def fingerprint(*parts: Any) -> str:
 
 
 def data_fingerprint(store: MelStore) -> str:
-    return fingerprint(store.index, store.stats.to_json())
+    """The data a run trains on: the mels, their stats and which rows are training clips."""
+    return fingerprint(store.index, store.stats.to_json(), store.rows().tolist())
 
 
 def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
-    """batch_at(step): the rows of step ``step`` are a pure function of (seed, step); with DDP each
-    rank takes its slice of the global batch."""
-    n = len(store)
+    """batch_at(step): training clips only (never the evaluation split); the rows of step ``step`` are
+    a pure function of (seed, step); with DDP each rank takes its slice of the global batch."""
+    train_rows = store.rows()
+    n = len(train_rows)
 
     def batch_at(step: int) -> torch.Tensor:
         rng = np.random.default_rng([seed, step])
-        rows = rng.choice(n, size=batch_size, replace=n < batch_size)
+        rows = train_rows[rng.choice(n, size=batch_size, replace=n < batch_size)]
         mine = rows[rank::world]
         return torch.from_numpy(np.stack([np.asarray(store[int(i)], dtype=np.float32) for i in mine]))
 

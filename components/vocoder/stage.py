@@ -3,7 +3,7 @@ against Griffin-Lim on held-out clips, side by side in one run.
 
 Training segments are cut from ``data/clips`` and turned into log-mels with the features stage's
 own transform, so the vocoder learns exactly the mels every model produces. The held-out clips are
-the evaluation's (hash of the clip id < ``eval.holdout_fraction``), never trained on. Writes
+the evaluation set (the features stage's split), never trained on. Writes
 ``models/vocoder`` (vocoder.pt, evaluation.json, metrics.jsonl, samples/) and
 ``models/metrics/vocoder.json``.
 """
@@ -21,10 +21,11 @@ import soundfile as sf
 import torch
 
 from components.config import MelforgeConfig
-from components.evaluate.classifier import holdout_mask
 from components.features.griffinlim import NNLS_ITERATIONS
 from components.features.mel import LogMel, MelSpec
 from components.features.plots import save_mel_grid
+from components.features.split import EVAL, TRAIN
+from components.features.store import MelStore
 from components.ingest.stage import open_clips, read_manifest
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
@@ -47,13 +48,14 @@ def vocoder_spec(cfg: MelforgeConfig) -> VocoderSpec:
                        intermediate=v.intermediate, layers=v.layers, kernel=v.kernel)
 
 
-def split_clips(clip_ids: list[str], holdout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, held-out rows). With too few clips to hold any out, every clip is used for both."""
-    held = holdout_mask(clip_ids, holdout_fraction)
-    rows = np.arange(len(clip_ids))
-    if held.all() or not held.any():
-        return rows, rows
-    return rows[~held], rows[held]
+def split_clips(clip_ids: list[str], store: MelStore) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, evaluation rows) of ``clip_ids`` (rows of ``data/clips``), by the features
+    stage's evaluation split: the vocoder trains on the clips every generator trains on and is scored
+    on the clips every generator is judged against. Clips the features stage did not keep are in neither."""
+    mel_manifest = store.manifest()
+    side = dict(zip(mel_manifest["clip_id"].astype(str), store.split))
+    sides = np.array([side.get(str(c), "") for c in clip_ids])
+    return np.flatnonzero(sides == TRAIN), np.flatnonzero(sides == EVAL)
 
 
 def segment_source(clips: ShardReader, rows: np.ndarray, locations: list[tuple[str, int]], *, batch_size: int,
@@ -100,7 +102,7 @@ def run_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True
     manifest = read_manifest(paths.clips)
     clips = open_clips(paths.clips)
     locations = [(s, int(r)) for s, r in zip(manifest["shard"], manifest["row"])]
-    train_rows, held_rows = split_clips(list(manifest["clip_id"]), cfg.eval.holdout_fraction)
+    train_rows, held_rows = split_clips(list(manifest["clip_id"]), MelStore(paths.mels))
     spec = MelSpec.from_config(cfg)
     held_audio = np.stack([np.asarray(clips.row(*locations[int(r)]), np.float32) for r in held_rows[:v.eval_clips]])
     preview_mels = LogMel(spec)(held_audio[:8]).numpy()
@@ -152,7 +154,7 @@ def train_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, clips: ShardReader, 
         critic = AdversarialCritic(Discriminators(v.periods, v.stft_resolutions[1:], v.discriminator_width),
                                    lr=v.discriminator_lr, make_pair=make_pair, start=v.adversarial_start)
     fp = fingerprint("vocoder", ARCHITECTURE_VERSION, v.model_dump(exclude={"kind", "eval_clips", "audio_previews", "rtf_repeats"}),
-                     spec.__dict__, cfg.seed, cfg.eval.holdout_fraction, [locations[int(r)] for r in train_rows])
+                     spec.__dict__, cfg.seed, [locations[int(r)] for r in train_rows])
     work = work_dir(paths, "vocoder", fp)
     settings = LoopSettings(steps=v.steps, lr=v.lr, warmup_steps=v.warmup_steps, min_lr_ratio=v.min_lr_ratio,
                             weight_decay=v.weight_decay, ema_decay=v.ema_decay, grad_clip=v.grad_clip,

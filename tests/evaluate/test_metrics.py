@@ -104,3 +104,54 @@ def test_kid_interval_for_one_distribution_straddles_zero():
                                             subset_size=60, origins=origins)
     value = bootstrap(metric, a, b, resamples=60, with_origins=True)
     assert value.low < 0 < value.high
+
+
+def test_prdc_known_values_and_a_collapsed_set_has_no_recall():
+    from components.evaluate.metrics import prdc
+
+    real = np.array([[0.0], [1.0], [2.0], [3.0]])
+    # k = 1: every real ball has radius 1; the fake clip at 0.5 is in the balls of 0 and 1; the two fake
+    # clips are 9.5 apart, so each fake ball (radius 9.5) holds every real clip: recall's known outlier blind spot
+    assert prdc(real, np.array([[0.5], [10.0]]), k=1) == {"precision": 0.5, "recall": 1.0, "density": 1.0,
+                                                           "coverage": 0.5}
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(200, 4))
+    same = prdc(data[:100], data[100:], k=5)
+    assert all(0.8 < same[m] for m in ("precision", "recall", "coverage"))
+    collapsed = np.repeat(data[100:110], 10, axis=0)  # ten points, ten copies each: radius 0
+    blur = prdc(data[:100], collapsed, k=5)
+    assert blur["recall"] < 0.15 and blur["coverage"] < 0.5
+
+
+def test_fad_infinity_recovers_the_intercept_of_a_known_bias():
+    """FD between two sets from one Gaussian is ~ c/n: FD-infinity is near 0 where FD at n is not."""
+    from components.evaluate.metrics import fad_infinity
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(400, 8)), rng.normal(size=(4000, 8))
+    fd_n = frechet_distance(a[:50], b)
+    value, se = fad_infinity(a, b, min_size=50, sizes=8, draws=3, seed=0)
+    assert fd_n > 0.1 and abs(value) < 0.3 * fd_n and se > 0
+    shifted, _ = fad_infinity(a + 1.0, b, min_size=50, seed=0)  # mean shift of 1 in 8 dims: FD = 8
+    assert shifted == pytest.approx(8.0, rel=0.1)
+    with pytest.raises(ValueError, match="range of set sizes"):
+        fad_infinity(a[:3], b)
+
+
+def test_memorised_share_counts_clips_closer_than_unseen_real_clips():
+    from components.evaluate.metrics import memorised_share, nearest_distances
+
+    rng = np.random.default_rng(2)
+    train, unseen = rng.normal(size=(100, 6)), rng.normal(size=(100, 6))
+    eval_nn = nearest_distances(unseen, train)
+    assert memorised_share(eval_nn, eval_nn) == pytest.approx(0.05, abs=0.011)  # by definition
+    assert memorised_share(nearest_distances(train[:20], train), eval_nn) == 1.0  # replayed clips
+    assert memorised_share(nearest_distances(rng.normal(size=(50, 6)), train), eval_nn) < 0.2
+
+
+def test_share_interval_is_wilson():
+    from components.evaluate.ruler import share_interval
+
+    m = share_interval(np.array([1] * 5 + [0] * 5))
+    assert m.value == 0.5 and m.low == pytest.approx(0.2366, abs=1e-3) and m.high == pytest.approx(0.7634, abs=1e-3)
+    assert share_interval(np.zeros(20)).low == 0.0 and share_interval(np.ones(20)).high == 1.0

@@ -1,4 +1,5 @@
-"""The evaluation reference: labels, scoring a generated set, the real-vs-real floor, saving."""
+"""The evaluation reference and its ruler: the evaluation set, the floor from training clips at the
+same n over stratified random subsets, scoring, saving."""
 
 from __future__ import annotations
 
@@ -9,38 +10,51 @@ import pandas as pd
 import pytest
 
 from components.evaluate.embeddings import crepe_embeddings
-from components.evaluate.reference import Reference, pick_labels
+from components.evaluate.metrics import frechet_distance
+from components.evaluate.reference import Reference, memory_features, pick_labels
+from components.evaluate.ruler import pool, random_subset
+from components.evaluate.metrics import MetricValue
+from components.features.split import EVAL, TRAIN, assign_split
 from components.features.stats import MelStats
 from helpers import tiny_config
 
 
 @dataclass
 class FakeStore:
-    """Two well separated classes of 16x32 'mels' (what MelStore offers the reference)."""
+    """Clips stored by label, as a real store is: ``classes`` well separated classes of 16x32 'mels',
+    each class in one contiguous block, split into training and evaluation clips by cell."""
 
     n: int = 24
+    classes: int = 2
     examples: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(0)
-        label = np.arange(self.n) % 2
-        self.labels = label
-        self.examples = (rng.normal(0, 0.1, (self.n, 16, 32)) + np.where(label, 0.5, -0.5)[:, None, None]).astype(np.float32)
+        self.labels = np.repeat(np.arange(self.classes), self.n // self.classes)  # sorted by label
+        self.n = len(self.labels)
+        centres = np.linspace(-0.6, 0.6, self.classes)
+        self.examples = (rng.normal(0, 0.1, (self.n, 16, 32)) + centres[self.labels][:, None, None]).astype(np.float32)
         self.stats = MelStats(mean=np.full(16, -4.0), std=np.full(16, 2.0), clip_sigma=3.0)
         self.index = {"sample_rate": 8000, "layout": "flat", "example_shape": [16, 32],
                       "mel": {"n_fft": 256, "hop_length": 128, "n_mels": 16, "fmin": 0.0, "fmax": None,
                               "win_length": None, "log_floor": 1e-5, "griffinlim_iters": 2}}
         self.layout, self.example_shape = "flat", (16, 32)
+        frame = self.manifest()
+        self.split, _ = assign_split(list(frame["clip_id"]), frame[["label_kind"]].rename(columns=lambda c: c[6:]),
+                                     fraction=0.3, min_per_cell=2)
 
     def __len__(self) -> int:
         return self.n
+
+    def rows(self, side: str = TRAIN) -> np.ndarray:
+        return np.flatnonzero(self.split == side)
 
     def batch(self, rows: np.ndarray) -> np.ndarray:
         return self.examples[rows]
 
     def manifest(self) -> pd.DataFrame:
         return pd.DataFrame({"clip_id": [f"clip-{i:03d}" for i in range(self.n)],
-                             "label_kind": np.where(self.labels, "up", "down"), "label_same": "x"})
+                             "label_kind": [f"k{v}" for v in self.labels], "label_same": "x"})
 
 
 def test_pick_labels_auto_and_requested():
@@ -50,26 +64,74 @@ def test_pick_labels_auto_and_requested():
         pick_labels(manifest, ["colour"])
 
 
-def test_reference_scores_near_zero_for_real_and_large_for_noise(tmp_path):
-    cfg = tiny_config(eval={"crepe": False, "classifier_steps": 60, "bootstrap": 20, "samples": 8})
-    store = FakeStore(n=64)
+def test_reference_scores_training_clips_near_the_floor_and_noise_far_from_it(tmp_path):
+    cfg = tiny_config(eval={"crepe": False, "classifier_steps": 60, "bootstrap": 20, "samples": 48})
+    store = FakeStore(n=200)
     ref = Reference.build(store, cfg, real_audio_fn=lambda lm: None)
     assert ref.classifier.holdout_accuracy["kind"] == 1.0
-    real = ref.score(store.examples, None)
-    noise = ref.score(np.random.default_rng(1).uniform(-1, 1, (64, 16, 32)).astype(np.float32), None)
-    floor = ref.real_floor(64)
-    assert noise["fad_classifier"].value > 10 * max(floor["fad_classifier"].value, 1e-3)
-    assert noise["fad_classifier"].value > real["fad_classifier"].high
-    assert 1.0 <= real["is_kind"].value <= 2.0 + 1e-9
-    # half A scored as if generated is exactly the floor: same clips, same sizes
-    half_a = store.examples[ref.floor_split]
-    assert ref.score(half_a, None)["fad_classifier"].value == pytest.approx(floor["fad_classifier"].value)
+    assert ref.classifier.holdout_examples == len(store.rows(EVAL))  # accuracy on the evaluation set
+    floor = ref.real_floor(48)
+    train = store.rows(TRAIN)
+    replay = ref.score(store.examples[train[random_subset(len(train), 48, seed=99)]], None)
+    noise = ref.score(np.random.default_rng(1).uniform(-1, 1, (48, 16, 32)).astype(np.float32), None)
+    assert noise["fad_classifier"].value > 10 * floor["fad_classifier"].value
+    fad = floor["fad_classifier"]
+    assert fad.low <= replay["fad_classifier"].value <= fad.high  # a draw of training clips is a floor draw
+    assert replay["memorised"].value == 1.0 and noise["memorised"].value == 0.0  # copies are caught
+    assert floor["fad_classifier"].n_a == 48 and floor["fad_classifier"].n_b == len(store.rows(EVAL))
     ref.save(tmp_path / "reference")
     again = Reference.load(tmp_path / "reference")
-    assert again.score(half_a, None)["fad_classifier"].value == pytest.approx(floor["fad_classifier"].value)
+    same = again.score(store.examples[train[:16]], None)
+    assert same["fad_classifier"].value == pytest.approx(ref.score(store.examples[train[:16]], None)["fad_classifier"].value)
     assert again.gamma2 == ref.gamma2 and ref.gamma2["classifier"] > 0
+    assert list(again.split) == list(ref.split)
     with pytest.raises(ValueError, match="different mel settings"):
         again.normalise(np.zeros((2, 8, 32)))
+
+
+def test_the_floor_has_no_storage_order_bias():
+    """Regression: clips are stored by label. The old floor took the first n clips of a half in
+    storage order, which covers only some classes when the embedding depends on the label; it came
+    out several times larger than the same computation over random subsets. The floor now draws
+    random subsets of the training clips, so it matches random draws; a stratified (exactly
+    balanced) draw would sit far below them, more even than any sampler's class mix."""
+    cfg = tiny_config(eval={"crepe": False, "classifier_steps": 80, "bootstrap": 10, "samples": 24, "floor_subsets": 20})
+    store = FakeStore(n=160, classes=8)
+    ref = Reference.build(store, cfg, real_audio_fn=lambda lm: None)
+    train, evaluation = store.rows(TRAIN), store.rows(EVAL)
+    emb = ref.real_classifier
+    first_n = frechet_distance(emb[train[:24]], emb[evaluation])  # the old way: storage order
+    rng = np.random.default_rng(5)
+    random_draws = [frechet_distance(emb[rng.choice(train, 24, replace=False)], emb[evaluation]) for _ in range(20)]
+    floor = ref.real_floor(24)["fad_classifier"]
+    assert first_n > 3 * np.mean(random_draws)  # the storage-order floor is biased on this store
+    assert 0.7 < floor.value / np.mean(random_draws) < 1.3  # the new one is not
+    assert floor.low < np.min(random_draws) and floor.high > np.max(random_draws)  # it covers the draws
+    per_class = np.concatenate([rng.choice(train[store.labels[train] == c], 3, replace=False) for c in range(8)])
+    assert frechet_distance(emb[per_class], emb[evaluation]) < 0.8 * np.mean(random_draws)  # exactly balanced: too low
+
+
+def test_random_subsets_are_seeded_and_capped():
+    rows = random_subset(100, 20, seed=0)
+    assert len(rows) == 20 and len(set(rows)) == 20 and np.all(np.diff(rows) > 0)
+    assert np.array_equal(rows, random_subset(100, 20, seed=0))
+    assert not np.array_equal(rows, random_subset(100, 20, seed=1))
+    assert np.array_equal(random_subset(100, 500, seed=0), np.arange(100))
+
+
+def test_pooled_floor_interval_covers_the_spread_between_subsets():
+    subsets = [MetricValue(v, v - 1, v + 1, 10, 10) for v in (10.0, 14.0, 18.0)]
+    pooled = pool(subsets)
+    assert pooled.value == pytest.approx(14.0)
+    assert pooled.high - pooled.value > 1.96 * 4.0  # wider than the subsets' own intervals: the choice counts
+    assert pooled.low < 10.0 and pooled.high > 18.0
+
+
+def test_memory_features_pool_mels_and_unpack_snake():
+    x = np.random.default_rng(0).normal(size=(3, 64, 128)).astype(np.float32)
+    f = memory_features(x, "flat")
+    assert f.shape == (3, 32 * 32)
+    assert f[0, 0] == pytest.approx(x[0, :2, :4].mean(), abs=1e-6)
 
 
 def test_crepe_embeddings_shape_and_determinism():
@@ -83,14 +145,11 @@ def test_crepe_embeddings_shape_and_determinism():
         crepe_embeddings(np.zeros(100), 16000)
 
 
-def test_model_and_floor_are_scored_at_the_same_sample_sizes():
+def test_model_and_floor_are_scored_at_the_same_n():
     cfg = tiny_config(eval={"crepe": False, "classifier_steps": 20, "bootstrap": 10, "samples": 8})
     store = FakeStore(n=40)
     ref = Reference.build(store, cfg, real_audio_fn=lambda lm: None)
-    n_a, n_b = ref.matched_sizes(8)
-    assert n_a == 8 and n_b == int((~ref.floor_split).sum())
     model = ref.score(store.examples[:8], None)["fad_classifier"]
     floor = ref.real_floor(8)["fad_classifier"]
-    assert (model.n_a, model.n_b) == (floor.n_a, floor.n_b) == (n_a, n_b)
-    many = ref.matched_sizes(1000)  # never more generated clips than half A holds
-    assert many == (int(ref.floor_split.sum()), n_b)
+    assert (model.n_a, model.n_b) == (floor.n_a, floor.n_b) == (8, len(store.rows(EVAL)))
+    assert ref.sample_size(1000) == len(store.rows(TRAIN))  # never more clips than the floor can draw

@@ -37,9 +37,9 @@ def test_critical_failure_names_the_expectation_and_the_rows(clips_dir, tmp_path
     cfg = tiny_config(audio={"sample_rate": 22050})
     with pytest.raises(ValidationFailed) as err:
         run_validate(cfg, clips_dir, tmp_path / "validation")
-    assert "sample_rate" in str(err.value) and "4 of 4 rows" in str(err.value)
+    assert "sample_rate" in str(err.value) and "8 of 8 rows" in str(err.value)
     failures = pd.read_csv(tmp_path / "validation" / "failures.csv")
-    assert set(failures["check"]) == {"sample_rate"} and len(failures) == 4  # the report is still written
+    assert set(failures["check"]) == {"sample_rate"} and len(failures) == 8  # the report is still written
 
 
 def test_warnings_are_reported_not_fatal_and_gx_draws_no_progress_bars(clips_dir, tmp_path, capfd):
@@ -65,14 +65,20 @@ def test_features_store_normalised_mels_with_stats_and_previews(clips_dir, tmp_p
     cfg = tiny_config()
     summary = run_features(cfg, clips_dir, tmp_path / "mels")
     store = MelStore(tmp_path / "mels")
-    assert len(store) == 4 and store.example_shape == (32, 64) and store[0].shape == (32, 64)
-    assert np.abs(store.batch(np.arange(4))).max() <= 1.0
+    assert len(store) == 8 and store.example_shape == (32, 64) and store[0].shape == (32, 64)
+    assert np.abs(store.batch(np.arange(8))).max() <= 1.0
+    # the evaluation split: one clip of each pitch x program cell held out, recorded in the manifest
+    assert summary["split"] == {"cell_labels": ["pitch", "program", "family"], "cells": 4, "train_clips": 4,
+                                "eval_clips": 4, "unsplit_cells": [], "unsplit_cell_count": 0}
+    manifest = store.manifest()
+    assert list(manifest["split"].value_counts().sort_index()) == [4, 4]
+    assert manifest.groupby(["label_pitch", "label_program"])["split"].nunique().eq(2).all()
     assert store.stats.mean.shape == (32,)
     assert summary["griffinlim_spectral_convergence_db"] < 0  # reconstruction error below the signal
     assert summary["frames_per_clip"] == 65 and summary["padding_frames"] == 0  # 1 s at hop 250, 64 kept
     assert (tmp_path / "mels" / "preview" / "mels.png").stat().st_size > 1000
     assert len(list((tmp_path / "mels" / "preview").glob("*.wav"))) == 2
-    # random batches by row, reproducible from the seed, each row exactly once per epoch
+    # random batches of training clips by row, reproducible from the seed, each row exactly once per epoch
     batches = list(store.batches(3, seed=1))
     again = list(store.batches(3, seed=1))
     assert [b.shape[0] for b in batches] == [3, 1]
