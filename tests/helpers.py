@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
 from components.config import MelforgeConfig, apply_overrides, profile_params, validate_params
+from components.features.split import TRAIN, assign_split
+from components.features.stats import MelStats
 
 TINY_NSYNTH = {"programs": [0, 40], "pitches": [60, 67], "velocities": [100, 127], "seconds": 1.0, "note_seconds": 0.75}
 
@@ -108,3 +112,41 @@ def wait_until_healthy(url: str, process, timeout_s: float = 180.0, what: str = 
         except OSError:
             assert time.monotonic() < deadline and process.poll() is None, f"{what} never answered on {url}"
             time.sleep(0.5)
+
+
+@dataclass
+class FakeStore:
+    """Clips stored by label, as a real store is: ``classes`` well separated classes of 16x32 'mels',
+    each class in one contiguous block, split into training and evaluation clips by cell."""
+
+    n: int = 24
+    classes: int = 2
+    examples: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.labels = np.repeat(np.arange(self.classes), self.n // self.classes)  # sorted by label
+        self.n = len(self.labels)
+        centres = np.linspace(-0.6, 0.6, self.classes)
+        self.examples = (rng.normal(0, 0.1, (self.n, 16, 32)) + centres[self.labels][:, None, None]).astype(np.float32)
+        self.stats = MelStats(mean=np.full(16, -4.0), std=np.full(16, 2.0), clip_sigma=3.0)
+        self.index = {"sample_rate": 8000, "layout": "flat", "example_shape": [16, 32],
+                      "mel": {"n_fft": 256, "hop_length": 128, "n_mels": 16, "fmin": 0.0, "fmax": None,
+                              "win_length": None, "log_floor": 1e-5, "griffinlim_iters": 2}}
+        self.layout, self.example_shape = "flat", (16, 32)
+        frame = self.manifest()
+        self.split, _ = assign_split(list(frame["clip_id"]), frame[["label_kind"]].rename(columns=lambda c: c[6:]),
+                                     fraction=0.3, min_per_cell=2)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows(self, side: str = TRAIN) -> np.ndarray:
+        return np.flatnonzero(self.split == side)
+
+    def batch(self, rows: np.ndarray) -> np.ndarray:
+        return self.examples[rows]
+
+    def manifest(self) -> pd.DataFrame:
+        return pd.DataFrame({"clip_id": [f"clip-{i:03d}" for i in range(self.n)],
+                             "label_kind": [f"k{v}" for v in self.labels], "label_same": "x"})

@@ -37,10 +37,10 @@ def test_stage_commands_run_components_from_params_yaml_and_data_summary_reports
         result = runner.invoke(app, ["stage", stage])
         assert result.exit_code == 0, result.output
     assert (workspace / "data" / "mels" / "index.json").is_file()
-    assert json.loads((workspace / "data" / "metrics" / "ingest.json").read_text())["clips"] == 4
+    assert json.loads((workspace / "data" / "metrics" / "ingest.json").read_text())["clips"] == 8
     result = runner.invoke(app, ["data", "summary", "--json"])
     summary = json.loads(result.stdout)
-    assert summary["clips"] == 4 and summary["quarantined"] == 0 and summary["validation"]["success"]
+    assert summary["clips"] == 8 and summary["quarantined"] == 0 and summary["validation"]["success"]
     assert set(summary["labels"]) == {"family", "pitch", "program", "velocity"}
     assert runner.invoke(app, ["data", "summary"]).exit_code == 0
 

@@ -52,7 +52,7 @@ def control_failures(rows: list[dict[str, Any]], floor: dict[str, dict[str, floa
                      settings: GateSettings) -> list[str]:
     """Why the ruler failed its controls (empty when it ranks them all as it must)."""
     failures = []
-    by_name = {r["name"]: r for r in rows if r.get("kind") == CONTROL}
+    by_name = {r["name"].removeprefix("control-"): r for r in rows if r.get("kind") == CONTROL}
     primary = settings.primary
     for name, row in by_name.items():
         if row["status"] != "ok":

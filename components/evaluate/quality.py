@@ -128,22 +128,22 @@ def describe(metric: str, value: float, floor: dict[str, float]) -> str:
 
 def verdict(metrics: dict[str, dict[str, float]], floor: dict[str, dict[str, float]],
             settings: GateSettings) -> dict[str, Any]:
-    """Ratios to the floor for every metric that has one, the gate's outcome, and the sentence: the
-    primary metric's words when the gate passes, what refused it when not, and no verdict at all when
-    the floor is too uncertain to carry a ratio."""
+    """Ratios to the floor for every metric that has one, the gate's outcome, and the sentence: what
+    refused it when the gate does; else no verdict at all when the floor is too uncertain to carry a
+    ratio; else the primary metric's words."""
     ratios = {k: floor_ratio(k, m["value"], floor[k]) for k, m in metrics.items()
               if k in floor and metric_info(k).compare in ("ratio", "kid", "fraction")}
     outcome = gate(metrics, floor, settings)
     primary = settings.primary
     if primary not in metrics or primary not in floor:
         text = "not scored"
+    elif not outcome["passes"]:
+        text = "refused: " + "; ".join(outcome["reasons"][f] for f in outcome["failed"])
     elif not floor_is_reliable(primary, floor[primary]):
         text = (f"no verdict: the floor's {primary} interval is ±{floor_spread(floor[primary]):.0%} of its value at "
                 f"n = {floor[primary].get('n_a')} (more clips needed: eval.samples, eval.fraction)")
-    elif outcome["passes"]:
-        text = describe(primary, metrics[primary]["value"], floor[primary])
     else:
-        text = "refused: " + "; ".join(outcome["reasons"][f] for f in outcome["failed"])
+        text = describe(primary, metrics[primary]["value"], floor[primary])
     return {"floor_ratios": ratios, "verdict": text, "gate": outcome}
 
 

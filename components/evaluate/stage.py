@@ -78,13 +78,25 @@ def score_generator(ref: Reference, gen: Generator, *, samples: int, steps: int,
 
 
 def score_set(ref: Reference, normalised: np.ndarray, audio: np.ndarray | None) -> dict[str, Any]:
-    """A row for any set of clips (a model's samples or a control): status and every metric."""
-    metrics = ref.score(normalised, audio)
+    """A row for any set of clips (a model's samples or a control): status, every metric, and the
+    classifier embeddings of the n clips scored (under ``embedding``, saved beside the report)."""
+    measured = ref.measure(normalised, audio)
+    n = ref.sample_size(len(normalised))
+    metrics = ref.ruler.compare(measured, n)
     bad = [k for k, m in metrics.items() if not math.isfinite(m.value)]
-    row = {"status": "failed" if bad else "ok", "metrics": {k: m.to_dict() for k, m in metrics.items()}}
+    row = {"status": "failed" if bad else "ok", "metrics": {k: m.to_dict() for k, m in metrics.items()},
+           "embedding": measured["embeddings"]["classifier"][:n]}
     if bad:
         row["error"] = f"non-finite {', '.join(bad)}"
     return row
+
+
+def save_embedding(folder: Path, row: dict[str, Any]) -> None:
+    """The classifier embeddings a row was scored on, for benchmarks/recompute_metrics.py."""
+    embedding = row.pop("embedding", None)
+    if embedding is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / f"{row['name']}.npy", lambda fh: np.save(fh, embedding))
 
 
 def score_controls(ref: Reference, store: MelStore, vocoder, n: int, seed: int) -> list[tuple[dict[str, Any], np.ndarray]]:
@@ -136,6 +148,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         if e.controls != "off":
             bar.update(task, info="controls")
             for row, logmel in score_controls(ref, store, vocoder, n, cfg.seed):
+                save_embedding(tmp / "embeddings", row)
                 if row["status"] == "ok":
                     row.update(verdict(row["metrics"], floor, gate_settings))
                 save_mel_grid(logmel[:GRID_CLIPS], samples_dir / f"{row['name']}.png",
@@ -158,6 +171,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             row, logmel, audio = score_generator(ref, gen, samples=e.samples, steps=entry["steps"], seed=cfg.seed + 2)
             row = {"name": entry["name"], "model": folder, "kind": entry["kind"], "family": entry["family"],
                    "steps": entry["steps"], "network_evaluations": gen.network_evaluations(entry["steps"]), **row}
+            save_embedding(tmp / "embeddings", row)
             if row["status"] == "ok":
                 row.update(verdict(row["metrics"], floor, gate_settings))
                 row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], repeats=1))

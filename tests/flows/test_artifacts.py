@@ -20,11 +20,13 @@ def test_a_skipped_stage_says_its_figures_are_from_the_last_run():
 def test_the_evaluation_table_has_every_model_the_floor_and_the_served_one():
     m = {"value": 12.0, "low": 11.0, "high": 13.0}
     results = {"primary_metric": "fad_classifier", "samples": 8, "real_clips": 16,
-               "real_vs_real": {"fad_classifier": {"value": 10.0, "low": 9.0, "high": 11.0}, "is_digit": m},
+               "matched_sizes": {"generated": 8, "real": 6},
+               "floor": {"fad_classifier": {"value": 10.0, "low": 9.0, "high": 11.0}, "is_digit": m},
                "models": [{"name": "student-4", "steps": 4, "status": "ok", "metrics": {"fad_classifier": m}, "rtf": 0.05},
                           {"name": "wavegan", "steps": 1, "status": "failed", "metrics": {}}],
                "served": {"model": "student-4", "reason": "cheapest"}}
     text = evaluation_markdown(results, report_uri="", local_report=Path("models/evaluation/report.html"))
-    assert "| student-4 ★ | 4 | ok | 12 [11, 13] | — | 0.05 |" in text
-    assert "| wavegan | 1 | failed | — | — | — |" in text
-    assert "| real vs real (floor) | | | 10 [9, 11] | 12 [11, 13] | |" in text and "MLflow run artifacts" not in text
+    assert "| student-4 ★ | 4 | ok | 12 [11, 13] | — | — | 0.05 |" in text  # is_digit, memorised
+    assert "| wavegan | 1 | failed | — | — | — | — |" in text
+    assert "| floor (training clips vs evaluation set) | | | 10 [9, 11] | 12 [11, 13] | — | |" in text
+    assert "MLflow run artifacts" not in text and "6 clips of the evaluation set" in text

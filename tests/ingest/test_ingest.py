@@ -149,13 +149,13 @@ def test_unchanged_files_are_not_decoded_again(tmp_path):
 
 def test_builtin_source_is_reused_when_its_catalogue_is_unchanged(tmp_path):
     cfg = tiny_config()
-    assert run_ingest(cfg, tmp_path / "clips")["files_decoded"] == 4
+    assert run_ingest(cfg, tmp_path / "clips")["files_decoded"] == 8
     again = run_ingest(cfg, tmp_path / "clips")
-    assert again["files_decoded"] == 0 and again["clips"] == 4
+    assert again["files_decoded"] == 0 and again["clips"] == 8
 
 
 def test_shards_hold_hundreds_of_clips_not_one_file_each(tmp_path):
-    cfg = tiny_config(data={"shard_size": 3})
+    cfg = tiny_config(data={"shard_size": 5})
     summary = run_ingest(cfg, tmp_path / "clips")
-    assert summary["shards"] == 2  # 4 clips, 3 per shard
+    assert summary["shards"] == 2  # 8 clips, 5 per shard
     assert sorted(p.name for p in (tmp_path / "clips").glob("*.npy")) == ["clips-00000.npy", "clips-00001.npy"]

@@ -20,7 +20,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     summary = melforge_pipeline(root=str(project))
     assert summary["stages_run"] == ["scan", "ingest", "validate", "features", "vocoder", "train", "distill@student-2",
                                      "distill@student-1", "gan@wavegan", "gan@specgan", "evaluate"]
-    assert summary["clips"] == 4 and summary["validation"] == "passed"
+    assert summary["clips"] == 8 and summary["validation"] == "passed"
 
     lock = read_yaml(project / "dvc.lock")
     assert set(lock["stages"]) == {"scan", "ingest", "validate", "features", "vocoder", "train", "distill@student-2",
@@ -51,7 +51,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     evaluate = next(r for r in children if r.info.run_name == "evaluate")
     assert {"evaluate/report.html", "evaluate/steps_vs_quality.png"} <= {
         a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluate")}
-    assert "student-1.fad_classifier" in evaluate.data.metrics and "real_vs_real.fad_crepe" in evaluate.data.metrics
+    assert "student-1.fad_classifier" in evaluate.data.metrics and "floor.fad_crepe" in evaluate.data.metrics
     assert "vocoder.learned.logmel_l1" in evaluate.data.metrics and "vocoder.griffinlim-2.rtf" in evaluate.data.metrics
     assert "Vocoder" in (project / "models" / "evaluation" / "report.html").read_text()
     assert summary["promoted"] is True and summary["champion"] == summary["registered"]
@@ -60,7 +60,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert champion.tags["melforge.promotion"] == "champion" and "metric.fad_classifier" in champion.tags
     assert champion.tags["melforge.vocoder"] == "learned" and champion.tags["melforge.vocoder_sha256"] != "none"
     ingest = next(r for r in children if r.info.run_name == "ingest")
-    assert ingest.data.metrics["clips"] == 4 and ingest.data.params["audio.sample_rate"] == "16000"
+    assert ingest.data.metrics["clips"] == 8 and ingest.data.params["audio.sample_rate"] == "16000"
     features = next(r for r in children if r.info.run_name == "features")
     assert "griffinlim_spectral_convergence_db" in features.data.metrics
     artifacts = {a.path for a in client.list_artifacts(features.info.run_id, "features")}
