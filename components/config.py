@@ -285,10 +285,11 @@ class EvalConfig(Section):
     is_splits: int = Field(default=5, ge=1)
     crepe: bool = Field(default=True, description="also embed with torchcrepe's pretrained network")
     crepe_model: Literal["tiny", "full"] = "tiny"
-    crepe_hop_seconds: float = Field(default=0.1, gt=0)
+    crepe_hop_seconds: float = Field(default=0.25, gt=0, description="seconds between CREPE frames (mean-pooled per clip)")
     griffinlim_iters: int = Field(default=16, ge=1, description="Griffin-Lim iterations for evaluated audio")
     floor_subsets: int = Field(default=5, ge=2, le=100, description="random stratified sets of n training clips the floor is averaged over")
     nearest_k: int = Field(default=5, ge=1, description="k of the k-NN balls of precision, recall, density and coverage")
+    duplicated_flag: float = Field(default=0.25, gt=0, le=1, description="flag a model when more than this share of its clips has a near-copy among its own clips (nearer than 95% of training clips' nearest neighbours at the same n; 5% for real clips)")
     memorised_flag: float = Field(default=0.25, gt=0, le=1, description="flag a model when more than this share of its clips is nearer a training clip than 95% of evaluation clips are (5% for a model that generalises)")
     controls: Literal["enforce", "report", "off"] = Field(
         default="enforce", description="score the controls (replayed training clips, per-cell mean mels, noise): enforce = fail the stage when the ruler cannot rank them; report = only record it")

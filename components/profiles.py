@@ -23,7 +23,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "vocoder": {"kind": "griffinlim", "steps": 6000, "lr": 2e-3, "checkpoint_every": 500, "sample_every": 750,
                     "eval_clips": 32},
         "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4],
-                 "split_labels": ["pitch", "program"]},
+                 "split_labels": ["pitch", "program"], "crepe_hop_seconds": 0.1},
     },
     # the family comparison of issue 14 on CPU: every family on SC09-like spoken digits (1 s clips), the
     # diffusion teacher and students beside WaveGAN and SpecGAN, each trained for up to an hour on 2 cores
@@ -41,7 +41,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         # (with its 5 critic updates) at batch 32 (docs/benchmarks.md)
         "gan": {"wavegan": {"steps": 4200, "dim": 8, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000},
                 "specgan": {"steps": 6500, "dim": 16, "batch_size": 32, "checkpoint_every": 500, "sample_every": 1000}},
-        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4]},
+        "eval": {"samples": 128, "bootstrap": 200, "classifier_steps": 600, "teacher_steps": [16, 8, 4],
+                 "crepe_hop_seconds": 0.1},
     },
     "full": {
         "profile": "full",

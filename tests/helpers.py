@@ -40,7 +40,7 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
     # and these runs test the plumbing around promotion, not quality (tests/registry/test_promotion.py
     # and tests/evaluate/test_controls.py do); at n = 4 the controls cannot be told apart either
     params["registry"].update({"max_floor_ratio": 1e9, "min_diversity_ratio": 0.0})
-    params["eval"]["memorised_flag"] = 1.0
+    params["eval"].update({"memorised_flag": 1.0, "duplicated_flag": 1.0})
     for name, values in sections.items():
         params[name].update(values)
     return params

@@ -37,6 +37,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("recall", True, True, "fraction", "recall", "share of real clips inside the generated manifold (k-NN, k = 5)"),
     Metric("density", True, True, "fraction", "density", "how many real k-NN balls hold a generated clip, on average / k"),
     Metric("coverage", True, True, "fraction", "coverage", "share of real clips whose k-NN ball holds a generated clip"),
+    Metric("duplicated", False, False, "share", "duplicated",
+           "share of clips with a near-copy among the set's own clips (nearer than 95% of training clips' nearest "
+           "neighbours in a set of the same n): collapse onto a few outputs, e.g. a blur of class means"),
     Metric("memorised", False, False, "share", "memorised",
            "share of generated clips nearer a training clip than 95% of evaluation clips are"),
     Metric("voiced", True, False, "real_range", "voiced", "share of frames with a periodic signal (audio)"),

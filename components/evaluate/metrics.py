@@ -114,10 +114,13 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = "cubic", gamma2: f
 
 def kid(a: np.ndarray, b: np.ndarray, *, kernel: str = "cubic", gamma2: float = 8.0, subsets: int = 20,
         subset_size: int = 100, seed: int = 0, origins: tuple[np.ndarray, np.ndarray] | None = None) -> float:
-    """Kernel Inception Distance: unbiased MMD^2 averaged over random subsets of both sets.
-    ``origins``: per row, the index of the row it copies (from :func:`bootstrap`)."""
+    """Kernel Inception Distance: unbiased MMD^2 averaged over random subsets of both sets (one
+    estimate on all rows when ``subset_size`` covers both sets). ``origins``: per row, the index of
+    the row it copies (from :func:`bootstrap`)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     oa, ob = origins if origins is not None else (np.arange(len(a)), np.arange(len(b)))
+    if subset_size >= max(len(a), len(b)):  # subsets would be the whole sets: one estimate on all rows
+        return mmd2_unbiased(a, b, kernel, gamma2, x_origin=oa, y_origin=ob)
     size = min(subset_size, len(a), len(b))
     rng = np.random.default_rng(seed)
     values = []

@@ -56,13 +56,14 @@ class GateSettings:
     diversity_metric: str = "coverage"
     min_diversity_ratio: float = 0.5
     memorised_flag: float = 0.25
+    duplicated_flag: float = 0.25
 
     @classmethod
     def from_config(cls, cfg) -> "GateSettings":
         r = cfg.registry
         return cls(primary=r.primary_metric, max_floor_ratio=r.max_floor_ratio, min_real_ratio=r.min_real_ratio,
                    diversity_metric=r.diversity_metric, min_diversity_ratio=r.min_diversity_ratio,
-                   memorised_flag=cfg.eval.memorised_flag)
+                   memorised_flag=cfg.eval.memorised_flag, duplicated_flag=cfg.eval.duplicated_flag)
 
 
 def _value(metrics: dict[str, Any], name: str) -> float | None:
@@ -76,7 +77,8 @@ def _value(metrics: dict[str, Any], name: str) -> float | None:
 def gate(metrics: dict[str, dict[str, float]], floor: dict[str, dict[str, float]], s: GateSettings) -> dict[str, Any]:
     """The quality floor, measure by measure: the primary metric within ``max_floor_ratio`` of the
     floor (an IS at least ``min_real_ratio`` of it), the diversity measure at least
-    ``min_diversity_ratio`` of the floor's, and no memorisation flag.
+    ``min_diversity_ratio`` of the floor's, no duplication flag (clips that are near-copies of each
+    other) and no memorisation flag (clips that are near-copies of training clips).
 
     Returns {passes, failed: the measures that refused it, reasons: {measure: one sentence}}."""
     failed: list[str] = []
@@ -102,6 +104,12 @@ def gate(metrics: dict[str, dict[str, float]], floor: dict[str, dict[str, float]
         reasons[diversity] = f"{diversity} {value:.3f} is {ratio:.0%} of the floor's (needs >= {s.min_diversity_ratio:.0%})"
         if ratio < s.min_diversity_ratio:
             failed.append(diversity)
+    duplicated = _value(metrics, "duplicated")
+    if duplicated is not None:
+        reasons["duplicated"] = (f"{duplicated:.0%} of its clips have a near-copy among its own clips (flag above "
+                                 f"{s.duplicated_flag:.0%}; real clips: 5%)")
+        if duplicated > s.duplicated_flag:
+            failed.append("duplicated")
     memorised = _value(metrics, "memorised")
     if memorised is not None:
         reasons["memorised"] = (f"{memorised:.0%} of its clips are nearer a training clip than 95% of evaluation clips "

@@ -18,7 +18,7 @@ import numpy as np
 
 from components.evaluate.classifier import MelClassifier, TrainedClassifier, train_classifier
 from components.evaluate.embeddings import crepe_embeddings
-from components.evaluate.metrics import MetricValue, median_gamma2
+from components.evaluate.metrics import MetricValue, median_gamma2, nearest_distances
 from components.evaluate.ruler import Ruler, ScoreSettings, random_subset
 from components.evaluate.signal import midi_pitches, signal_stats
 from components.features.mel import MelSpec
@@ -80,6 +80,7 @@ class Reference:
     pitches: list[float] | None = None  # MIDI pitches of the training clips, when the data has a pitch label
     gamma2: dict[str, float] = field(default_factory=dict)  # IMQ gamma^2 per embedding, fixed at build
     real_audio: np.ndarray | None = field(default=None, repr=False)  # the clips through the vocoder (not saved)
+    _rulers: dict[int, Ruler] = field(default_factory=dict, repr=False)
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -120,16 +121,23 @@ class Reference:
     def rows(self, side: str) -> np.ndarray:
         return np.flatnonzero(self.split == side)
 
-    @property
-    def ruler(self) -> Ruler:
-        """Everything a generated set is measured against (the evaluation set) and drawn against
-        (the training clips, for the floor and the memorisation check)."""
-        ev, tr = self.rows(EVAL), self.rows(TRAIN)
-        return Ruler(settings=self.settings,
-                     eval_embeddings={k: v[ev] for k, v in self.real_embeddings().items()},
-                     train_memory=self.real_memory[tr], eval_memory=self.real_memory[ev],
-                     eval_signal={k: v[ev] for k, v in self.real_signal.items()},
-                     gamma2={kind: self.imq_gamma2(kind) for kind in self.real_embeddings()})
+    def ruler_for(self, n: int) -> Ruler:
+        """Everything a set of n clips is measured against (the evaluation set) and drawn against
+        (the training clips: the floor, the memorisation check, and the duplication threshold: the
+        5th percentile of each training clip's distance to its nearest other clip in the floor's
+        sets of n, so a set as varied as real data has about 5% duplicated clips)."""
+        if n not in self._rulers:
+            ev, tr = self.rows(EVAL), self.rows(TRAIN)
+            within = [nearest_distances(self.real_memory[rows], self.real_memory[rows], exclude_self=True)
+                      for rows in self.floor_subsets(n)]
+            self._rulers[n] = Ruler(settings=self.settings,
+                                    eval_embeddings={k: v[ev] for k, v in self.real_embeddings().items()},
+                                    train_memory=self.real_memory[tr], eval_memory=self.real_memory[ev],
+                                    eval_signal={k: v[ev] for k, v in self.real_signal.items()},
+                                    gamma2={kind: self.imq_gamma2(kind) for kind in self.real_embeddings()},
+                                    duplicate_threshold=float(np.percentile(np.concatenate(within),
+                                                                            self.settings.memorised_percentile)))
+        return self._rulers[n]
 
     def imq_gamma2(self, kind: str) -> float:
         return self.gamma2.get(kind) or self.settings.imq_gamma2 or median_gamma2(self.real_embeddings()[kind][self.rows(EVAL)])
@@ -163,12 +171,10 @@ class Reference:
         emb, probs = self.classifier.outputs(normalised)
         measured: dict[str, Any] = {"embeddings": {"classifier": emb}, "probs": probs,
                                     "memory": memory_features(normalised, self.layout), "signal": {}}
-        if audio is not None:
+        if audio is not None:  # without audio: the mel-based metrics only
             measured["signal"] = signal_stats(audio, self.spec.sample_rate, self.pitches) if self.real_signal else {}
             if self.settings.crepe and self.real_crepe is not None:
                 measured["embeddings"]["crepe"] = self.crepe(audio)
-        elif self.settings.crepe and self.real_crepe is not None:
-            raise ValueError("the CREPE metrics need the generated audio")
         return measured
 
     def score(self, normalised: np.ndarray, audio: np.ndarray | None) -> dict[str, MetricValue]:
@@ -176,13 +182,15 @@ class Reference:
         its first n clips (:meth:`sample_size`) against the evaluation set."""
         measured = self.measure(normalised, audio)
         n = self.sample_size(len(normalised))
-        return self.ruler.compare(measured, n)
+        return self.ruler_for(n).compare(measured, n)
 
-    def train_measured(self, rows: np.ndarray) -> dict[str, Any]:
-        """Training clips as if generated (the floor's sets): their stored embeddings and statistics."""
+    def stored_measured(self, rows: np.ndarray, *, unseen: bool = True) -> dict[str, Any]:
+        """Real clips as if generated (the floor's sets, the memoriser control): their stored
+        embeddings and statistics, nothing recomputed. ``unseen=False`` for the floor's training
+        clips, which are not checked for memorisation (they are the training clips)."""
         return {"embeddings": {k: v[rows] for k, v in self.real_embeddings().items()},
-                "probs": {k: v[rows] for k, v in self.real_probs.items()},
-                "memory": None, "signal": {k: v[rows] for k, v in self.real_signal.items()}}
+                "probs": {k: v[rows] for k, v in self.real_probs.items()}, "memory": self.real_memory[rows],
+                "signal": {k: v[rows] for k, v in self.real_signal.items()}, "unseen": unseen}
 
     def floor_subsets(self, n: int) -> list[np.ndarray]:
         """K random sets of n training clips (:func:`components.evaluate.ruler.random_subset`)."""
@@ -195,7 +203,7 @@ class Reference:
         metric averaged over K random subsets, its interval widened by the spread between
         subsets (see :func:`components.evaluate.ruler.pool`)."""
         n = self.sample_size(generated)
-        return self.ruler.floor([self.train_measured(rows) for rows in self.floor_subsets(n)], n)
+        return self.ruler_for(n).floor([self.stored_measured(rows, unseen=False) for rows in self.floor_subsets(n)], n)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:

@@ -96,13 +96,14 @@ class Ruler:
     eval_memory: np.ndarray
     eval_signal: dict[str, np.ndarray] = field(default_factory=dict)
     gamma2: dict[str, float] = field(default_factory=dict)
+    duplicate_threshold: float | None = None  # see Reference.ruler_for
 
     @functools.cached_property
     def eval_nearest(self) -> np.ndarray:
         """Each evaluation clip's distance to its nearest training clip: what unseen real clips look like."""
         return nearest_distances(self.eval_memory, self.train_memory)
 
-    def _distances(self, kind: str, a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, MetricValue]:
+    def _distances(self, kind: str, a: np.ndarray, b: np.ndarray, seed: int, resamples: int) -> dict[str, MetricValue]:
         s = self.settings
         gamma2 = self.gamma2[kind]
 
@@ -110,10 +111,10 @@ class Ruler:
             return lambda x, y, origins=None: kid(x, y, kernel=kernel, gamma2=gamma2, subsets=s.kid_subsets,
                                                   subset_size=s.kid_subset_size, seed=seed, origins=origins)
 
-        out = {f"fad_{kind}": bootstrap(frechet_distance, a, b, resamples=s.bootstrap, seed=seed),
-               f"kid_cubic_{kind}": bootstrap(kid_fn("cubic"), a, b, resamples=s.bootstrap, seed=seed + 1,
+        out = {f"fad_{kind}": bootstrap(frechet_distance, a, b, resamples=resamples, seed=seed),
+               f"kid_cubic_{kind}": bootstrap(kid_fn("cubic"), a, b, resamples=resamples, seed=seed + 1,
                                               with_origins=True),
-               f"kid_imq_{kind}": bootstrap(kid_fn("imq"), a, b, resamples=s.bootstrap, seed=seed + 2,
+               f"kid_imq_{kind}": bootstrap(kid_fn("imq"), a, b, resamples=resamples, seed=seed + 2,
                                             with_origins=True)}
         if len(a) >= 8:  # a line in 1/n needs a range of n
             value, se = fad_infinity(a, b, seed=seed + 4)
@@ -124,26 +125,32 @@ class Ruler:
             out[f"density_{kind}"] = mean_interval(ind["density"])
         return out
 
-    def _inception(self, probs: dict[str, np.ndarray], seed: int) -> dict[str, MetricValue]:
+    def _inception(self, probs: dict[str, np.ndarray], seed: int, resamples: int) -> dict[str, MetricValue]:
         """IS over splits of a fixed random order: splits of sorted data (real clips are stored by
         label) would each hold one class and score ~1."""
         s = self.settings
         order = np.random.default_rng(seed).permutation(len(next(iter(probs.values()))))
-        return {f"is_{name}": bootstrap(lambda q: inception_score(q, s.is_splits)[0], p[order], resamples=s.bootstrap,
+        return {f"is_{name}": bootstrap(lambda q: inception_score(q, s.is_splits)[0], p[order], resamples=resamples,
                                         seed=seed + 3)
                 for name, p in probs.items()}
 
-    def compare(self, measured: dict[str, Any], n: int) -> dict[str, MetricValue]:
+    def compare(self, measured: dict[str, Any], n: int, *, resamples: int | None = None) -> dict[str, MetricValue]:
         """Every metric of the first n clips of ``measured`` (from :meth:`Reference.measure`) against the
-        evaluation set: distances and precision/recall per embedding, IS, memorised share, signal means."""
+        evaluation set: distances and precision/recall per embedding, IS, the duplicated and memorised
+        shares, signal means. ``resamples``: bootstrap resamples (default ``settings.bootstrap``)."""
         seed = self.settings.seed
+        resamples = resamples or self.settings.bootstrap
         metrics: dict[str, MetricValue] = {}
         for kind, real in self.eval_embeddings.items():
             if kind in measured["embeddings"]:
-                metrics.update(self._distances(kind, measured["embeddings"][kind][:n], real, seed))
-        metrics.update(self._inception({k: v[:n] for k, v in measured["probs"].items()}, seed))
-        if measured.get("memory") is not None:
-            nearest = nearest_distances(measured["memory"][:n], self.train_memory)
+                metrics.update(self._distances(kind, measured["embeddings"][kind][:n], real, seed, resamples))
+        metrics.update(self._inception({k: v[:n] for k, v in measured["probs"].items()}, seed, resamples))
+        memory = measured.get("memory")
+        if memory is not None and self.duplicate_threshold is not None:
+            within = nearest_distances(memory[:n], memory[:n], exclude_self=True)
+            metrics["duplicated"] = share_interval(within < self.duplicate_threshold)
+        if memory is not None and measured.get("unseen", True):  # training clips are trivially "memorised"
+            nearest = nearest_distances(memory[:n], self.train_memory)
             threshold = np.percentile(self.eval_nearest, self.settings.memorised_percentile)
             metrics["memorised"] = share_interval(nearest < threshold)
         for name, values in measured.get("signal", {}).items():
@@ -154,7 +161,9 @@ class Ruler:
     def floor(self, subsets: list[dict[str, Any]], n: int) -> dict[str, MetricValue]:
         """The floor: :meth:`compare` of each set of n training clips, pooled (:func:`pool`); signal
         statistics are the evaluation clips' own (what real unseen clips measure)."""
-        scored = [self.compare(measured, n) for measured in subsets]
+        # each subset's own bootstrap needs fewer resamples: the spread between subsets dominates
+        resamples = max(10, self.settings.bootstrap // len(subsets))
+        scored = [self.compare(measured, n, resamples=resamples) for measured in subsets]
         floor = {name: pool([s[name] for s in scored]) for name in scored[0] if name not in self.eval_signal}
         floor.update({name: mean_interval(values) for name, values in self.eval_signal.items()})
         return floor
