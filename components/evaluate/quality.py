@@ -18,6 +18,7 @@ from components.evaluate.metric_table import lower_is_better, metric_info
 # A KID floor sits near 0 (it is unbiased); ratios to it are meaningless, so KID is compared with
 # the floor's upper 95% bound, never with less than this.
 KID_FLOOR_MIN = 1e-4
+RATIO_FLOOR_MIN = 1e-6
 # a floor whose 95% interval is wider than +-50% of its value cannot carry a ratio
 MAX_FLOOR_SPREAD = 0.5
 
@@ -29,8 +30,9 @@ def floor_ratio(metric: str, value: float, floor: dict[str, float]) -> float:
         return value / max(floor["high"], KID_FLOOR_MIN)
     if compare not in ("ratio", "fraction"):
         raise ValueError(f"{metric} is not compared as a ratio to the floor")
-    reference = floor["value"]
-    return value / reference if reference > 0 else float("inf")
+    # a floor of 0 (a Fréchet distance clipped at 0 when n is tiny) cannot carry a ratio: divide by a
+    # tiny positive number instead, so the ratio is huge and finite, and the verdict says "no verdict"
+    return value / max(floor["value"], RATIO_FLOOR_MIN)
 
 
 def floor_spread(floor: dict[str, float]) -> float:

@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from components.evaluate.metrics import MetricValue
-from components.evaluate.quality import GateSettings, gate
+from components.evaluate.quality import GateSettings
+from components.evaluate.quality import gate as quality_gate
 from components.registry.publish import apply_promotion, metric_from_tags, metric_tags, register_model
 from components.settings import project_paths
 from helpers import write_tiny_model, write_tiny_vocoder
@@ -121,7 +122,7 @@ def test_promotion_gate_and_generate_against_a_real_mlflow_server(mlflow_server,
             version, _ = register_model(client, folder, name=noisy, paths=paths, tags={
                 **metric_tags(row), "melforge.sample_rate": "8000", "melforge.sampling_steps": "2",
                 "melforge.model": f"student-{seed}", "melforge.primary_metric": METRIC})
-        quality = gate(row["metrics"], {METRIC: floor}, GateSettings(primary=METRIC, max_floor_ratio=3.0))
+        quality = quality_gate(row["metrics"], {METRIC: floor}, GateSettings(primary=METRIC, max_floor_ratio=3.0))
         outcome = apply_promotion(client, noisy, version, MetricValue(value, value - 1, value + 1, 8, 8),
                                   champion_metric=lambda champ: (None, ""), metric=METRIC, min_improvement=0.05,
                                   require_disjoint=True, candidate_error=None, quality=quality)
