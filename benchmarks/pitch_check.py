@@ -28,6 +28,7 @@ import numpy as np
 
 from components.config import load_config
 from components.features.mel import MelSpec
+from components.features.split import EVAL
 from components.features.store import MelStore
 from components.generation import load_generator
 from components.models.io import MODEL_FILE
@@ -93,7 +94,8 @@ def main() -> None:
     vocoder = workspace_vocoder(cfg, project_paths(), spec, griffinlim_iters=cfg.eval.griffinlim_iters)
     rng = np.random.default_rng(args.seed)
     rows = {}
-    real_rows = rng.choice(len(store), size=min(args.clips, len(store)), replace=False)
+    held_out = store.rows(EVAL)  # the evaluation set: clips no model trained on
+    real_rows = rng.choice(held_out, size=min(args.clips, len(held_out)), replace=False)
     real_logmel = store.stats.denormalise(store.batch(np.sort(real_rows)))
     real_audio = vocoder(real_logmel)
     band = None

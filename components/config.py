@@ -328,7 +328,7 @@ class VocoderConfig(Section):
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0)
     sample_every: int = Field(default=1000, ge=0)
-    eval_clips: int = Field(default=16, ge=1, description="held-out real clips for the vocoder-vs-Griffin-Lim comparison")
+    eval_clips: int = Field(default=16, ge=1, description="evaluation-set clips (never trained on) for the vocoder-vs-Griffin-Lim comparison")
     audio_previews: int = Field(default=2, ge=0)
     rtf_repeats: int = Field(default=3, ge=1, description="best-of repeats for the real-time factors")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -426,7 +426,7 @@ class RegistryConfig(Section):
     serve_tolerance: float = Field(default=0.25, ge=0,
                                    description="serve the cheapest model (any family) within this relative distance of the best one")
     max_floor_ratio: float = Field(default=3.0, ge=1,
-                                   description="quality floor: a FAD/KID primary metric must be <= this x the real-vs-real floor to become champion")
+                                   description="quality floor: a FAD/KID primary metric must be <= this x the floor (training clips vs the evaluation set) to become champion")
     min_real_ratio: float = Field(default=0.5, gt=0, le=1,
                                   description="quality floor: an is_* primary metric must be >= this fraction of the real clips' IS")
     diversity_metric: Literal["recall", "coverage"] = Field(

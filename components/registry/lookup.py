@@ -111,7 +111,7 @@ def _from_run(client, run_id: str) -> ResolvedModel:
 
 def best_version(client, name: str):
     """The registered version with the best recorded primary metric (its own ``melforge.primary_metric``)."""
-    from components.evaluate.quality import lower_is_better
+    from components.evaluate.metric_table import lower_is_better
 
     scored = []
     for v in client.search_model_versions(f"name = '{name}'"):
