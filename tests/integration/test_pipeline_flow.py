@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import pytest
 
 from components.config import read_params_file
 from support import dvc, read_yaml, run
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +59,14 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert "student-1.fad_classifier" in evaluate.data.metrics and "floor.fad_crepe" in evaluate.data.metrics
     assert "vocoder.learned.logmel_l1" in evaluate.data.metrics and "vocoder.griffinlim-2.rtf" in evaluate.data.metrics
     assert "Vocoder" in (project / "models" / "evaluation" / "report.html").read_text()
+    results = json.loads((project / "models" / "evaluation" / "metrics.json").read_text())
+    assert {r["name"] for r in results["models"] if r["kind"] == "control"} == {
+        "control-memoriser", "control-blur", "control-noise"}  # scored, never registered
+    # an independent numpy/scipy recomputation agrees with the stage (FAD, floor, precision/recall)
+    recompute = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recompute_metrics.py"), "--evaluation",
+                                str(project / "models" / "evaluation"), "--out", str(project / "recompute")],
+                               capture_output=True, text=True)
+    assert recompute.returncode == 0, recompute.stdout + recompute.stderr
     assert summary["promoted"] is True and summary["champion"] == summary["registered"]
     champion = client.get_model_version_by_alias("melforge-mel-diffusion", "champion")
     assert champion.tags["git.commit"] == parent.data.tags["git.commit"] and champion.tags["dvc.data_digest"] == mels_md5
