@@ -32,6 +32,7 @@ benchmarks: install
 	$(PY) benchmarks/orchestration_overhead.py
 	$(PY) benchmarks/quality_curve.py --profile demo --minutes 4 --every-minutes 1
 	$(PY) benchmarks/pitch_check.py   # after `make run`: the trained models/
+	$(PY) benchmarks/recompute_metrics.py  # after `make run`: FAD, floor, precision/recall again with numpy/scipy
 	$(PY) benchmarks/vocoder_speed.py  # learned vocoder vs Griffin-Lim (the learned one needs vocoder.steps > 0, e.g. --profile cpu)
 	$(PY) benchmarks/faults.py         # ~20 min: interrupts, kill -9, S3 outage, tampered model, full disk
 

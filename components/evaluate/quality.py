@@ -55,7 +55,7 @@ class GateSettings:
     primary: str
     max_floor_ratio: float = 3.0
     min_real_ratio: float = 0.5
-    diversity_metric: str = "coverage"
+    diversity_metric: str = "recall"
     min_diversity_ratio: float = 0.5
     memorised_flag: float = 0.25
     duplicated_flag: float = 0.25
