@@ -248,9 +248,14 @@ def nearest_distances(x: np.ndarray, pool: np.ndarray, *, exclude_self: bool = F
     return np.sqrt(d.min(1))
 
 
-def memorised_share(generated_nn: np.ndarray, eval_nn: np.ndarray, percentile: float = 5.0) -> float:
-    """Share of generated clips nearer to a training clip than ``percentile``% of evaluation clips are
-    (distances from :func:`nearest_distances`). About percentile/100 for a model that generalises
-    as real unseen clips do; near 1 for one that replays its training clips."""
+def memorised(generated_nn: np.ndarray, eval_nn: np.ndarray, percentile: float = 5.0) -> np.ndarray:
+    """Per generated clip: is it nearer to a training clip than ``percentile``% of evaluation clips
+    are (distances from :func:`nearest_distances`)?"""
     threshold = np.percentile(np.asarray(eval_nn, np.float64), percentile)
-    return float((np.asarray(generated_nn) < threshold).mean())
+    return np.asarray(generated_nn) < threshold
+
+
+def memorised_share(generated_nn: np.ndarray, eval_nn: np.ndarray, percentile: float = 5.0) -> float:
+    """Share of :func:`memorised` clips: about percentile/100 for a model that generalises as real
+    unseen clips do; near 1 for one that replays its training clips."""
+    return float(memorised(generated_nn, eval_nn, percentile).mean())

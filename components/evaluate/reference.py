@@ -112,7 +112,7 @@ class Reference:
             ref.real_signal = signal_stats(audio, ref.spec.sample_rate, pitches)
             if ref.settings.crepe:
                 ref.real_crepe = ref.crepe(audio)
-        ref.gamma2 = {kind: median_gamma2(real[eval_rows]) for kind, real in ref.real_embeddings().items()}
+        ref.gamma2 = {kind: ref.imq_gamma2(kind) for kind in ref.real_embeddings()}  # fixed from here on
         return ref
 
     def real_embeddings(self) -> dict[str, np.ndarray]:
@@ -140,7 +140,10 @@ class Reference:
         return self._rulers[n]
 
     def imq_gamma2(self, kind: str) -> float:
-        return self.gamma2.get(kind) or self.settings.imq_gamma2 or median_gamma2(self.real_embeddings()[kind][self.rows(EVAL)])
+        """The IMQ kernel's gamma^2: as built (saved with the reference), else ``eval.imq_gamma2``,
+        else the median heuristic on the evaluation set's embeddings."""
+        configured = self.gamma2.get(kind) or self.settings.imq_gamma2
+        return configured or median_gamma2(self.real_embeddings()[kind][self.rows(EVAL)])
 
     def sample_size(self, generated: int) -> int:
         """n for every comparison: the generated clips, at most as many as there are training clips

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from components.evaluate.metrics import (MetricValue, bootstrap, fad_infinity, frechet_distance, inception_score,
-                                         kid, nearest_distances, prdc_indicators)
+                                         kid, memorised, nearest_distances, prdc_indicators)
 
 Z95 = 1.959964
 
@@ -151,8 +151,8 @@ class Ruler:
             metrics["duplicated"] = share_interval(within < self.duplicate_threshold)
         if memory is not None and measured.get("unseen", True):  # training clips are trivially "memorised"
             nearest = nearest_distances(memory[:n], self.train_memory)
-            threshold = np.percentile(self.eval_nearest, self.settings.memorised_percentile)
-            metrics["memorised"] = share_interval(nearest < threshold)
+            metrics["memorised"] = share_interval(memorised(nearest, self.eval_nearest,
+                                                            self.settings.memorised_percentile))
         for name, values in measured.get("signal", {}).items():
             if name in self.eval_signal:
                 metrics[name] = mean_interval(values[:n])
