@@ -22,14 +22,19 @@ def nnls_mel_inverse(mel_power: torch.Tensor, filterbank: torch.Tensor, *, itera
     """
     step = 1.0 / float(torch.linalg.matrix_norm(filterbank, ord=2)) ** 2
     fb_t = filterbank.T.contiguous()
-    x = torch.clamp(torch.linalg.pinv(filterbank) @ mel_power, min=0.0)
-    y, t = x, 1.0
-    for _ in range(iterations):  # F^T (F y - P) as two thin products: n_mels << freq bins
-        x_next = torch.clamp(y - step * (fb_t @ (filterbank @ y - mel_power)), min=0.0)
+    batch, n_mels, frames = mel_power.shape
+    target = mel_power.permute(1, 0, 2).reshape(n_mels, batch * frames)  # every frame is one column
+    x = torch.clamp(torch.linalg.pinv(filterbank) @ target, min=0.0)
+    y, t = x.clone(), 1.0
+    # in place and fused into the products: the (bins x columns) passes, not the thin products, cost the time
+    for _ in range(iterations):
+        residual = torch.addmm(target, filterbank, y, beta=-1)  # F y - P
+        x_next = torch.addmm(y, fb_t, residual, alpha=-step).clamp_(min=0.0)
         t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
-        y = x_next + ((t - 1) / t_next) * (x_next - x)
+        momentum = (t - 1) / t_next
+        y = x.mul_(-momentum).add_(x_next, alpha=1 + momentum)  # x_next + momentum (x_next - x), in x's buffer
         x, t = x_next, t_next
-    return x
+    return x.reshape(-1, batch, frames).permute(1, 0, 2).contiguous()
 
 
 def mel_to_audio(logmel: np.ndarray, spec: MelSpec, *, n_iter: int = 32, length: int | None = None) -> np.ndarray:
