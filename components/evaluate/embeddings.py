@@ -10,8 +10,36 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 CREPE_RATE = 16000
+# torchcrepe's Crepe.embed: (top, bottom) zero padding of each of its first five layers
+_LAYER_PADDING = [(254, 254), (31, 32), (31, 32), (31, 32), (31, 32)]
+
+
+def load_crepe(model: str) -> torch.nn.Module:
+    """torchcrepe's network with its shipped weights (loaded once per process, in eval mode)."""
+    import torchcrepe
+
+    if getattr(torchcrepe.infer, "capacity", None) != model or not hasattr(torchcrepe.infer, "model"):
+        torchcrepe.load.model("cpu", model)
+    return torchcrepe.infer.model.eval()
+
+
+def crepe_embed(network: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """(frames, 1024) -> (frames, channels, 8): the same five layers as torchcrepe's ``Crepe.embed``.
+
+    CREPE's convolutions are 2-D with (k, 1) kernels over a (1024, 1) image; run as the 1-D
+    convolutions they are, the result is identical and about twice as fast on CPU.
+    """
+    x = frames[:, None, :]
+    for index, padding in enumerate(_LAYER_PADDING, start=1):
+        conv, norm = getattr(network, f"conv{index}"), getattr(network, f"conv{index}_BN")
+        x = F.conv1d(F.pad(x, padding), conv.weight[..., 0], conv.bias, stride=conv.stride[0])
+        x = F.batch_norm(F.relu(x), norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                         training=False, eps=norm.eps)
+        x = F.max_pool1d(x, 2, 2)
+    return x
 
 
 def crepe_embeddings(audio: np.ndarray, sample_rate: int, *, hop_seconds: float = 0.1, model: str = "tiny",
@@ -30,10 +58,11 @@ def crepe_embeddings(audio: np.ndarray, sample_rate: int, *, hop_seconds: float 
         framed.append(torch.cat(parts))
     counts = [len(f) for f in framed]
     frames = torch.cat(framed)
+    network = load_crepe(model).to(device)
     out = []
     with torch.no_grad():
         for start in range(0, len(frames), batch_frames):
-            emb = torchcrepe.infer(frames[start:start + batch_frames].to(device), model, device, embed=True)
+            emb = crepe_embed(network, frames[start:start + batch_frames].to(device))
             out.append(emb.reshape(emb.shape[0], -1).float().cpu())
     per_frame = torch.cat(out).numpy().astype(np.float64)
     bounds = np.cumsum([0, *counts])

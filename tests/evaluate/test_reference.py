@@ -103,6 +103,20 @@ def test_crepe_embeddings_shape_and_determinism():
         crepe_embeddings(np.zeros(100), 16000)
 
 
+def test_crepe_embed_as_1d_convolutions_equals_torchcrepes_own_embedding():
+    import torch
+    import torchcrepe
+
+    from components.evaluate.embeddings import crepe_embed, load_crepe
+
+    frames = torch.randn(6, 1024, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        theirs = torchcrepe.infer(frames, "tiny", "cpu", embed=True)
+        ours = crepe_embed(load_crepe("tiny"), frames)
+    assert theirs.shape == (6, 32, 8, 1)
+    torch.testing.assert_close(ours, theirs[..., 0], rtol=1e-5, atol=1e-5)
+
+
 def test_model_and_floor_are_scored_at_the_same_n():
     cfg = tiny_config(eval={"crepe": False, "classifier_steps": 20, "bootstrap": 10, "samples": 8})
     store = FakeStore(n=40)
