@@ -141,9 +141,10 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         samples_dir = tmp / "samples"
         samples_dir.mkdir()
         eval_rows = ref.rows(EVAL)
-        real = store.batch(eval_rows[np.linspace(0, len(eval_rows) - 1, min(GRID_CLIPS, len(eval_rows))).astype(int)])
-        real_logmel = ref.to_logmel(real)
-        real_audio = vocoder(real_logmel[: e.report_audio]) if e.report_audio else np.empty((0, 0))
+        shown = eval_rows[np.linspace(0, len(eval_rows) - 1, min(GRID_CLIPS, len(eval_rows))).astype(int)]
+        real_logmel = ref.to_logmel(store.batch(shown))
+        # the very audio the real clips were measured on (vocoded once, in Reference.build)
+        real_audio = ref.real_audio[shown[: e.report_audio]] if e.report_audio else np.empty((0, 0))
         _write_samples(samples_dir, "real", real_logmel, real_audio, ref.spec.sample_rate, e.report_audio,
                        f"evaluation clips (audio: {vocoder.describe()})")
         bar.advance(task)
