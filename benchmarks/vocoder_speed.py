@@ -34,7 +34,7 @@ from components.features.store import MelStore
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.unet import UNet1d
 from components.settings import project_paths
-from components.torchaudio_ops import griffin_lim
+from components.features.griffinlim import griffin_lim
 from components.train.teacher import unet_spec
 from components.vocoder.interface import VOCODER_FILE, GriffinLim, load_vocoder, vocoder_dir
 from components.vocoder.quality import comparison, score_vocoders

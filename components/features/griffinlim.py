@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from components.features.mel import LogMel, MelSpec
-from components.torchaudio_ops import griffin_lim
 
 
 NNLS_ITERATIONS = 50
@@ -35,6 +34,36 @@ def nnls_mel_inverse(mel_power: torch.Tensor, filterbank: torch.Tensor, *, itera
         y = x.mul_(-momentum).add_(x_next, alpha=1 + momentum)  # x_next + momentum (x_next - x), in x's buffer
         x, t = x_next, t_next
     return x.reshape(-1, batch, frames).permute(1, 0, 2).contiguous()
+
+
+def griffin_lim(magnitude: torch.Tensor, *, n_fft: int, hop_length: int, win_length: int, n_iter: int,
+                length: int | None = None, momentum: float = 0.99) -> torch.Tensor:
+    """Phase from a batch of linear STFT magnitudes (batch, freq, frames) -> audio (batch, samples).
+
+    Fast Griffin-Lim (Perraudin et al. 2013): c_k = STFT(ISTFT(|S| e^{i phase_k})),
+    t_k = c_k - a c_{k-1} with a = momentum / (1 + momentum), phase_{k+1} = t_k / |t_k|, from a
+    uniformly random start (seeded, so reconstructions repeat). The same iteration as torchaudio's
+    ``griffinlim`` (a test holds them equal), written with in-place updates: on CPU the complex
+    elementwise passes cost as much as the transforms.
+    """
+    window = torch.hann_window(win_length, dtype=magnitude.dtype)
+    transform = dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    try:
+        phase = torch.rand(magnitude.shape, dtype=torch.complex64 if magnitude.dtype == torch.float32 else torch.complex128)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    a = momentum / (1 + momentum)
+    previous = None
+    for _ in range(n_iter):
+        inverse = torch.istft(phase.mul_(magnitude), length=length, **transform)
+        rebuilt = torch.stft(inverse, center=True, pad_mode="reflect", normalized=False, onesided=True,
+                             return_complex=True, **transform)
+        phase = rebuilt.clone() if previous is None else torch.sub(rebuilt, previous, alpha=a)
+        phase.div_(phase.abs().add_(1e-16))
+        previous = rebuilt
+    return torch.istft(phase.mul_(magnitude), length=length, **transform)
 
 
 def mel_to_audio(logmel: np.ndarray, spec: MelSpec, *, n_iter: int = 32, length: int | None = None) -> np.ndarray:

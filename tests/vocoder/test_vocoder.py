@@ -213,3 +213,20 @@ def test_the_report_table_lists_every_vocoder_and_the_learned_ones_gains_only_wh
                                                                                "mrstft_reduction": 0.5, "speedup": 6.0}}})
     assert "learned ★" in both and "+5.0 dB SC" in both and "6.0x faster" in both
     assert vocoder_section({}) == ""
+
+
+def test_our_griffin_lim_is_torchaudios_iteration():
+    import torchaudio.functional as AF
+
+    from components.features.griffinlim import griffin_lim
+
+    magnitude = torch.rand(3, 65, 40, generator=torch.Generator().manual_seed(1))
+    ours = griffin_lim(magnitude, n_fft=128, hop_length=32, win_length=128, n_iter=8, length=1248)
+    torch.manual_seed(0)
+    theirs = AF.griffinlim(magnitude, torch.hann_window(128), 128, 32, 128, power=1.0, n_iter=8, momentum=0.99,
+                           length=1248, rand_init=True)
+    assert ours.shape == (3, 1248)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    # seeded: the same magnitudes give the same audio, whatever the caller's random state
+    torch.manual_seed(123)
+    assert torch.equal(ours, griffin_lim(magnitude, n_fft=128, hop_length=32, win_length=128, n_iter=8, length=1248))
