@@ -48,12 +48,8 @@ def griffin_lim(magnitude: torch.Tensor, *, n_fft: int, hop_length: int, win_len
     """
     window = torch.hann_window(win_length, dtype=magnitude.dtype)
     transform = dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    try:
-        phase = torch.rand(magnitude.shape, dtype=torch.complex64 if magnitude.dtype == torch.float32 else torch.complex128)
-    finally:
-        torch.random.set_rng_state(generator_state)
+    # a generator of its own (the global one seeded 0 draws the same): the caller's random state is untouched
+    phase = torch.rand(magnitude.shape, dtype=magnitude.dtype.to_complex(), generator=torch.Generator().manual_seed(0))
     a = momentum / (1 + momentum)
     previous = None
     for _ in range(n_iter):
