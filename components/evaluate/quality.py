@@ -35,6 +35,14 @@ def floor_ratio(metric: str, value: float, floor: dict[str, float]) -> float:
     return value / max(floor["value"], RATIO_FLOOR_MIN)
 
 
+def carries_ratio(metric: str, floor: dict[str, float]) -> bool:
+    """Is a ratio to this floor worth reporting? KID always (it uses the upper bound); a distance or
+    fraction only when the floor is above 0 (FAD∞ extrapolated to infinite n often lands below 0 on
+    small sets, and a ratio to it would be a meaningless -10^7)."""
+    compare = metric_info(metric).compare
+    return compare == "kid" or (compare in ("ratio", "fraction") and floor["value"] > 0)
+
+
 def floor_spread(floor: dict[str, float]) -> float:
     """Half the floor's 95% interval as a fraction of its value."""
     if floor["value"] <= 0:
@@ -138,7 +146,7 @@ def verdict(metrics: dict[str, dict[str, float]], floor: dict[str, dict[str, flo
     refused it when the gate does; else no verdict at all when the floor is too uncertain to carry a
     ratio; else the primary metric's words."""
     ratios = {k: floor_ratio(k, m["value"], floor[k]) for k, m in metrics.items()
-              if k in floor and metric_info(k).compare in ("ratio", "kid", "fraction")}
+              if k in floor and carries_ratio(k, floor[k])}
     outcome = gate(metrics, floor, settings)
     primary = settings.primary
     if primary not in metrics or primary not in floor:

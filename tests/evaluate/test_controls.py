@@ -87,3 +87,14 @@ def test_gate_measures_and_verdict_words():
     assert gate(copied, floor, SETTINGS)["failed"] == ["memorised"]
     wide = {**floor, "fad_classifier": {"value": 10.0, "low": 1.0, "high": 30.0, "n_a": 8}}  # +-145%
     assert verdict(good, wide, SETTINGS)["verdict"].startswith("no verdict: the floor's fad_classifier interval is ±145%")
+
+
+def test_no_ratio_is_reported_to_a_floor_at_or_below_zero():
+    """FAD∞ of a small floor is often extrapolated below 0: a ratio to it (once logged as -1.9e7) says nothing."""
+    floor = {"fad_classifier": {"value": 10.0, "low": 9.0, "high": 11.0, "n_a": 64},
+             "fadinf_classifier": {"value": -18.5, "low": -30.0, "high": -5.0},
+             "coverage_classifier": {"value": 0.8, "low": 0.7, "high": 0.9}}
+    model = {"fad_classifier": {"value": 12.0, "low": 11, "high": 13}, "fadinf_classifier": {"value": 9.0, "low": 5, "high": 12},
+             "coverage_classifier": {"value": 0.7, "low": 0.6, "high": 0.8}}
+    ratios = verdict(model, floor, SETTINGS)["floor_ratios"]
+    assert set(ratios) == {"fad_classifier", "coverage_classifier"} and ratios["fad_classifier"] == pytest.approx(1.2)
