@@ -46,6 +46,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("harmonicity", True, False, "real_range", "harmonicity", "mean normalised autocorrelation peak in voiced frames"),
     Metric("on_pitch", True, False, "real_range", "on pitch",
            "share of clips whose median f0 lies within half a semitone of a training pitch"),
+    # levels (dBFS): for these the direction says which side the usual failure lies on (too loud, hiss)
+    Metric("peak_db", False, False, "real_range", "peak (dBFS)", "20 log10 of a clip's largest |sample|"),
+    Metric("loudness_db", False, False, "real_range", "loudness (dBFS)", "RMS level of a clip's audible frames"),
+    Metric("noise_floor_db", False, False, "real_range", "noise floor (dBFS)",
+           "10th percentile of a clip's frame levels: silence in a clean clip, hiss in a noisy one"),
+    Metric("mel_background_db", False, False, "real_range", "mel background (dB)",
+           "10th percentile of a clip's mel cells below its loudest cell: the grid's background"),
+    Metric("clipped", False, False, "real_range", "clipped", "share of clips with a sample at full scale"),
+    Metric("level_in_range", True, False, "share", "level in range",
+           "share of clips whose noise floor and peak both lie in the evaluation clips' 5th-95th percentile range"),
 )
 
 EMBEDDINGS = ("classifier", "crepe")

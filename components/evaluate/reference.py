@@ -107,9 +107,10 @@ class Reference:
                   example_shape=store.example_shape, settings=ScoreSettings.from_config(cfg), clip_ids=clip_ids,
                   split=split, cells=cells, real_classifier=emb, real_probs=probs, real_crepe=None,
                   real_memory=memory_features(examples, store.layout), pitches=pitches)
-        audio = ref.real_audio = real_audio_fn(ref.to_logmel(examples))
+        logmel = ref.to_logmel(examples)
+        audio = ref.real_audio = real_audio_fn(logmel)
         if audio is not None:
-            ref.real_signal = signal_stats(audio, ref.spec.sample_rate, pitches)
+            ref.real_signal = signal_stats(audio, ref.spec.sample_rate, pitches, logmel)
             if ref.settings.crepe:
                 ref.real_crepe = ref.crepe(audio)
         ref.gamma2 = {kind: ref.imq_gamma2(kind) for kind in ref.real_embeddings()}  # fixed from here on
@@ -175,7 +176,8 @@ class Reference:
         measured: dict[str, Any] = {"embeddings": {"classifier": emb}, "probs": probs,
                                     "memory": memory_features(normalised, self.layout), "signal": {}}
         if audio is not None:  # without audio: the mel-based metrics only
-            measured["signal"] = signal_stats(audio, self.spec.sample_rate, self.pitches) if self.real_signal else {}
+            measured["signal"] = (signal_stats(audio, self.spec.sample_rate, self.pitches, self.to_logmel(normalised))
+                                  if self.real_signal else {})
             if self.settings.crepe and self.real_crepe is not None:
                 measured["embeddings"]["crepe"] = self.crepe(audio)
         return measured

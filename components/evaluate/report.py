@@ -186,7 +186,9 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
         results=results, rows=[_Lenient(r) for r in rows], floor=floor, primary=results["primary_metric"],
         names=ordered_metrics([n for r in rows for n in r["metrics"]] + list(floor)),
         signal=[{"name": n, "label": metric_info(n).label, "range": rng, "floor": floor.get(n)}
-                for n, rng in results.get("signal_range", {}).items()],
+                for n, rng in results.get("signal_range", {}).items()]
+        + [{"name": n, "label": metric_info(n).label, "range": None, "floor": floor[n]}
+           for n in ("level_in_range",) if n in floor and results.get("signal_range")],
         sizes=results["matched_sizes"], split=results["split"],
         gammas=", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed",
         accuracy=", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items()),

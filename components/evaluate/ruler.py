@@ -17,6 +17,7 @@ import numpy as np
 
 from components.evaluate.metrics import (MetricValue, bootstrap, fad_infinity, frechet_distance, inception_score,
                                          kid, memorised, nearest_distances, prdc_indicators)
+from components.evaluate.signal import in_range_share
 
 Z95 = 1.959964
 
@@ -153,14 +154,17 @@ class Ruler:
             nearest = nearest_distances(memory[:n], self.train_memory)
             metrics["memorised"] = share_interval(memorised(nearest, self.eval_nearest,
                                                             self.settings.memorised_percentile))
-        for name, values in measured.get("signal", {}).items():
-            if name in self.eval_signal:
-                metrics[name] = mean_interval(values[:n])
+        signal = {name: values[:n] for name, values in measured.get("signal", {}).items() if name in self.eval_signal}
+        metrics.update({name: mean_interval(values) for name, values in signal.items()})
+        inside = in_range_share(signal, self.eval_signal)
+        if inside is not None:
+            metrics["level_in_range"] = share_interval(inside)
         return metrics
 
     def floor(self, subsets: list[dict[str, Any]], n: int) -> dict[str, MetricValue]:
         """The floor: :meth:`compare` of each set of n training clips, pooled (:func:`pool`); signal
-        statistics are the evaluation clips' own (what real unseen clips measure)."""
+        statistics are the evaluation clips' own (what real unseen clips measure), and the level-in-range
+        share is the training clips' against the evaluation clips' range (about 90% for real data)."""
         # each subset's own bootstrap needs fewer resamples: the spread between subsets dominates
         resamples = max(10, self.settings.bootstrap // len(subsets))
         scored = [self.compare(measured, n, resamples=resamples) for measured in subsets]

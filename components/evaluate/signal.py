@@ -1,5 +1,7 @@
 """What an embedding cannot see, measured on the audio itself: how much of a clip is periodic (voiced),
-how clean that periodicity is (harmonicity), and whether its pitch sits on a note the data has.
+how clean that periodicity is (harmonicity), whether its pitch sits on a note the data has, and its
+level: peak, loudness, clipping and noise floor (a generated clip that hisses where real ones are
+silent, or reaches full scale where real ones peak below it, scores well on a class embedding).
 
 A normalised-autocorrelation pitch detector in numpy (the principle of YIN/pYIN without its HMM):
 fast enough to run on every evaluated clip, independent of the evaluation classifier, and applied to
@@ -15,6 +17,9 @@ HOP = 1024  # non-overlapping frames: a share over a clip needs no overlap, and 
 FMIN, FMAX = 50.0, 1000.0
 VOICED_THRESHOLD = 0.5  # normalised autocorrelation peak that counts as periodic
 SILENCE_DB = -45.0  # frames this far below the clip's loudest frame are silence, neither voiced nor not
+NOISE_PERCENTILE = 10.0  # a clip's noise floor: this percentile of its frame levels (dBFS)
+FULL_SCALE = 0.999  # a sample at or above this |x| has hit the vocoder's clip at 1.0
+LEVEL_FLOOR_DB = -120.0  # digital silence reads as this, not -inf
 
 
 def _frames(audio: np.ndarray) -> np.ndarray:
@@ -63,14 +68,51 @@ def frame_periodicity(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, 
     return np.clip(peak, 0.0, 1.0), f0, audible
 
 
-def signal_stats(audio: np.ndarray, sample_rate: int, pitches_midi: list[float] | None = None) -> dict[str, np.ndarray]:
+def _db(power: np.ndarray) -> np.ndarray:
+    return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), LEVEL_FLOOR_DB)
+
+
+def level_stats(audio: np.ndarray) -> dict[str, np.ndarray]:
+    """Per clip, in dB relative to full scale: ``peak_db`` = 20 log10 max|x|; ``loudness_db`` = the
+    RMS level of its audible frames (within SILENCE_DB of its loudest frame); ``noise_floor_db`` = the
+    NOISE_PERCENTILE-th percentile of its frame RMS levels (frames of FRAME samples, mean kept), where
+    a clean clip is silent and a hissing one is not; ``clipped`` = 1 when any sample reaches full scale."""
+    audio = np.asarray(audio, np.float32)
+    if audio.shape[-1] < FRAME:
+        audio = np.pad(audio, [(0, 0), (0, FRAME - audio.shape[-1])])
+    count = audio.shape[-1] // FRAME
+    power = (audio[:, : count * FRAME].astype(np.float64) ** 2).reshape(len(audio), count, FRAME).mean(-1)
+    levels = _db(power)
+    audible = levels > levels.max(-1, keepdims=True) + SILENCE_DB
+    loud = (power * audible).sum(-1) / np.maximum(audible.sum(-1), 1)
+    magnitude = np.abs(audio).max(-1).astype(np.float64)
+    return {"peak_db": _db(magnitude ** 2), "loudness_db": _db(loud),
+            "noise_floor_db": np.percentile(levels, NOISE_PERCENTILE, axis=-1),
+            "clipped": (magnitude >= FULL_SCALE).astype(np.float64)}
+
+
+def mel_background_db(logmel: np.ndarray) -> np.ndarray:
+    """Per clip: the NOISE_PERCENTILE-th percentile of its mel cells, in dB below its loudest cell
+    (natural-log mel power in). The grid's background: black for a clean clip, bright for one with a
+    noise floor under everything; read on the mels, so no vocoder stands between it and the model."""
+    logmel = np.asarray(logmel, np.float64).reshape(len(logmel), -1)
+    db = logmel * (10 / np.log(10))
+    return np.percentile(db, NOISE_PERCENTILE, axis=-1) - db.max(-1)
+
+
+def signal_stats(audio: np.ndarray, sample_rate: int, pitches_midi: list[float] | None = None,
+                 logmel: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per clip: ``voiced`` (share of audible frames that are periodic), ``harmonicity`` (mean peak over
-    audible frames) and, given the data's pitches (MIDI numbers), ``on_pitch`` (1 when the median f0
+    audible frames), the level statistics of :func:`level_stats`, ``mel_background_db`` given the
+    clips' log-mels, and, given the data's pitches (MIDI numbers), ``on_pitch`` (1 when the median f0
     of the voiced frames is within half a semitone of one of them, else 0)."""
     peak, f0, audible = frame_periodicity(audio, sample_rate)
     voiced = (peak >= VOICED_THRESHOLD) & audible
     n_audible = np.maximum(audible.sum(-1), 1)
-    stats = {"voiced": voiced.sum(-1) / n_audible, "harmonicity": (peak * audible).sum(-1) / n_audible}
+    stats = {"voiced": voiced.sum(-1) / n_audible, "harmonicity": (peak * audible).sum(-1) / n_audible,
+             **level_stats(audio)}
+    if logmel is not None:
+        stats["mel_background_db"] = mel_background_db(logmel)
     if pitches_midi:
         targets = np.asarray(sorted(pitches_midi), np.float64)
         on = np.zeros(len(f0))
@@ -80,6 +122,19 @@ def signal_stats(audio: np.ndarray, sample_rate: int, pitches_midi: list[float] 
                 on[i] = float(np.abs(targets - midi).min() <= 0.5)
         stats["on_pitch"] = on
     return stats
+
+
+def in_range_share(values: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+                   names: tuple[str, ...] = ("noise_floor_db", "peak_db")) -> np.ndarray | None:
+    """Per clip: 1 when every one of ``names`` lies inside the reference clips' 5th-95th percentile
+    range (the real clips' spread), else 0; None when a statistic is missing on either side."""
+    if not all(n in values and n in reference for n in names):
+        return None
+    inside = np.ones(len(values[names[0]]), bool)
+    for name in names:
+        low, high = np.percentile(reference[name], [5, 95])
+        inside &= (values[name] >= low) & (values[name] <= high)
+    return inside.astype(np.float64)
 
 
 def midi_pitches(values: list[str]) -> list[float] | None:

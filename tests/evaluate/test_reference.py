@@ -125,3 +125,23 @@ def test_model_and_floor_are_scored_at_the_same_n():
     floor = ref.real_floor(8)["fad_classifier"]
     assert (model.n_a, model.n_b) == (floor.n_a, floor.n_b) == (8, len(store.rows(EVAL)))
     assert ref.sample_size(1000) == len(store.rows(TRAIN))  # never more clips than the floor can draw
+
+
+def _notes(count: int, noise: float, seed: int) -> np.ndarray:
+    """``count`` 0.5 s tones at -6 dBFS peak with Gaussian noise of standard deviation ``noise`` under them."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(8192) / 16000
+    tones = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 400, (count, 1)) * t) * (t < 0.25)
+    return (tones + rng.normal(0, noise, tones.shape) * rng.uniform(0.5, 2, (count, 1))).astype(np.float32)
+
+
+def test_hiss_is_seen_by_the_noise_floor_and_the_level_range_not_by_the_floor():
+    cfg = tiny_config(eval={"crepe": False, "classifier_steps": 20, "bootstrap": 10, "samples": 8})
+    store = FakeStore(n=40)
+    ref = Reference.build(store, cfg, real_audio_fn=lambda lm: _notes(len(lm), 1e-4, seed=0))
+    floor = ref.real_floor(8)
+    assert {"noise_floor_db", "peak_db", "mel_background_db", "clipped"} <= set(floor)
+    assert floor["level_in_range"].value >= 0.3  # real clips: ~0.9^2 x a small set's narrower percentiles
+    hissing = ref.score(store.examples[:8], _notes(8, 3e-2, seed=1))
+    assert hissing["noise_floor_db"].value > floor["noise_floor_db"].high + 20
+    assert hissing["level_in_range"].value == 0.0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.evaluate.signal import midi_pitches, signal_stats
+from components.evaluate.signal import in_range_share, level_stats, mel_background_db, midi_pitches, signal_stats
 
 RATE = 16000
 
@@ -33,3 +33,30 @@ def test_silence_counts_as_neither_voiced_nor_unvoiced():
 def test_pitch_labels_are_read_as_midi_only_when_they_are():
     assert midi_pitches(["60", "48", "60"]) == [48.0, 60.0]
     assert midi_pitches(["one", "two"]) is None and midi_pitches(["200"]) is None
+
+
+def test_levels_have_their_formulas_and_hiss_raises_the_noise_floor():
+    quiet = np.concatenate([_tone(60, 8192 / RATE), np.zeros(8192, np.float32)])  # 8 frames of tone, 8 silent
+    hiss = quiet + np.random.default_rng(0).normal(0, 0.01, len(quiet)).astype(np.float32)  # -40 dBFS of noise
+    loud = np.clip(4 * quiet, -1, 1)
+    stats = level_stats(np.stack([quiet, hiss, loud]))
+    assert stats["peak_db"][0] == pytest.approx(20 * np.log10(np.abs(quiet).max()), abs=1e-6)
+    # the tone's RMS: (0.5^2 + 0.2^2) / 2 -> -8.6 dBFS over its audible (non-silent) frames
+    assert stats["loudness_db"][0] == pytest.approx(10 * np.log10((0.25 + 0.04) / 2), abs=0.1)
+    assert stats["noise_floor_db"][0] == pytest.approx(-120.0)  # digital silence
+    assert stats["noise_floor_db"][1] == pytest.approx(-40.0, abs=0.5)
+    assert list(stats["clipped"]) == [0.0, 0.0, 1.0] and stats["peak_db"][2] == pytest.approx(0.0)
+
+
+def test_mel_background_is_how_far_the_quietest_cells_sit_below_the_loudest():
+    clean = np.full((1, 8, 10), np.log(1e-8))
+    clean[0, 2, :] = np.log(1.0)  # one loud band over a silent background: -80 dB
+    noisy = np.maximum(clean, np.log(1e-3))  # a noise floor 30 dB below the band
+    assert mel_background_db(np.concatenate([clean, noisy])) == pytest.approx([-80.0, -30.0])
+
+
+def test_level_in_range_needs_both_noise_floor_and_peak_inside_the_reference_spread():
+    reference = {"noise_floor_db": np.linspace(-80, -60, 101), "peak_db": np.linspace(-3, -1, 101)}
+    values = {"noise_floor_db": np.array([-70.0, -40.0, -70.0]), "peak_db": np.array([-2.0, -2.0, 0.0])}
+    assert list(in_range_share(values, reference)) == [1.0, 0.0, 0.0]
+    assert in_range_share({"peak_db": values["peak_db"]}, reference) is None
