@@ -110,7 +110,7 @@ class Reference:
         logmel = ref.to_logmel(examples)
         audio = ref.real_audio = real_audio_fn(logmel)
         if audio is not None:
-            ref.real_signal = signal_stats(audio, ref.spec.sample_rate, pitches, logmel)
+            ref.real_signal = signal_stats(audio, ref.spec.sample_rate, pitches, logmel, ref.spec.log_floor)
             if ref.settings.crepe:
                 ref.real_crepe = ref.crepe(audio)
         ref.gamma2 = {kind: ref.imq_gamma2(kind) for kind in ref.real_embeddings()}  # fixed from here on
@@ -176,7 +176,8 @@ class Reference:
         measured: dict[str, Any] = {"embeddings": {"classifier": emb}, "probs": probs,
                                     "memory": memory_features(normalised, self.layout), "signal": {}}
         if audio is not None:  # without audio: the mel-based metrics only
-            measured["signal"] = (signal_stats(audio, self.spec.sample_rate, self.pitches, self.to_logmel(normalised))
+            measured["signal"] = (signal_stats(audio, self.spec.sample_rate, self.pitches, self.to_logmel(normalised),
+                                               self.spec.log_floor)
                                   if self.real_signal else {})
             if self.settings.crepe and self.real_crepe is not None:
                 measured["embeddings"]["crepe"] = self.crepe(audio)

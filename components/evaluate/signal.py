@@ -20,6 +20,7 @@ SILENCE_DB = -45.0  # frames this far below the clip's loudest frame are silence
 NOISE_PERCENTILE = 10.0  # a clip's noise floor: this percentile of its frame levels (dBFS)
 FULL_SCALE = 0.999  # a sample at or above this |x| has hit the vocoder's clip at 1.0
 LEVEL_FLOOR_DB = -120.0  # digital silence reads as this, not -inf
+SILENT_CELL_DB = 1.0  # a mel cell this close to the mel floor counts as silent
 
 
 def _frames(audio: np.ndarray) -> np.ndarray:
@@ -91,28 +92,28 @@ def level_stats(audio: np.ndarray) -> dict[str, np.ndarray]:
             "clipped": (magnitude >= FULL_SCALE).astype(np.float64)}
 
 
-def mel_background_db(logmel: np.ndarray) -> np.ndarray:
-    """Per clip: the NOISE_PERCENTILE-th percentile of its mel cells, in dB below its loudest cell
-    (natural-log mel power in). The grid's background: black for a clean clip, bright for one with a
-    noise floor under everything; read on the mels, so no vocoder stands between it and the model."""
+def mel_silence(logmel: np.ndarray, log_floor: float) -> np.ndarray:
+    """Per clip: the share of its mel cells at the mel floor (within SILENT_CELL_DB of ``log_floor``,
+    the power every real mel is floored at, or below it). The black of a spectrogram grid: real clips
+    have it where they are silent; a model that lays a noise floor under everything has less of it.
+    Read on the mels, so no vocoder stands between it and the model."""
     logmel = np.asarray(logmel, np.float64).reshape(len(logmel), -1)
-    db = logmel * (10 / np.log(10))
-    return np.percentile(db, NOISE_PERCENTILE, axis=-1) - db.max(-1)
+    return (logmel <= np.log(log_floor) + SILENT_CELL_DB * np.log(10) / 10).mean(-1)
 
 
 def signal_stats(audio: np.ndarray, sample_rate: int, pitches_midi: list[float] | None = None,
-                 logmel: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 logmel: np.ndarray | None = None, log_floor: float | None = None) -> dict[str, np.ndarray]:
     """Per clip: ``voiced`` (share of audible frames that are periodic), ``harmonicity`` (mean peak over
-    audible frames), the level statistics of :func:`level_stats`, ``mel_background_db`` given the
-    clips' log-mels, and, given the data's pitches (MIDI numbers), ``on_pitch`` (1 when the median f0
+    audible frames), the level statistics of :func:`level_stats`, ``mel_silence`` given the clips'
+    log-mels and the mel floor, and, given the data's pitches (MIDI numbers), ``on_pitch`` (1 when the median f0
     of the voiced frames is within half a semitone of one of them, else 0)."""
     peak, f0, audible = frame_periodicity(audio, sample_rate)
     voiced = (peak >= VOICED_THRESHOLD) & audible
     n_audible = np.maximum(audible.sum(-1), 1)
     stats = {"voiced": voiced.sum(-1) / n_audible, "harmonicity": (peak * audible).sum(-1) / n_audible,
              **level_stats(audio)}
-    if logmel is not None:
-        stats["mel_background_db"] = mel_background_db(logmel)
+    if logmel is not None and log_floor is not None:
+        stats["mel_silence"] = mel_silence(logmel, log_floor)
     if pitches_midi:
         targets = np.asarray(sorted(pitches_midi), np.float64)
         on = np.zeros(len(f0))

@@ -140,7 +140,7 @@ def test_hiss_is_seen_by_the_noise_floor_and_the_level_range_not_by_the_floor():
     store = FakeStore(n=40)
     ref = Reference.build(store, cfg, real_audio_fn=lambda lm: _notes(len(lm), 1e-4, seed=0))
     floor = ref.real_floor(8)
-    assert {"noise_floor_db", "peak_db", "mel_background_db", "clipped"} <= set(floor)
+    assert {"noise_floor_db", "peak_db", "mel_silence", "clipped"} <= set(floor)
     assert floor["level_in_range"].value >= 0.3  # real clips: ~0.9^2 x a small set's narrower percentiles
     hissing = ref.score(store.examples[:8], _notes(8, 3e-2, seed=1))
     assert hissing["noise_floor_db"].value > floor["noise_floor_db"].high + 20

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.evaluate.signal import in_range_share, level_stats, mel_background_db, midi_pitches, signal_stats
+from components.evaluate.signal import in_range_share, level_stats, mel_silence, midi_pitches, signal_stats
 
 RATE = 16000
 
@@ -48,11 +48,12 @@ def test_levels_have_their_formulas_and_hiss_raises_the_noise_floor():
     assert list(stats["clipped"]) == [0.0, 0.0, 1.0] and stats["peak_db"][2] == pytest.approx(0.0)
 
 
-def test_mel_background_is_how_far_the_quietest_cells_sit_below_the_loudest():
-    clean = np.full((1, 8, 10), np.log(1e-8))
-    clean[0, 2, :] = np.log(1.0)  # one loud band over a silent background: -80 dB
-    noisy = np.maximum(clean, np.log(1e-3))  # a noise floor 30 dB below the band
-    assert mel_background_db(np.concatenate([clean, noisy])) == pytest.approx([-80.0, -30.0])
+def test_mel_silence_is_the_share_of_cells_at_the_mel_floor():
+    clean = np.full((1, 8, 10), np.log(1e-5))  # the mel floor
+    clean[0, 2, :] = np.log(1.0)  # one loud band over a silent background
+    noisy = np.maximum(clean, np.log(1e-3))  # a noise floor 20 dB above the mel floor
+    below = np.where(clean < 0, clean - 5.0, clean)  # a model may go below the floor: still silent
+    assert mel_silence(np.concatenate([clean, noisy, below]), 1e-5) == pytest.approx([7 / 8, 0.0, 7 / 8])
 
 
 def test_level_in_range_needs_both_noise_floor_and_peak_inside_the_reference_spread():
