@@ -4,8 +4,11 @@ Trains the teacher (or, with ``--family wavegan|specgan``, that GAN baseline exa
 does) of a profile on the workspace's data (run the data stages of that profile first) in
 chunks of about ``--every-minutes`` of training each (``train_loop(stop_after=...)``, resuming
 exactly), and after each chunk scores the EMA weights with the pipeline's own ruler: the
-evaluation classifier's FAD and Inception Score per label, at the matched sample sizes of the
-real-vs-real floor. Scoring time is not counted as training time.
+evaluation classifier's FAD, FAD∞, KID, Inception Score per label, precision/recall/density/coverage
+and the memorised share, against the evaluation set at the floor's n, and (unless ``--no-audio``)
+the signal statistics of the clips through the profile's vocoder: voiced share, harmonicity, pitch
+hits, peak, loudness, noise floor, mel silence, clipping and the level-in-range share. Scoring
+time is not counted as training time.
 
     python benchmarks/quality_curve.py --profile demo --minutes 4 --every-minutes 1
     python benchmarks/quality_curve.py --profile cpu --minutes 45 --every-minutes 6 --distill
@@ -35,6 +38,7 @@ import torch
 from components.config import apply_overrides, profile_params, validate_params
 from components.distill.objective import student_objective
 from components.evaluate.reference import Reference
+from components.features.mel import MelSpec
 from components.features.plots import save_mel_grid
 from components.features.stats import to_logmel
 from components.features.store import MelStore
@@ -49,6 +53,17 @@ from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised
 from components.train.runner import batch_source
 from components.train.teacher import unet_spec
+from components.vocoder.interface import workspace_vocoder
+
+
+# what the printed table shows (every metric goes into the JSON)
+SHOWN = ("fad_classifier", "recall_classifier", "coverage_classifier", "memorised", "voiced", "harmonicity", "on_pitch",
+         "noise_floor_db", "loudness_db", "mel_silence", "clipped", "level_in_range")
+
+
+def shown(scores: dict[str, float]) -> str:
+    return "  ".join(f"{k} {scores[k]:.4g}" for k in (*SHOWN, *sorted(k for k in scores if k.startswith("is_")))
+                     if k in scores)
 
 
 def plot_curve(rows: list[dict], floor: dict[str, float], metrics: list[str], path: Path) -> None:
@@ -60,7 +75,7 @@ def plot_curve(rows: list[dict], floor: dict[str, float], metrics: list[str], pa
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     for ax, name in zip(axes[0], metrics):
         ax.plot([r["minutes"] for r in rows], [r[name] for r in rows], marker="o")
-        ax.axhline(floor[name], color="grey", ls="--", lw=1, label="real vs real")
+        ax.axhline(floor[name], color="grey", ls="--", lw=1, label="floor")
         ax.set_xlabel("training minutes")
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3)
@@ -70,17 +85,23 @@ def plot_curve(rows: list[dict], floor: dict[str, float], metrics: list[str], pa
     plt.close(fig)
 
 
+def score_mels(ref: Reference, normalised, vocoder) -> dict[str, float]:
+    """Every metric of the ruler for normalised mels; the audio ones through ``vocoder`` (None: none)."""
+    normalised = normalised.numpy() if isinstance(normalised, torch.Tensor) else normalised
+    audio = vocoder(ref.to_logmel(normalised)) if vocoder is not None else None
+    return {k: m.value for k, m in ref.score(normalised, audio).items()}
+
+
 def sample_and_score(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
-                     seed: int) -> tuple[torch.Tensor, dict[str, float]]:
-    """A model's samples (fixed noise) and their FAD / IS on the evaluation ruler."""
+                     seed: int, vocoder=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """A model's samples (fixed noise) and every metric of the evaluation ruler."""
     normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed)
-    scores = {k: m.value for k, m in ref.score(normalised.numpy(), None).items() if k.startswith(("fad", "is_"))}
-    return normalised, scores
+    return normalised, score_mels(ref, normalised, vocoder)
 
 
 def score_model(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
-                seed: int) -> dict[str, float]:
-    return sample_and_score(ref, store, model, samples=samples, steps=steps, seed=seed)[1]
+                seed: int, vocoder=None) -> dict[str, float]:
+    return sample_and_score(ref, store, model, samples=samples, steps=steps, seed=seed, vocoder=vocoder)[1]
 
 
 def earlier_curve(path: Path) -> list[dict]:
@@ -109,11 +130,11 @@ def export_model(folder: Path, model: torch.nn.Module, cfg, store: MelStore, *, 
 
 
 def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Module, samples: int,
-                      work: Path, export: Path | None = None) -> list[dict]:
+                      work: Path, export: Path | None = None, vocoder=None) -> list[dict]:
     """Progressive distillation as the distill stages do it; each student scored beside its teacher."""
     d, seed = cfg.distill, cfg.seed + 2
     models = {"teacher": teacher.eval().requires_grad_(False)}
-    teacher_score = score_model(ref, store, teacher, samples=samples, steps=d.teacher_steps, seed=seed)
+    teacher_score = score_model(ref, store, teacher, samples=samples, steps=d.teacher_steps, seed=seed, vocoder=vocoder)
     scores = {"teacher": teacher_score}
     rows = []
     for name, stage in d.stages.items():
@@ -129,15 +150,15 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
         models[name] = final
         if export:
             export_model(export / name, final, cfg, store, family="teacher", steps=steps, kind="student", teacher=parent)
-        scores[name] = score_model(ref, store, final, samples=samples, steps=steps, seed=seed)
+        scores[name] = score_model(ref, store, final, samples=samples, steps=steps, seed=seed, vocoder=vocoder)
         row = {"student": name, "steps": steps, "teacher": parent, "minutes": round((time.perf_counter() - start) / 60, 2),
                "fad_classifier": scores[name]["fad_classifier"],
                "fad_vs_own_teacher": scores[name]["fad_classifier"] / scores[parent]["fad_classifier"],
                "fad_vs_full_teacher": scores[name]["fad_classifier"] / teacher_score["fad_classifier"],
-               **{k: v for k, v in scores[name].items() if k.startswith("is_")}}
+               **{k: v for k, v in scores[name].items() if k in SHOWN or k.startswith("is_")}}
         rows.append(row)
         print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-    print(f"teacher at {d.teacher_steps} steps: " + "  ".join(f"{k} {v:.4g}" for k, v in teacher_score.items()))
+    print(f"teacher at {d.teacher_steps} steps: " + shown(teacher_score))
     return [{"student": "teacher", "steps": d.teacher_steps, **teacher_score}, *rows]
 
 
@@ -156,6 +177,8 @@ def main() -> None:
     parser.add_argument("--export", type=Path, default=None,
                         help="write the final model (and with --distill every student) as model files under "
                              "this folder: <export>/<teacher|student-N|wavegan|specgan>/model.pt")
+    parser.add_argument("--no-audio", action="store_true",
+                        help="mel-based metrics only (no vocoding, no voicing or level statistics): faster snapshots")
     parser.add_argument("--resume", action="store_true",
                         help="extend the curve already under --out (its JSON and last checkpoint) instead of "
                              "starting from step 0; --minutes stays the total")
@@ -164,8 +187,10 @@ def main() -> None:
     cfg = validate_params(apply_overrides(profile_params(args.profile), args.overrides), f"profile {args.profile!r}")
     paths = project_paths(args.root)
     store = MelStore(paths.mels)
+    vocoder = None if args.no_audio else workspace_vocoder(cfg, paths, MelSpec.from_index(store.index),
+                                                           griffinlim_iters=cfg.eval.griffinlim_iters)
     ref = Reference.build(store, cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"crepe": False})}),
-                          real_audio_fn=None)
+                          real_audio_fn=vocoder)
     samples = args.samples or cfg.eval.samples
     floor = {k: m.value for k, m in ref.real_floor(samples).items()}
     steps = args.steps or cfg.distill.teacher_steps
@@ -202,17 +227,18 @@ def main() -> None:
 
     def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
         if args.family == "teacher":
-            normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2)
+            normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2,
+                                                  vocoder=vocoder)
             logmel, spread = to_logmel(normalised[:8].numpy(), store.stats, store.layout), float(normalised.std())
         else:
-            gen = kind(model=ema.eval(), meta=setup.meta)
-            logmel = gen.output_to_logmel(gen.sample_output(samples, cfg.seed + 2))
-            scores = {k: m.value for k, m in ref.score(ref.normalise(logmel), None).items() if k.startswith(("fad", "is_"))}
+            gen = kind(model=ema.eval(), meta=setup.meta, vocoder=vocoder)
+            logmel, audio = gen.output_to_clips(gen.sample_output(samples, cfg.seed + 2))
+            scores = {k: m.value for k, m in ref.score(ref.normalise(logmel), None if args.no_audio else audio).items()}
             spread, logmel = float(ref.normalise(logmel).std()), logmel[:8]
         row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": spread, **scores}
         save_mel_grid(logmel, work / f"samples-{step:06d}.png",
                       title=f"{label}: EMA after {row['minutes']:.1f} min ({step} steps)")
-        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        print(f"minutes {row['minutes']}  step {step}  " + shown(scores), flush=True)
         return row
 
     while done < settings.steps and trained < args.minutes * 60:
@@ -239,18 +265,18 @@ def main() -> None:
         name = "teacher" if args.family == "teacher" else args.family
         export_model(args.export / name, result["ema"], cfg, store, family=args.family, steps=steps,
                      gan_meta=None if args.family == "teacher" else setup.meta, step=done)
-    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work, args.export) \
+    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work, args.export, vocoder) \
         if args.distill and args.family == "teacher" else []
 
-    print("floor (real vs real, same sizes): " + "  ".join(f"{k} {v:.4g}" for k, v in floor.items()
-                                                           if k.startswith(("fad", "is_"))))
+    print("floor (training clips vs the evaluation set, same n): " + shown(floor))
     result = {"profile": args.profile, "family": args.family, "overrides": args.overrides, "parameters": parameter_count(model),
               "samples": samples, "ddim_steps": steps, "real_clips": len(store), "floor": floor, "curve": rows,
               "resumed_from_step": earlier[-1]["step"] if earlier else None,
               "distillation": stages}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"quality_curve-{label}.json").write_text(json.dumps(result, indent=2))
-    metrics = ["fad_classifier", *[k for k in floor if k.startswith("is_")][:1]]
+    metrics = [m for m in ("fad_classifier", "recall_classifier", "voiced", "harmonicity", "level_in_range") if m in floor]
+    metrics.insert(1, next(k for k in floor if k.startswith("is_")))
     if rows:
         plot_curve(rows, floor, metrics, args.out / f"quality_curve-{label}.png")
 

@@ -87,7 +87,8 @@ class Reference:
     def build(cls, store, cfg, *, real_audio_fn) -> "Reference":
         """Train the classifier on the training clips of ``store`` (accuracy on the evaluation set)
         and embed every clip. ``real_audio_fn(logmel)`` turns real mels into audio the way generated
-        mels are, so CREPE and the signal statistics measure the model, not the vocoder."""
+        mels are, so CREPE and the signal statistics measure the model, not the vocoder (None: the
+        mel-based metrics only)."""
         manifest = store.manifest()
         labels = pick_labels(manifest, cfg.eval.labels)
         split = np.asarray(store.split).astype(str)
@@ -108,7 +109,7 @@ class Reference:
                   split=split, cells=cells, real_classifier=emb, real_probs=probs, real_crepe=None,
                   real_memory=memory_features(examples, store.layout), pitches=pitches)
         logmel = ref.to_logmel(examples)
-        audio = ref.real_audio = real_audio_fn(logmel)
+        audio = ref.real_audio = real_audio_fn(logmel) if real_audio_fn is not None else None
         if audio is not None:
             ref.real_signal = signal_stats(audio, ref.spec.sample_rate, pitches, logmel, ref.spec.log_floor)
             if ref.settings.crepe:
