@@ -87,6 +87,27 @@ def ddim_step(z_t: torch.Tensor, x_hat: torch.Tensor, t: torch.Tensor, s: torch.
     return _bcast(alpha(s), z_t) * x_hat + _bcast(sigma(s), z_t) * eps_hat
 
 
+def log_snr(t: torch.Tensor) -> torch.Tensor:
+    """lambda_t = log(alpha_t / sigma_t): half the log signal-to-noise ratio (+inf at t = 0)."""
+    return torch.log(alpha(t)) - torch.log(sigma(t))
+
+
+def multistep_x(x_hat: torch.Tensor, x_prev: torch.Tensor, h: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+    """DPM-Solver++(2M)'s second-order estimate of x over the next step (Lu et al. 2022, Alg. 2):
+    D = (1 + 1/(2r)) x_hat - 1/(2r) x_prev, r = h_prev / h, from this step's and the last step's
+    predictions and the log-SNR increments h = lambda_s - lambda_t, h_prev = lambda_t - lambda_prev."""
+    half_inv_r = _bcast(h / (2 * h_prev), x_hat)
+    return (1 + half_inv_r) * x_hat - half_inv_r * x_prev
+
+
+def exponential_step(z_t: torch.Tensor, d: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """The data-prediction exponential-integrator step from t to s < t with x estimated by d:
+    z_s = (sigma_s / sigma_t) z_t + alpha_s (1 - e^{-h}) d, h = lambda_s - lambda_t.
+    With d = x_hat this is exactly :func:`ddim_step`; with :func:`multistep_x` it is DPM-Solver++(2M)."""
+    h = log_snr(s) - log_snr(t)
+    return _bcast(sigma(s) / sigma(t), z_t) * z_t + _bcast(alpha(s) * -torch.expm1(-h), z_t) * d
+
+
 def distillation_target(z_t: torch.Tensor, z_t2: torch.Tensor, t: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
     """The x~ for which ONE DDIM step z_t -> t2 lands on z_t2 (Salimans & Ho, Algorithm 2):
 
