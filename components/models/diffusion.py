@@ -88,8 +88,10 @@ def ddim_step(z_t: torch.Tensor, x_hat: torch.Tensor, t: torch.Tensor, s: torch.
 
 
 def log_snr(t: torch.Tensor) -> torch.Tensor:
-    """lambda_t = log(alpha_t / sigma_t): half the log signal-to-noise ratio (+inf at t = 0)."""
-    return torch.log(alpha(t)) - torch.log(sigma(t))
+    """lambda_t = log(alpha_t / sigma_t): half the log signal-to-noise ratio. alpha and sigma are held
+    at the dtype's smallest normal number, so the ends are finite (float32 has cos(pi/2) < 0)."""
+    tiny = torch.finfo(t.dtype).tiny
+    return torch.log(alpha(t).clamp_min(tiny)) - torch.log(sigma(t).clamp_min(tiny))
 
 
 def multistep_x(x_hat: torch.Tensor, x_prev: torch.Tensor, h: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
