@@ -23,15 +23,15 @@ LEVEL_FLOOR_DB = -120.0  # digital silence reads as this, not -inf
 SILENT_CELL_DB = 1.0  # a mel cell this close to the mel floor counts as silent
 
 
-def _frames(audio: np.ndarray) -> np.ndarray:
-    """(clips, samples) -> (clips, frames, FRAME), mean removed per frame."""
+def _frames(audio: np.ndarray, *, centre: bool = True) -> np.ndarray:
+    """(clips, samples) -> (clips, frames, FRAME), mean removed per frame unless ``centre`` is False."""
     audio = np.asarray(audio, np.float32)
     if audio.shape[-1] < FRAME:
         audio = np.pad(audio, [(0, 0), (0, FRAME - audio.shape[-1])])
     count = 1 + (audio.shape[-1] - FRAME) // HOP
     index = np.arange(FRAME)[None, :] + HOP * np.arange(count)[:, None]
     frames = audio[:, index]
-    return frames - frames.mean(-1, keepdims=True)
+    return frames - frames.mean(-1, keepdims=True) if centre else frames
 
 
 def frame_periodicity(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,10 +79,7 @@ def level_stats(audio: np.ndarray) -> dict[str, np.ndarray]:
     NOISE_PERCENTILE-th percentile of its frame RMS levels (frames of FRAME samples, mean kept), where
     a clean clip is silent and a hissing one is not; ``clipped`` = 1 when any sample reaches full scale."""
     audio = np.asarray(audio, np.float32)
-    if audio.shape[-1] < FRAME:
-        audio = np.pad(audio, [(0, 0), (0, FRAME - audio.shape[-1])])
-    count = audio.shape[-1] // FRAME
-    power = (audio[:, : count * FRAME].astype(np.float64) ** 2).reshape(len(audio), count, FRAME).mean(-1)
+    power = (_frames(audio, centre=False).astype(np.float64) ** 2).mean(-1)
     levels = _db(power)
     audible = levels > levels.max(-1, keepdims=True) + SILENCE_DB
     loud = (power * audible).sum(-1) / np.maximum(audible.sum(-1), 1)
