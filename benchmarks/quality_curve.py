@@ -93,15 +93,16 @@ def score_mels(ref: Reference, normalised, vocoder) -> dict[str, float]:
 
 
 def sample_and_score(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
-                     seed: int, vocoder=None) -> tuple[torch.Tensor, dict[str, float]]:
+                     seed: int, vocoder=None, sampler: str = "ddim") -> tuple[torch.Tensor, dict[str, float]]:
     """A model's samples (fixed noise) and every metric of the evaluation ruler."""
-    normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed)
+    normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed, sampler=sampler)
     return normalised, score_mels(ref, normalised, vocoder)
 
 
 def score_model(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
-                seed: int, vocoder=None) -> dict[str, float]:
-    return sample_and_score(ref, store, model, samples=samples, steps=steps, seed=seed, vocoder=vocoder)[1]
+                seed: int, vocoder=None, sampler: str = "ddim") -> dict[str, float]:
+    return sample_and_score(ref, store, model, samples=samples, steps=steps, seed=seed, vocoder=vocoder,
+                            sampler=sampler)[1]
 
 
 def earlier_curve(path: Path) -> list[dict]:
@@ -134,7 +135,8 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
     """Progressive distillation as the distill stages do it; each student scored beside its teacher."""
     d, seed = cfg.distill, cfg.seed + 2
     models = {"teacher": teacher.eval().requires_grad_(False)}
-    teacher_score = score_model(ref, store, teacher, samples=samples, steps=d.teacher_steps, seed=seed, vocoder=vocoder)
+    teacher_score = score_model(ref, store, teacher, samples=samples, steps=d.teacher_steps, seed=seed, vocoder=vocoder,
+                                sampler=d.teacher_sampler)
     scores = {"teacher": teacher_score}
     rows = []
     for name, stage in d.stages.items():
@@ -228,7 +230,7 @@ def main() -> None:
     def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
         if args.family == "teacher":
             normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2,
-                                                  vocoder=vocoder)
+                                                  vocoder=vocoder, sampler=cfg.distill.teacher_sampler)
             logmel, spread = to_logmel(normalised[:8].numpy(), store.stats, store.layout), float(normalised.std())
         else:
             gen = kind(model=ema.eval(), meta=setup.meta, vocoder=vocoder)

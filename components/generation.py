@@ -28,7 +28,7 @@ from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.stats import MelStats, to_logmel
 from components.gan import DIFFUSION, MODEL_FAMILY_KEY
 from components.models.io import denoiser_from_payload, read_model_file
-from components.models.sampler import ddim_sample
+from components.models.sampler import get_sampler
 from components.vocoder.interface import GriffinLim, Vocoder
 
 
@@ -139,7 +139,7 @@ class Generator(ABC):
 
 @dataclass
 class MelGenerator(Generator):
-    """A loaded diffusion denoiser: DDIM mels of any length."""
+    """A loaded diffusion denoiser: mels of any length, by the sampler its file names."""
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> "MelGenerator":
@@ -165,6 +165,11 @@ class MelGenerator(Generator):
     def network_evaluations(self, steps: int | None = None) -> int:
         return steps or self.sampling_steps
 
+    @property
+    def sampler(self) -> str:
+        """How this model is sampled (saved in its file; DDIM for files older than the choice)."""
+        return str(self.meta.get("sampler", "ddim"))
+
     def frames_for_seconds(self, seconds: float) -> int:
         """Enough frames for ``seconds`` of audio, rounded up to what the U-Net accepts
         (divisible by 2^(levels-1), times the snake channels)."""
@@ -189,11 +194,12 @@ class MelGenerator(Generator):
             shape[-1] = frames // channels
         noise = torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
         steps = steps or self.sampling_steps
+        sample = get_sampler(self.sampler)
         out = []
         with torch.no_grad():
             for start in range(0, n, batch_size):
                 z = noise[start:start + batch_size].to(self.device)
-                out.append(ddim_sample(lambda x, t: self.model(x, t), z, steps).float().cpu())
+                out.append(sample(lambda x, t: self.model(x, t), z, steps).float().cpu())
         return torch.cat(out)
 
     def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:

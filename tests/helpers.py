@@ -62,7 +62,7 @@ def write_audio(path: Path, audio: np.ndarray, rate: int, **kwargs) -> Path:
     return path
 
 
-def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: int = 2) -> Path:
+def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: int = 2, **meta) -> Path:
     """A randomly initialised tiny denoiser saved like a trained one (16 mels x 32 frames)."""
     import torch
 
@@ -79,8 +79,8 @@ def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: i
     path.parent.mkdir(parents=True, exist_ok=True)
     model = UNet1d(spec)
     torch.nn.init.normal_(model.out.weight, std=0.05)  # the trained-from-zero output layer would predict 0 always
-    save_denoiser(path, model, spec, kind="student", sampling_steps=steps, mel_stats=stats, mel_index=mel_index,
-                  config={}, parameters=0)
+    save_denoiser(path, model, spec, **{"kind": "student", "sampling_steps": steps, "mel_stats": stats,
+                                        "mel_index": mel_index, "config": {}, "parameters": 0, **meta})
     return path
 
 

@@ -108,3 +108,12 @@ def test_hydra_style_prefixes_are_refused_with_what_melforge_accepts():
     for text in ["+mel.n_mels=64", "++mel.n_mels=64", "~mel.n_mels"]:
         with pytest.raises(ConfigError, match="melforge accepts key=value"):
             apply_overrides(profile_params("demo"), [text])
+
+
+def test_the_teacher_sampler_choices_are_the_sampler_table():
+    from typing import get_args
+
+    from components.config import DistillConfig
+    from components.models.sampler import SAMPLERS
+
+    assert set(get_args(DistillConfig.model_fields["teacher_sampler"].annotation)) == set(SAMPLERS)

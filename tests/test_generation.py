@@ -66,3 +66,18 @@ def test_generate_from_a_local_model_takes_the_vocoder_asked_for(tmp_path):
     with pytest.raises(GenerationError, match="applies to a local model"):
         generate_to_folder(None, "champion", n=1, seconds=0.5, seed=0, steps=None, out=tmp_path / "y",
                            vocoder="griffinlim")
+
+
+def test_a_model_is_sampled_by_the_sampler_its_file_names(tmp_path):
+    import torch
+
+    from components.models.sampler import get_sampler
+
+    old = MelGenerator.load(write_tiny_model(tmp_path / "old.pt", seed=0, steps=4))  # files from before the choice
+    second = MelGenerator.load(write_tiny_model(tmp_path / "dpm.pt", seed=0, steps=4, sampler="dpm++2m"))
+    assert (old.sampler, second.sampler) == ("ddim", "dpm++2m")
+    noise = torch.randn((2, 16, 32), generator=torch.Generator().manual_seed(3))
+    for gen, name in ((old, "ddim"), (second, "dpm++2m")):
+        expected = get_sampler(name)(lambda z, t: gen.model(z, t), noise, 4)
+        torch.testing.assert_close(gen.sample_normalised(2, seed=3), expected)
+    assert not torch.allclose(old.sample_normalised(2, seed=3), second.sample_normalised(2, seed=3))

@@ -33,7 +33,7 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     spec = UNetSpec.from_dict(meta["spec"])
     store = MelStore(paths.mels)
     d = cfg.distill
-    fp = fingerprint("distill", student, d.model_dump(exclude={"stages"}), cfg.seed, meta.get("fingerprint"),
+    fp = fingerprint("distill", student, d.model_dump(exclude={"stages", "teacher_sampler"}), cfg.seed, meta.get("fingerprint"),
                      data_fingerprint(store))
     work = work_dir(paths, student, fp)
     settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, warmup_steps=0, min_lr_ratio=d.min_lr_ratio,

@@ -13,17 +13,18 @@ import torch
 from components.features.mel import MelSpec
 from components.features.plots import save_mel_grid
 from components.features.stats import MelStats, to_logmel
-from components.models.sampler import ddim_sample
+from components.models.sampler import get_sampler
 from components.vocoder.interface import GriffinLim
 
 
 def sample_normalised(model: torch.nn.Module, example_shape: tuple[int, ...], *, count: int, steps: int,
-                      seed: int, device: str | torch.device = "cpu") -> torch.Tensor:
-    """``count`` samples in the model's (normalised, possibly packed) layout, from fixed noise."""
+                      seed: int, device: str | torch.device = "cpu", sampler: str = "ddim") -> torch.Tensor:
+    """``count`` samples in the model's (normalised, possibly packed) layout, from fixed noise, by the
+    sampler called ``sampler`` (:data:`components.models.sampler.SAMPLERS`)."""
     noise = torch.randn((count, *example_shape), generator=torch.Generator().manual_seed(seed)).to(device)
     model.eval()
     with torch.no_grad():
-        return ddim_sample(lambda z, t: model(z, t), noise, steps).float().cpu()
+        return get_sampler(sampler)(lambda z, t: model(z, t), noise, steps).float().cpu()
 
 
 def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelStats, layout: str,

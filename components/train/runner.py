@@ -15,7 +15,7 @@ import torch
 
 from components.features.store import MelStore
 from components.models.io import MODEL_FILE, save_denoiser
-from components.models.sampler import ddim_sample
+from components.models.sampler import get_sampler
 from components.models.unet import UNetSpec, parameter_count
 from components.settings import ProjectPaths
 from components.storage import staged_directory
@@ -62,8 +62,8 @@ def work_dir(paths: ProjectPaths, name: str, fp: str) -> Path:
 
 
 def sampling_seconds(model: torch.nn.Module, example_shape: tuple[int, ...], steps: int, device: str,
-                     count: int = 4, repeats: int = 2) -> float:
-    """Best-of wall time to sample ``count`` examples with ``steps`` DDIM steps."""
+                     count: int = 4, repeats: int = 2, sampler: str = "ddim") -> float:
+    """Best-of wall time to sample ``count`` examples in ``steps`` steps of ``sampler``."""
     noise = torch.randn((count, *example_shape), generator=torch.Generator().manual_seed(0)).to(device)
     best = float("inf")
     with torch.no_grad():
@@ -71,41 +71,44 @@ def sampling_seconds(model: torch.nn.Module, example_shape: tuple[int, ...], ste
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            ddim_sample(lambda z, t: model(z, t), noise, steps)
+            get_sampler(sampler)(lambda z, t: model(z, t), noise, steps)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
     return best
 
 
-def final_samples(model: torch.nn.Module, store: MelStore, cfg, steps: int, device: str) -> torch.Tensor:
+def final_samples(model: torch.nn.Module, store: MelStore, cfg, steps: int, device: str,
+                  sampler: str = "ddim") -> torch.Tensor:
     """The fixed-noise samples every model is shown and compared with."""
     return sample_normalised(model, store.example_shape, count=cfg.train.sample_count, steps=steps,
-                             seed=cfg.seed + 1, device=device)
+                             seed=cfg.seed + 1, device=device, sampler=sampler)
 
 
 def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spec: UNetSpec, store: MelStore,
                        steps: int, kind: str, meta: dict[str, Any], cfg, device: str, label: str,
-                       samples: torch.Tensor | None = None) -> dict[str, Any]:
+                       samples: torch.Tensor | None = None, sampler: str = "ddim") -> dict[str, Any]:
     """Final samples (drawn here unless the caller already has them, from ``final_samples``), the
-    model file and the run's metrics, swapped into ``out_dir`` atomically."""
+    model file (which records ``sampler``, the way the model is to be sampled) and the run's
+    metrics, swapped into ``out_dir`` atomically."""
     with staged_directory(out_dir) as tmp:
         model.eval()
         if samples is None:
-            samples = final_samples(model, store, cfg, steps, device)
+            samples = final_samples(model, store, cfg, steps, device, sampler)
         preview_dir = tmp / "samples"
         if (work / "samples").is_dir():
             shutil.copytree(work / "samples", preview_dir)
         write_previews(preview_dir, "final", samples, stats=store.stats, layout=store.layout,
                        mel_index=store.index, audio_count=cfg.train.audio_previews,
-                       title=f"{label}: {steps}-step DDIM samples")
-        seconds = sampling_seconds(model, store.example_shape, steps, device)
-        save_denoiser(tmp / MODEL_FILE, model, spec, kind=kind, sampling_steps=steps, mel_stats=store.stats.to_json(),
+                       title=f"{label}: {steps}-step {sampler} samples")
+        seconds = sampling_seconds(model, store.example_shape, steps, device, sampler=sampler)
+        save_denoiser(tmp / MODEL_FILE, model, spec, kind=kind, sampling_steps=steps, sampler=sampler,
+                      mel_stats=store.stats.to_json(),
                       mel_index=store.index, config=cfg.to_params(), parameters=parameter_count(model), **meta)
         if (work / "metrics.jsonl").is_file():
             shutil.copy(work / "metrics.jsonl", tmp / "metrics.jsonl")
         finite = bool(torch.isfinite(samples).all())
-        return {"sampling_steps": steps, "parameters": parameter_count(model), "samples_finite": finite,
+        return {"sampling_steps": steps, "sampler": sampler, "parameters": parameter_count(model), "samples_finite": finite,
                 "sample_std": float(samples.std()), "sampling_seconds_4": seconds,
                 "network_evaluations": steps}
 

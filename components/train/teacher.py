@@ -52,10 +52,10 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
 
     def on_sample(step: int, ema: torch.nn.Module) -> None:
         samples = sample_normalised(ema, store.example_shape, count=t.sample_count, steps=cfg.distill.teacher_steps,
-                                    seed=cfg.seed + 1, device=device)
+                                    seed=cfg.seed + 1, device=device, sampler=cfg.distill.teacher_sampler)
         write_previews(work / "samples", f"step-{step:08d}", samples, stats=store.stats, layout=store.layout,
                        mel_index=store.index, audio_count=t.audio_previews,
-                       title=f"teacher step {step}: {cfg.distill.teacher_steps}-step DDIM samples")
+                       title=f"teacher step {step}: {cfg.distill.teacher_steps}-step {cfg.distill.teacher_sampler} samples")
 
     result = train_loop(model, teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed, rank=rank, world=world),
                         settings, work, on_sample=on_sample, resume=resume, label="teacher", rank=rank,
@@ -67,6 +67,7 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
         return {}
     outputs = write_model_output(paths.models / "teacher", work, model=result["ema"], spec=spec, store=store,
                                  steps=cfg.distill.teacher_steps, kind="teacher", meta={"fingerprint": fp},
+                                 sampler=cfg.distill.teacher_sampler,
                                  cfg=cfg, device=device, label="teacher (EMA)")
     summary = {**result["summary"], **outputs, "device": device, "world_size": world,
                "loss_weighting": t.loss_weighting, "work_dir": str(work)}

@@ -114,11 +114,12 @@ def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
     from helpers import tiny_config
 
     paths = ProjectPaths(root=tmp_path)
-    cfg = tiny_config()
+    cfg = tiny_config(distill={"teacher_sampler": "dpm++2m"})
     run_ingest(cfg, paths.clips)
     run_features(cfg, paths.clips, paths.mels)
     teacher = run_train(cfg, paths)
-    assert teacher["sampling_steps"] == 4 and teacher["samples_finite"]
+    assert teacher["sampling_steps"] == 4 and teacher["samples_finite"] and teacher["sampler"] == "dpm++2m"
+    assert load_denoiser(tmp_path / "models" / "teacher" / "model.pt")[1]["sampler"] == "dpm++2m"
     assert (tmp_path / "models" / "teacher" / "samples" / "final.png").is_file()
     assert list(cfg.distill.stages) == ["student-2", "student-1"]
     for name, entry in cfg.distill.stages.items():
@@ -126,6 +127,7 @@ def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
         model, meta = load_denoiser(tmp_path / "models" / name / "model.pt")
         assert meta["sampling_steps"] == entry["steps"] == summary["network_evaluations"]
         assert meta["teacher"] == entry["teacher"] and meta["mel_stats"]["clip_sigma"] == 3.0
+        assert meta["sampler"] == "ddim"  # students follow the DDIM steps they were distilled from
         assert summary["samples_finite"]
     assert (tmp_path / "models" / "metrics" / "student-1.json").is_file()
     with pytest.raises(KeyError, match="student-2, student-1"):
