@@ -132,3 +132,8 @@ def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
     assert (tmp_path / "models" / "metrics" / "student-1.json").is_file()
     with pytest.raises(KeyError, match="student-2, student-1"):
         run_distill(cfg, paths, "student-3")
+    # The sampler is not part of the teacher's fingerprint: switching it resumes the finished run
+    # (no training step) and rewrites the model file.
+    again = run_train(tiny_config(), paths)
+    assert again["resumed_from_step"] == again["steps"] == teacher["steps"] and again["sampler"] == "ddim"
+    assert load_denoiser(tmp_path / "models" / "teacher" / "model.pt")[1]["sampler"] == "ddim"
