@@ -220,7 +220,7 @@ class TrainConfig(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     ema_decay: float = Field(default=0.998, ge=0, lt=1)
     grad_clip: float = Field(default=1.0, gt=0)
-    loss_weighting: Literal["snr_trunc", "snr+1"] = "snr+1"
+    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5"] = "snr+1"
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
     sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
@@ -241,7 +241,7 @@ class DistillConfig(Section):
     lr: float = Field(default=1e-4, gt=0)
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="LR annealed within each stage")
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
-    loss_weighting: Literal["snr_trunc", "snr+1"] = "snr_trunc"
+    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5"] = "snr_trunc"
     teacher_sampler: Literal["ddim", "dpm++2m"] = Field(
         default="ddim", description="how the teacher is sampled (previews, evaluation, serving; saved in its model "
                                     "file): ddim, or dpm++2m (second order: at n steps about as good as DDIM at 2n). "

@@ -117,3 +117,13 @@ def test_the_teacher_sampler_choices_are_the_sampler_table():
     from components.models.sampler import SAMPLERS
 
     assert set(get_args(DistillConfig.model_fields["teacher_sampler"].annotation)) == set(SAMPLERS)
+
+
+def test_the_loss_weighting_choices_are_the_diffusion_module_s():
+    from typing import get_args
+
+    from components.config import DistillConfig, TrainConfig
+    from components.models.diffusion import LOSS_WEIGHTINGS
+
+    for section in (TrainConfig, DistillConfig):
+        assert get_args(section.model_fields["loss_weighting"].annotation) == LOSS_WEIGHTINGS

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from components.distill.objective import two_teacher_steps
-from components.models.diffusion import (alpha, ddim_step, diffuse, distillation_target, eps_from_z_v, multistep_x,
+from components.models.diffusion import (LOSS_WEIGHTINGS, alpha, ddim_step, diffuse, distillation_target, eps_from_z_v, multistep_x,
                                          exponential_step, log_snr, sigma, snr, v_from_x_eps, v_from_z_x, v_loss_weight,
                                          x_from_z_v, x_loss_weight)
 from components.models.sampler import SAMPLERS, ddim_sample, dpmpp_2m_sample, get_sampler, predict_x
@@ -45,8 +45,12 @@ def test_loss_weightings_have_the_stated_values():
     torch.testing.assert_close(x_loss_weight(t, "snr_trunc"), torch.clamp(s, min=1.0))
     torch.testing.assert_close(x_loss_weight(t, "snr+1"), s + 1)
     assert x_loss_weight(torch.tensor([0.5]), "snr_trunc") == pytest.approx(1.0)  # SNR = 1 at t = 0.5
-    for w in ("snr_trunc", "snr+1"):  # the v-space weight is the same loss: w * sigma^2
+    torch.testing.assert_close(x_loss_weight(t, "min_snr_5"), torch.clamp(s, max=5.0))
+    assert x_loss_weight(torch.tensor([0.5]), "min_snr_5") == pytest.approx(1.0)
+    assert x_loss_weight(torch.tensor([0.01]), "min_snr_5") == pytest.approx(5.0)  # SNR ~ 4000, capped at gamma
+    for w in LOSS_WEIGHTINGS:  # the v-space weight is the same loss: w * sigma^2
         torch.testing.assert_close(v_loss_weight(t, w), x_loss_weight(t, w) * sigma(t) ** 2)
+        assert torch.isfinite(v_loss_weight(torch.tensor([0.0, 1.0]), w)).all()
     torch.testing.assert_close(v_loss_weight(t, "snr+1"), torch.ones(3))  # plain v-MSE
     with pytest.raises(ValueError, match="allowed"):
         x_loss_weight(t, "uniform")
