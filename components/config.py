@@ -212,7 +212,7 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     """Teacher training (AdamW, warm-up + cosine LR, EMA, gradient clipping)."""
 
-    steps: int = Field(default=1400, ge=1)
+    steps: int = Field(default=3000, ge=1)
     batch_size: int = Field(default=32, ge=1)
     lr: float = Field(default=1.5e-3, gt=0)
     warmup_steps: int = Field(default=50, ge=0)
@@ -220,10 +220,13 @@ class TrainConfig(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     ema_decay: float = Field(default=0.998, ge=0, lt=1)
     grad_clip: float = Field(default=1.0, gt=0)
-    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5"] = "snr+1"
+    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5"] = Field(
+        default="min_snr_5", description="the diffusion loss's weight over noise levels: min_snr_5 (min-SNR-gamma, "
+                                         "gamma = 5), snr+1 (plain v-MSE) or snr_trunc. min_snr_5 reached the "
+                                         "demo's quality at a third of snr+1's steps (docs/benchmarks.md)")
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
-    sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
+    sample_every: int = Field(default=1000, ge=0, description="0 = only at the end")
     sample_count: int = Field(default=8, ge=1)
     audio_previews: int = Field(default=2, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -16,7 +16,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
         "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
-                  "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
+                  "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
         "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
         # trained and scored beside Griffin-Lim, but not served: after 6,000 steps (15 CPU minutes) it has a
         # 37% lower log-mel L1 and is 5-10x faster, yet 5.7 dB worse spectral convergence (docs/benchmarks.md)
@@ -34,7 +34,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "mel": {"n_mels": 64, "hop_length": 128, "frames": 128, "n_fft": 1024},
         "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
-                  "loss_weighting": "snr+1", "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
+                  "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
         "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
         "vocoder": {"kind": "griffinlim", "steps": 0},
         # sized to about 55 minutes each on 2 cores: WaveGAN 0.80 s and SpecGAN 0.52 s per generator step
@@ -53,7 +53,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "model": {"base_channels": 384, "channel_mults": [1, 1, 1, 1], "blocks_per_level": 2, "attention_levels": [2, 3],
                   "attention_heads": 8, "groups": 32},
         "train": {"steps": 200000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 2000, "ema_decay": 0.999,
-                  "checkpoint_every": 5000, "sample_every": 10000, "compile": True, "loss_weighting": "snr+1"},
+                  "checkpoint_every": 5000, "sample_every": 10000, "compile": True},
         "distill": {"teacher_steps": 1024, "final_steps": 1, "updates_per_stage": 20000, "batch_size": 64, "lr": 5e-5},
         # Vocos' own scale, with its discriminators after a reconstruction-only warm start (not measured here:
         # no GPU; at this scale Vocos reports far better quality than Griffin-Lim)

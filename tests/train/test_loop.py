@@ -119,6 +119,7 @@ def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
     run_features(cfg, paths.clips, paths.mels)
     teacher = run_train(cfg, paths)
     assert teacher["sampling_steps"] == 4 and teacher["samples_finite"] and teacher["sampler"] == "dpm++2m"
+    assert teacher["loss_weighting"] == "min_snr_5"  # the schema default reaches the objective
     assert load_denoiser(tmp_path / "models" / "teacher" / "model.pt")[1]["sampler"] == "dpm++2m"
     assert (tmp_path / "models" / "teacher" / "samples" / "final.png").is_file()
     assert list(cfg.distill.stages) == ["student-2", "student-1"]
