@@ -212,7 +212,7 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     """Teacher training (AdamW, warm-up + cosine LR, EMA, gradient clipping)."""
 
-    steps: int = Field(default=3000, ge=1)
+    steps: int = Field(default=1400, ge=1)
     batch_size: int = Field(default=32, ge=1)
     lr: float = Field(default=1.5e-3, gt=0)
     warmup_steps: int = Field(default=50, ge=0)
@@ -226,7 +226,7 @@ class TrainConfig(Section):
                                          "demo's quality at a third of snr+1's steps (docs/benchmarks.md)")
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
-    sample_every: int = Field(default=1000, ge=0, description="0 = only at the end")
+    sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
     sample_count: int = Field(default=8, ge=1)
     audio_previews: int = Field(default=2, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -368,7 +368,7 @@ class GANTrainingConfig(Section):
     dim: int = Field(default=64, ge=1, description="model size d: the widest layer has 16 d (WaveGAN) or 8 d (SpecGAN) channels")
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
-    sample_every: int = Field(default=1000, ge=0, description="0 = only at the end")
+    sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
     sample_count: int = Field(default=8, ge=1)
     audio_previews: int = Field(default=2, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from components.config import TrainConfig
 from components.models.diffusion import alpha, sigma, v_from_z_x
 from components.models.sampler import ddim_sample
 from components.models.unet import UNet1d, UNetSpec
@@ -92,7 +93,8 @@ def test_teacher_samples_match_a_toy_distribution(tmp_path):
         rows = torch.randint(0, len(patterns), (32,), generator=torch.Generator().manual_seed(step))
         return patterns[rows]
 
-    result = train_loop(net, teacher_v_objective("snr+1"), batch_at, settings, tmp_path, resume=False)
+    # the pipeline's own loss weighting (the schema default), so this test guards the recipe that ships
+    result = train_loop(net, teacher_v_objective(TrainConfig().loss_weighting), batch_at, settings, tmp_path, resume=False)
     noise = torch.randn((SAMPLES, CHANNELS, FRAMES), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         samples = ddim_sample(lambda z, t: result["ema"](z, t), noise, 16)
