@@ -368,7 +368,7 @@ class GANTrainingConfig(Section):
     dim: int = Field(default=64, ge=1, description="model size d: the widest layer has 16 d (WaveGAN) or 8 d (SpecGAN) channels")
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
-    sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
+    sample_every: int = Field(default=1000, ge=0, description="0 = only at the end")
     sample_count: int = Field(default=8, ge=1)
     audio_previews: int = Field(default=2, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
