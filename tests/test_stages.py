@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_stage_logs_the_params_dvc_yaml_says_it_depends_on():
     params = load_config(ROOT / "params.yaml").to_params()
     train = select_params(params, declared_params(ROOT, "train"))
-    assert train["seed"] == params["seed"] and train["distill"] == {"teacher_steps": params["distill"]["teacher_steps"]}
+    assert train["seed"] == params["seed"] and train["distill"] == {key: params["distill"][key] for key in ("teacher_steps", "teacher_sampler")}
     assert train["model"] == params["model"] and set(train) == {"seed", "model", "train", "distill"}
     gan = select_params(params, declared_params(ROOT, "gan@specgan"))
     assert gan["gan"] == {"specgan": params["gan"]["specgan"]} and "wavegan" not in gan["gan"]
