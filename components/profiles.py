@@ -17,7 +17,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
                   "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
-        "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
+        "distill": {"teacher_steps": 16, "final_steps": 1, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
         # trained and scored beside Griffin-Lim, but not served: after 6,000 steps (15 CPU minutes) it has a
         # 37% lower log-mel L1 and is 5-10x faster, yet 5.7 dB worse spectral convergence (docs/benchmarks.md)
         "vocoder": {"kind": "griffinlim", "steps": 6000, "lr": 2e-3, "checkpoint_every": 500, "sample_every": 750,
@@ -35,7 +35,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
                   "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
-        "distill": {"teacher_steps": 16, "final_steps": 4, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
+        "distill": {"teacher_steps": 16, "final_steps": 1, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
         "vocoder": {"kind": "griffinlim", "steps": 0},
         # sized to about 55 minutes each on 2 cores: WaveGAN 0.80 s and SpecGAN 0.52 s per generator step
         # (with its 5 critic updates) at batch 32 (docs/benchmarks.md)

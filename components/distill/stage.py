@@ -18,6 +18,21 @@ from components.train.runner import (batch_source, data_fingerprint, fingerprint
 from components.distill.objective import student_objective
 
 
+# what a student's training depends on besides its step count, its teacher and the data. The shape of the
+# chain (distill.teacher_steps, final_steps) and the teacher's sampler are not, so growing the chain to
+# 1 step reuses the students already trained. dvc.yaml declares the same keys (a test keeps them equal).
+STUDENT_TRAINING_PARAMS = ("distill.updates_per_stage", "distill.batch_size", "distill.lr", "distill.min_lr_ratio",
+                           "distill.ema_decay", "distill.loss_weighting", "train.grad_clip", "train.bf16")
+
+
+def student_training_params(cfg: MelforgeConfig) -> dict[str, Any]:
+    values = {}
+    for name in STUDENT_TRAINING_PARAMS:
+        section, key = name.split(".")
+        values[name] = getattr(getattr(cfg, section), key)
+    return values
+
+
 def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resume: bool = True) -> dict[str, Any]:
     stages = cfg.distill.stages
     if student not in stages:
@@ -33,7 +48,7 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     spec = UNetSpec.from_dict(meta["spec"])
     store = MelStore(paths.mels)
     d = cfg.distill
-    fp = fingerprint("distill", student, d.model_dump(exclude={"stages", "teacher_sampler"}), cfg.seed, meta.get("fingerprint"),
+    fp = fingerprint("distill", student, student_training_params(cfg), cfg.seed, meta.get("fingerprint"),
                      data_fingerprint(store))
     work = work_dir(paths, student, fp)
     settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, warmup_steps=0, min_lr_ratio=d.min_lr_ratio,

@@ -138,3 +138,8 @@ def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
     again = run_train(tiny_config(), paths)
     assert again["resumed_from_step"] == again["steps"] == teacher["steps"] and again["sampler"] == "ddim"
     assert load_denoiser(tmp_path / "models" / "teacher" / "model.pt")[1]["sampler"] == "ddim"
+    # Nor is the chain's length part of a student's: a chain that stops at 2 steps reuses the trained student-2.
+    shorter = tiny_config(distill={"final_steps": 2})
+    assert list(shorter.distill.stages) == ["student-2"]
+    reused = run_distill(shorter, paths, "student-2")
+    assert reused["resumed_from_step"] == reused["steps"] == cfg.distill.updates_per_stage
