@@ -218,7 +218,8 @@ class TrainConfig(Section):
     warmup_steps: int = Field(default=50, ge=0)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
     weight_decay: float = Field(default=0.0, ge=0)
-    ema_decay: float = Field(default=0.998, ge=0, lt=1)
+    ema_decay: float = Field(default=0.998, ge=0, lt=1, description="EMA of the teacher's weights; the warm-up "
+                             "min(decay, (1+step)/(10+step)) holds it lower until step (10*decay-1)/(1-decay)")
     grad_clip: float = Field(default=1.0, gt=0)
     loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5"] = Field(
         default="min_snr_5", description="the diffusion loss's weight over noise levels: min_snr_5 (min-SNR-gamma, "
