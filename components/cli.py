@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from components.config import ConfigError
+from components.config import MAX_SAMPLING_STEPS, MAX_SEED, ConfigError
 from components.profiles import PROFILES
 from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
 from components.runtime import exit_now
@@ -227,8 +227,9 @@ def generate(
     seconds: Annotated[Optional[float], typer.Option(
         help=f"Clip length, at most {MAX_SECONDS:g} s; count x seconds at most {MAX_TOTAL_SECONDS:g} "
              "(default: the training clip length).")] = None,
-    seed: Annotated[int, typer.Option(help="Noise seed: the same seed gives the same clips.")] = 0,
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Sampling steps (default: the model's own).")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Noise seed: the same seed gives the same clips.")] = 0,
+    steps: Annotated[Optional[int], typer.Option(min=1, max=MAX_SAMPLING_STEPS,
+                                                 help="Sampling steps (default: the model's own).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("generated"),
     vocoder: Annotated[Optional[str], typer.Option(
         help="For a local model: 'griffinlim', or a vocoder folder / vocoder.pt (default: the project's "

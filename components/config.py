@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from components.datasets import BUILTIN_NAMES
 from components.evaluate.metric_table import primary_pattern
@@ -27,8 +27,45 @@ class ConfigError(ValueError):
     """A configuration problem, phrased for the user (names the key and what is allowed)."""
 
 
+# Seeds feed numpy (< 2**32) and torch after small offsets (seed + steps): a seed stays below 2**31.
+MAX_SEED = 2**31 - 1
+# No configured integer needs more than a 32-bit count; 2**70 is a typo, caught here rather than in training.
+MAX_INT = 2**31 - 1
+# Sampling steps of a diffusion model, in the config and for `melforge generate --steps`.
+MAX_SAMPLING_STEPS = 4096
+
+
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or annotation is Any or any(_admits_bool(arg) for arg in get_args(annotation))
+
+
+def _scalars(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [item for v in value for item in _scalars(v)]
+    if isinstance(value, dict):
+        return [item for v in value.values() for item in _scalars(v)]
+    return [value]
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Every section: unknown keys, true/false for a number, inf/nan and integers past 32 bits are refused."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if annotation is None or isinstance(value, BaseModel) or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return value  # a section checks its own keys
+        if annotation is bool and not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        scalars = _scalars(value)
+        if not _admits_bool(annotation) and any(isinstance(v, bool) for v in scalars):
+            raise ValueError("expected a number, not true/false")
+        if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT for v in scalars):
+            raise ValueError(f"integers must be at most {MAX_INT} in size")
+        return value
 
 
 class NsynthMiniConfig(Section):
@@ -238,8 +275,8 @@ class TrainConfig(Section):
 class DistillConfig(Section):
     """Progressive distillation: teacher_steps -> teacher_steps/2 -> ... -> final_steps."""
 
-    teacher_steps: int = Field(default=16, ge=2)
-    final_steps: int = Field(default=4, ge=1)
+    teacher_steps: int = Field(default=16, ge=2, le=MAX_SAMPLING_STEPS)
+    final_steps: int = Field(default=4, ge=1, le=MAX_SAMPLING_STEPS)
     updates_per_stage: int = Field(default=100, ge=1)
     batch_size: int = Field(default=16, ge=1)
     lr: float = Field(default=1e-4, gt=0)
@@ -478,7 +515,7 @@ class MelforgeConfig(Section):
     """The whole of params.yaml."""
 
     profile: str = Field(default="demo", description="the profile this file started from (components/profiles.py), or custom")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="seeds every random choice (numpy and torch)")
     experiment: str = Field(default="melforge", min_length=1, description="MLflow experiment name")
     data: DataConfig = DataConfig()
     audio: AudioConfig = AudioConfig()
@@ -657,13 +694,29 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
     return result
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one section (lines {seen[key]} and {line}); "
+                    "keep one, since the second would silently replace the first", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_params_file(path: Path, *, allow_empty: bool = False) -> dict[str, Any]:
     """params.yaml as a dict. An empty file is refused: it would silently mean "every schema
     default", a configuration nobody chose."""
     if not path.is_file():
         raise ConfigError(f"{path}: not found; run from the project root or create it with `melforge run --profile demo`")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):

@@ -71,3 +71,11 @@ def test_schedule_builds_cron_deployments_and_rejects_bad_cron(tmp_path):
         build_deployments(retrain_cron="every night", pipeline_cron=None, timezone="UTC", root=str(tmp_path))
     with pytest.raises(ScheduleError, match="--pipeline-cron"):
         build_deployments(retrain_cron="0 2 * * *", pipeline_cron="61 * * * *", timezone="UTC", root=str(tmp_path))
+
+
+@pytest.mark.parametrize("option, value, bound", [("--seed", str(2**63), "2147483647"), ("--seed", "-1", "0"),
+                                                  ("--steps", "100000", "4096")])
+def test_generate_refuses_out_of_range_seeds_and_steps_before_loading_anything(workspace, option, value, bound):
+    result = runner.invoke(app, ["generate", "--model", "champion", option, value, "--out", str(workspace / "out")])
+    assert result.exit_code == 2 and option in result.output and bound in result.output
+    assert not (workspace / "out").exists()

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,29 @@ def test_the_loss_weighting_choices_are_the_diffusion_module_s():
 
     for section in (TrainConfig, DistillConfig):
         assert get_args(section.model_fields["loss_weighting"].annotation) == LOSS_WEIGHTINGS
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.steps=true", "'train.steps': expected a number, not true/false"),
+    ("data.nsynth_mini.pitches=[48, true]", "'data.nsynth_mini.pitches': expected a number, not true/false"),
+    ("train.bf16=1", "'train.bf16': expected true or false"),
+    ("train.lr=.inf", "'train.lr': Input should be a finite number"),
+    ("distill.lr=.nan", "'distill.lr': Input should be a finite number"),
+    ("seed=1180591620717411303424", "'seed': integers must be at most 2147483647"),
+    ("train.batch_size=4294967296", "'train.batch_size': integers must be at most 2147483647"),
+    ("seed=-1", "'seed': Input should be greater than or equal to 0"),
+    ("distill.teacher_steps=8192", "'distill.teacher_steps': Input should be less than or equal to 4096"),
+])
+def test_nonsense_values_are_refused_naming_the_key(override, expected):
+    with pytest.raises(ConfigError, match="^demo: " + re.escape(expected)):
+        validate_params(apply_overrides(profile_params("demo"), [override]), "demo")
+
+
+def test_a_key_given_twice_in_params_yaml_is_an_error_naming_both_lines(tmp_path: Path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  steps: 5\nseed: 1\ntrain:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"key 'train' appears twice in one section \(lines 1 and 4\)"):
+        load_config(path)
+    path.write_text("train:\n  steps: 5\n  steps: 6\n")
+    with pytest.raises(ConfigError, match=r"key 'steps' appears twice in one section \(lines 2 and 3\)"):
+        load_config(path)
