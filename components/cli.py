@@ -83,7 +83,8 @@ def run(
     except (ConfigError, TrackingUnavailable) as exc:
         _fail(str(exc))
     try:
-        with hold_workspace(paths.state, wait_s=cfg.orchestration.workspace_wait_minutes * 60, say=_say):
+        with hold_workspace(paths.state, wait_s=cfg.orchestration.workspace_wait_minutes * 60, say=_say,
+                            temp_folders=[paths.data, paths.models]):
             summary = _pipeline_with_local_api(paths, cfg, profile=profile, overrides=set_ or [], push=push)
     except WorkspaceBusy as exc:
         _fail(str(exc), code=1)

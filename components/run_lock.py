@@ -1,7 +1,8 @@
 """One pipeline run per workspace, kept by a lock the kernel frees when its holder dies.
 
 ``fcntl.flock`` on ``.melforge/run.lock`` is held for a whole run. A ``kill -9``, an OOM kill or a
-power cut releases it with the process, so the next run starts with no clean-up. The file also
+power cut releases it with the process, so the next run starts with no clean-up but one: the temp
+files of atomic writes the dead run was making are removed when the lock is taken. The file also
 says who holds it (pid, host, start, command), so a waiting run can tell the user at once and
 again every minute. The lock is re-entrant within a process: the CLI takes it before starting
 anything, and the flow (which also runs from deployments) takes it again at no cost.
@@ -16,10 +17,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
+from components.storage import remove_stale_temp_files
 
 LOCK_FILE = "run.lock"
 _held: dict[Path, int] = {}  # lock file -> nesting depth, for the locks this process holds
@@ -51,12 +54,13 @@ def read_holder(path: Path) -> dict:
 
 @contextmanager
 def hold_workspace(state_dir: Path, *, wait_s: float, say: Callable[[str], None], every_s: float = 60.0,
-                   poll_s: float = 0.5) -> Iterator[None]:
+                   poll_s: float = 0.5, temp_folders: Sequence[Path] = ()) -> Iterator[None]:
     """Hold ``state_dir/run.lock`` for the block, waiting up to ``wait_s`` for another run to end.
 
     While waiting, ``say`` is told who holds it at once and every ``every_s``. A record left by a
     holder that died (the kernel freed its lock, but it never emptied the file) is reported as
-    taken over.
+    taken over. Once held, stale temp files of killed atomic writes under ``state_dir`` and
+    ``temp_folders`` are removed (and reported).
     Raises :class:`WorkspaceBusy` when the wait runs out.
     """
     path = (state_dir / LOCK_FILE).resolve()
@@ -84,6 +88,10 @@ def hold_workspace(state_dir: Path, *, wait_s: float, say: Callable[[str], None]
                   "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
+        removed = remove_stale_temp_files([state_dir, *temp_folders])
+        if removed:
+            say(f"removed {len(removed)} temp file(s) left by killed writes: " + ", ".join(
+                str(p) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
         with _guard:
             _held[path] = 1
         try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +45,29 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
             raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
         raise
+
+
+# what atomic_write's mkstemp names a temp file: "." + the target's name + "." + 8 random characters + ".tmp"
+TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temp_files(folders: list[Path], *, older_than_s: float = 300.0) -> list[Path]:
+    """Delete the temp files of atomic writes that were killed (kill -9, OOM, power cut) under
+    ``folders``: a name atomic_write gives and no write for ``older_than_s`` (a live write keeps its
+    file's mtime fresh). Returns what was removed."""
+    removed, now = [], time.time()
+    for folder in folders:
+        for dirpath, _, names in os.walk(folder):
+            for name in names:
+                path = Path(dirpath) / name
+                if TEMP_NAME.match(name):
+                    try:
+                        if now - path.lstat().st_mtime > older_than_s:
+                            path.unlink()
+                            removed.append(path)
+                    except FileNotFoundError:
+                        continue
+    return removed
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:

@@ -105,7 +105,7 @@ def one_pipeline_per_workspace(paths: ProjectPaths, cfg: MelforgeConfig) -> Iter
 
     wait_s = cfg.orchestration.workspace_wait_minutes * 60
     logger = get_run_logger()
-    with hold_workspace(paths.state, wait_s=wait_s, say=logger.warning):
+    with hold_workspace(paths.state, wait_s=wait_s, say=logger.warning, temp_folders=[paths.data, paths.models]):
         if not uses_persistent_server():
             yield
             return

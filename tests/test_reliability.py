@@ -71,6 +71,38 @@ def test_the_lock_of_a_killed_holder_is_free_at_once_and_reported_as_taken_over(
     assert sum("took over" in s for s in said) == 1
 
 
+KILLED_WRITE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from components.storage import atomic_write
+    def write(fh):
+        fh.write(b"x" * 4096); fh.flush(); print("writing", flush=True); time.sleep(600)
+    atomic_write(Path(sys.argv[1]), write)
+""")
+
+
+def test_the_temp_file_of_a_killed_write_is_removed_when_the_next_run_takes_the_workspace(tmp_path):
+    target = tmp_path / "models" / "teacher" / "checkpoints" / "step-00000500.pt"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITE, str(target)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    (left,) = target.parent.glob(".step-00000500.pt.*.tmp")
+    live = target.parent / ".step-00001000.pt.abcd1234.tmp"  # a write still under way elsewhere: fresh mtime
+    live.write_bytes(b"y")
+    state = tmp_path / ".melforge"
+    said: list[str] = []
+    with hold_workspace(state, wait_s=1, say=said.append, temp_folders=[tmp_path / "models"]):
+        pass
+    assert left.exists() and not said  # younger than the stale age: it may still be being written
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    with hold_workspace(state, wait_s=1, say=said.append, temp_folders=[tmp_path / "models"]):
+        pass
+    assert not left.exists() and live.exists() and not target.exists()
+    assert said == [f"removed 1 temp file(s) left by killed writes: {left}"]
+
+
 def test_the_lock_is_reentrant_within_a_process(tmp_path):
     with hold_workspace(tmp_path, wait_s=1, say=print):
         with hold_workspace(tmp_path, wait_s=0.1, say=print):  # the flow inside `melforge run`
