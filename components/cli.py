@@ -38,6 +38,13 @@ SetOption = Annotated[Optional[list[str]], typer.Option(
             "form of `dvc exp run -S`, without Hydra's +key / ~key. Repeatable.")]
 
 
+def cause(exc: BaseException) -> str:
+    """An exception as words, never empty: MemoryError() and friends carry no message of their own."""
+    if isinstance(exc, MemoryError):
+        return "ran out of memory" + (f" ({exc})" if str(exc) else "")
+    return str(exc) or f"{type(exc).__name__} (no message)"
+
+
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
@@ -89,7 +96,7 @@ def run(
     except WorkspaceBusy as exc:
         _fail(str(exc), code=1)
     except Exception as exc:  # a failed flow has already marked its MLflow run failed; say why and exit 1
-        _fail(str(exc), code=1)
+        _fail(cause(exc), code=1)
     except BaseException as exc:  # Ctrl-C, SIGTERM (or Prefect's own termination signal)
         if isinstance(exc, SystemExit):
             raise
@@ -163,7 +170,7 @@ def stage(
     try:
         summary = run_stage(name, cfg, paths, **options)
     except Exception as exc:
-        _fail(f"stage {name}: {exc}", code=1)
+        _fail(f"stage {name}: {cause(exc)}", code=1)
     console.print_json(json.dumps(summary, default=str))
 
 

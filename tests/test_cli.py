@@ -79,3 +79,15 @@ def test_generate_refuses_out_of_range_seeds_and_steps_before_loading_anything(w
     result = runner.invoke(app, ["generate", "--model", "champion", option, value, "--out", str(workspace / "out")])
     assert result.exit_code == 2 and option in result.output and bound in result.output
     assert not (workspace / "out").exists()
+
+
+@pytest.mark.parametrize("error, words", [(MemoryError(), "ran out of memory"), (RuntimeError(), "RuntimeError (no message)")])
+def test_a_stage_error_without_a_message_still_says_what_happened(workspace, monkeypatch, error, words):
+    import components.stages
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(components.stages, "run_stage", fail)
+    result = runner.invoke(app, ["stage", "ingest"])
+    assert result.exit_code == 1 and f"error: stage ingest: {words}" in result.output

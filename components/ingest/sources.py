@@ -12,6 +12,9 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import os
+import posixpath
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -61,7 +64,10 @@ def matches_include(relative: str, patterns: list[str]) -> bool:
 
 
 def _parse_labels_csv(text: str, where: str) -> dict[str, dict[str, str]]:
-    """Sidecar CSV: a ``path`` (or ``file``) column relative to the source, plus label columns."""
+    """Sidecar CSV: a ``path`` (or ``file``) column relative to the source, plus label columns.
+    Paths are normalised (``./a.wav`` and ``x/../a.wav`` are ``a.wav``); a row that leaves the
+    source, names no file, or gives one file two different label sets is an error naming its line,
+    never silently applied to another file or dropped."""
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         raise SourceError(f"{where}: labels CSV is empty")
@@ -69,9 +75,25 @@ def _parse_labels_csv(text: str, where: str) -> dict[str, dict[str, str]]:
     if key is None:
         raise SourceError(f"{where}: labels CSV needs a 'path' column; found columns {reader.fieldnames}")
     table: dict[str, dict[str, str]] = {}
+    first_line: dict[str, int] = {}
+    problems = []
     for row in reader:
-        rel = (row.pop(key) or "").strip().lstrip("./")
-        table[rel] = {k: (v or "").strip() for k, v in row.items() if k}
+        line = reader.line_num
+        raw = (row.pop(key) or "").strip()
+        labels = {k: (v or "").strip() for k, v in row.items() if k}
+        rel = posixpath.normpath(raw) if raw else ""
+        if not raw:
+            problems.append(f"line {line}: empty {key!r}")
+        elif raw.startswith("/") or rel == ".." or rel.startswith("../"):
+            problems.append(f"line {line}: {raw!r} is outside the folder of the CSV")
+        elif rel in table and table[rel] != labels:
+            problems.append(f"line {line}: {raw!r} is the file of line {first_line[rel]} with other labels")
+        else:
+            table[rel] = labels
+            first_line.setdefault(rel, line)
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise SourceError(f"{where}: {shown} (paths are relative to the folder holding the CSV)")
     return table
 
 
@@ -96,21 +118,57 @@ def local_entries(source: str, *, include: list[str], label_mode: str, labels_cs
         table = _parse_labels_csv(csv_path.read_text(encoding="utf-8", errors="replace"), str(csv_path))
     elif label_mode == "csv":
         raise SourceError(f"source {source!r}: data.labels is 'csv' but {csv_path} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    # everything but folders: a FIFO, device or socket is listed (and quarantined), never skipped unseen
+    files = sorted(p for p in root.rglob("*") if p.is_symlink() or not p.is_dir())
     for path in files:
         relative = path.relative_to(root).as_posix()
         if relative == labels_csv or not matches_include(relative, include):
+            continue
+        try:
+            relative.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogate escapes
+            shown = os.fsencode(path.absolute()).decode("utf-8", errors="backslashreplace")
+            yield SourceEntry(source=source, uri=shown, read=_refuse(
+                "file name is not valid UTF-8 (shown with \\x escapes); rename it to store it"))
             continue
         yield SourceEntry(source=source, uri=str(path.absolute()), read=_file_reader(path),
                           labels=_labels_for(relative, label_mode, table))
 
 
+def _refuse(reason: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise EntryError(reason)
+
+    return read
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
 def _file_reader(path: Path) -> Callable[[], bytes]:
+    """Read a regular file only. It is checked before opening (a socket cannot be opened) and again on
+    the descriptor, opened without blocking: a FIFO cannot hang the stage and ``/dev/zero`` cannot
+    fill memory, through symlinks too."""
+    def refuse_special(mode: int) -> None:
+        if not stat.S_ISREG(mode):
+            via = f" (through the symlink to {os.readlink(path)})" if path.is_symlink() else ""
+            raise EntryError(f"not a regular file: {_KINDS.get(stat.S_IFMT(mode), 'a special file')}{via}")
+
     def read() -> bytes:
         try:
-            return path.read_bytes()
+            refuse_special(os.stat(path).st_mode)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
+            if path.is_symlink() and not path.exists():
+                raise EntryError(f"broken symlink to {os.readlink(path)}") from None
             raise EntryError(f"unreadable: {exc.strerror or type(exc).__name__}") from None
+        with os.fdopen(fd, "rb") as fh:
+            refuse_special(os.fstat(fd).st_mode)  # swapped for something else since the check
+            try:
+                return fh.read()
+            except OSError as exc:
+                raise EntryError(f"unreadable: {exc.strerror or type(exc).__name__}") from None
 
     return read
 

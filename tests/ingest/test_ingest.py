@@ -59,7 +59,7 @@ def build_corpus(root: Path) -> dict[str, str]:
         "empty.wav": "empty", "notes.wav": "not audio", "truncated.wav": "truncated",
         "truncated.flac": "truncated", "nan.wav": "non-finite", "inf.wav": "non-finite",
         "absurd rate.wav": "sample rate", "tiny rate.wav": "sample rate", "many channels.wav": "channels",
-        "silent.wav": "silent", "dangling.wav": "unreadable", "blip.wav": "too short",
+        "silent.wav": "silent", "dangling.wav": "broken symlink", "blip.wav": "too short",
     }
 
 
@@ -159,3 +159,55 @@ def test_shards_hold_hundreds_of_clips_not_one_file_each(tmp_path):
     summary = run_ingest(cfg, tmp_path / "clips")
     assert summary["shards"] == 2  # 8 clips, 5 per shard
     assert sorted(p.name for p in (tmp_path / "clips").glob("*.npy")) == ["clips-00000.npy", "clips-00001.npy"]
+
+
+def test_hostile_files_are_quarantined_by_kind_and_never_stop_or_hang_ingest(tmp_path):
+    """Real special files: a FIFO, symlinks to /dev/zero and to a FIFO, a socket, a non-UTF-8 name."""
+    import socket
+
+    root = tmp_path / "src"
+    write_audio(root / "good.wav", sine(440, 1.0, 16000), 16000)
+    os.mkfifo(root / "pipe.wav")
+    os.symlink("/dev/zero", root / "zero.wav")
+    os.symlink(root / "pipe.wav", root / "to-pipe.wav")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root / "sock.wav"))
+    write_audio(root / "cafe.wav", sine(440, 1.0, 16000), 16000)
+    os.rename(root / "cafe.wav", bytes(root) + b"/caf\xe9.wav")
+    summary = run_ingest(_cfg(str(root)), tmp_path / "clips")
+    server.close()
+    quarantine = pd.read_csv(tmp_path / "clips" / "quarantine.csv")
+    by_name = {Path(u).name: r for u, r in zip(quarantine["uri"], quarantine["reason"])}
+    assert by_name == {
+        "pipe.wav": "not a regular file: a FIFO (named pipe)",
+        "to-pipe.wav": f"not a regular file: a FIFO (named pipe) (through the symlink to {root / 'pipe.wav'})",
+        "zero.wav": "not a regular file: a character device (through the symlink to /dev/zero)",
+        "sock.wav": "not a regular file: a socket",
+        "caf\\xe9.wav": "file name is not valid UTF-8 (shown with \\x escapes); rename it to store it",
+    }
+    assert summary["clips"] == 1 and summary["files_quarantined"] == 5
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ("../x.wav,3", r"line 2: '../x.wav' is outside the folder of the CSV"),
+    ("/etc/x.wav,3", r"line 2: '/etc/x.wav' is outside the folder of the CSV"),
+    ("x.wav,3\n./x.wav,4", r"line 3: './x.wav' is the file of line 2 with other labels"),
+    (",3", r"line 2: empty 'path'"),
+])
+def test_a_labels_csv_row_that_escapes_or_contradicts_is_an_error_naming_its_line(tmp_path, rows, expected):
+    root = tmp_path / "src"
+    write_audio(root / "x.wav", sine(440, 1.0, 16000), 16000)
+    (root / "labels.csv").write_text("path,digit\n" + rows + "\n")
+    with pytest.raises(SourceError, match=f"labels.csv: {expected}"):
+        run_ingest(_cfg(str(root)), tmp_path / "clips")
+
+
+def test_labels_csv_paths_are_normalised_not_stripped(tmp_path):
+    root = tmp_path / "src"
+    write_audio(root / ".take.wav", sine(440, 1.0, 16000), 16000)
+    write_audio(root / "take.wav", sine(660, 1.0, 16000), 16000)
+    (root / "labels.csv").write_text("path,digit\n./.take.wav,1\nsub/../take.wav,2\n")
+    run_ingest(_cfg(str(root)), tmp_path / "clips")
+    manifest = read_manifest(tmp_path / "clips")
+    assert dict(zip(manifest["source_uri"].map(lambda u: Path(u).name), manifest["label_digit"])) == {
+        ".take.wav": "1", "take.wav": "2"}
