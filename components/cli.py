@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -50,13 +51,37 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _workspace() -> ProjectPaths:
-    """This project's paths with the runtime defaults applied; fails, writing nothing, outside a project."""
+def _workspace(*, check_stores: bool = True) -> ProjectPaths:
+    """This project's paths with the runtime defaults applied; fails, writing nothing, outside a project
+    or when one of its embedded stores is damaged or was emptied (components/stores.py)."""
     try:
         paths = require_project()
     except NoProject as exc:
         _fail(str(exc))
-    return apply_runtime_defaults(paths)
+    paths = apply_runtime_defaults(paths)
+    if check_stores:
+        _check_stores(paths)
+    return paths
+
+
+def _embedded_stores(paths: ProjectPaths) -> tuple[str, ...]:
+    """The stores this process will use from the workspace (not a tracking server or Prefect server elsewhere)."""
+    from components.settings import runtime_defaults
+
+    ours = runtime_defaults(paths)
+    return tuple(name for name, used in (
+        ("mlflow", os.environ.get("MLFLOW_TRACKING_URI") == ours["MLFLOW_TRACKING_URI"]),
+        ("prefect", os.environ.get("PREFECT_HOME") == ours["PREFECT_HOME"] and not os.environ.get("PREFECT_API_URL")),
+    ) if used)
+
+
+def _check_stores(paths: ProjectPaths) -> None:
+    from components.stores import StoreDamaged, check
+
+    try:
+        check(paths, _embedded_stores(paths))
+    except StoreDamaged as exc:
+        _fail(str(exc), code=1)
 
 
 def _say(text: str) -> None:
@@ -92,7 +117,10 @@ def run(
     try:
         with hold_workspace(paths.state, wait_s=cfg.orchestration.workspace_wait_minutes * 60, say=_say,
                             temp_folders=[paths.data, paths.models]):
-            summary = _pipeline_with_local_api(paths, cfg, profile=profile, overrides=set_ or [], push=push)
+            try:
+                summary = _pipeline_with_local_api(paths, cfg, profile=profile, overrides=set_ or [], push=push)
+            finally:
+                _back_up_stores(paths)
     except WorkspaceBusy as exc:
         _fail(str(exc), code=1)
     except Exception as exc:  # a failed flow has already marked its MLflow run failed; say why and exit 1
@@ -110,6 +138,19 @@ def run(
         table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
     Console().print(table)
     console.print(f"MLflow UI: [bold]melforge ui[/] (tracking URI {os.environ['MLFLOW_TRACKING_URI']})")
+
+
+def _back_up_stores(paths: ProjectPaths) -> None:
+    """A rotating backup of every embedded store the run changed (never fails the run: says why instead)."""
+    from components.stores import back_up
+
+    try:
+        written = back_up(paths)
+    except (OSError, sqlite3.Error) as exc:
+        console.print(f"[yellow]warning:[/] could not back up the stores: {escape(cause(exc))}")
+        return
+    for path in written:
+        console.print(f"[dim]backed up {escape(str(path))}[/]", highlight=False)
 
 
 def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, overrides: list[str], push: bool) -> dict:
@@ -259,6 +300,7 @@ def generate(
     root = existing_project_root()
     if root is not None:
         paths: ProjectPaths | None = apply_runtime_defaults(ProjectPaths(root))
+        _check_stores(paths)
     elif local_model(model) is not None or os.environ.get("MLFLOW_TRACKING_URI"):
         paths = None  # no project here: nothing is written but the WAV files
         apply_tool_defaults()
@@ -398,6 +440,38 @@ def services_status() -> None:
     for row in status(paths):
         table.add_row(*row.values())
     Console().print(table)
+
+
+@app.command()
+def restore(
+    store: Annotated[str, typer.Option(help="Which embedded store: mlflow (tracking and registry) or prefect.")] = "mlflow",
+    backup: Annotated[Optional[Path], typer.Option(help="A backup file to restore (default: the newest sound one).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the backups and restore nothing.")] = False,
+) -> None:
+    """Bring back a store from its rotating backups in .melforge/backups/ (one is taken after every run).
+
+    The current file, and its WAL/SHM side files, are kept beside it as <name>.damaged-<time>.
+    """
+    from components.run_lock import WorkspaceBusy, hold_workspace
+    from components.stores import StoreDamaged, backups, problem, restore as put_back, stores
+
+    paths = _workspace(check_stores=False)
+    if store not in {s.name for s in stores(paths)}:
+        _fail(f"--store {store!r}: expected one of {', '.join(s.name for s in stores(paths))}")
+    if list_:
+        for path in backups(paths, store):
+            state = problem(path) or "sound"
+            print(f"{path}  {path.stat().st_size:,} bytes  {state}")
+        return
+    try:
+        with hold_workspace(paths.state, wait_s=5, say=_say):
+            used, kept = put_back(paths, store, backup)
+    except WorkspaceBusy as exc:
+        _fail(f"{exc}; restore while no run is using the workspace", code=1)
+    except StoreDamaged as exc:
+        _fail(str(exc), code=1)
+    console.print(f"restored the {store} store from {escape(str(used))}" +
+                  (f"; the previous file is kept as {escape(str(kept))}" if kept else ""), highlight=False)
 
 
 @app.command()
