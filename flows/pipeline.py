@@ -44,10 +44,41 @@ def register_models(cfg: MelforgeConfig, paths: ProjectPaths, run_tags: dict[str
     from components.registry.publish import publish
 
     with tracking.child_run("registry", parent_run_id, tags={"melforge.stage": "registry"}):
-        decision = publish(cfg, paths, run_tags=run_tags)
+        decision = publish(cfg, paths, run_tags=run_tags, lock=lambda: promotion_slot(cfg))
         tracking.log_json(decision, "registry/decision.json")
     publish_registry(decision, tracking_ui=tracking.ui_base_url())
     return decision
+
+
+def promotion_limit_name(tracking_uri: str, model_name: str) -> str:
+    return "melforge-promotion-" + hashlib.sha1(f"{tracking_uri}|{model_name}".encode()).hexdigest()[:12]
+
+
+@contextmanager
+def promotion_slot(cfg: MelforgeConfig) -> Iterator[None]:
+    """Held while ``champion`` is re-read and moved: the file lock beside a SQLite tracking store
+    (every writer of that file is on this host), and on a persistent Prefect server also a global
+    concurrency slot named after the tracking store and model, which runs on other hosts that share
+    a tracking server also take. MLflow's alias write is an unconditional upsert, so the lock has
+    to come from somewhere else."""
+    import mlflow
+
+    from components.registry.promotion_lock import store_file_lock
+    from flows.local_api import uses_persistent_server
+
+    uri = mlflow.get_tracking_uri()
+    with store_file_lock(uri):
+        if not uses_persistent_server():
+            yield
+            return
+        from prefect.client.orchestration import get_client
+        from prefect.concurrency.sync import concurrency
+
+        name = promotion_limit_name(uri, cfg.registry.model_name)
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+        with concurrency(name, occupy=1, timeout_seconds=600, lease_duration=300, strict=True):
+            yield
 
 
 def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str) -> None:

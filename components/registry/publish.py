@@ -14,6 +14,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from components.gan import DIFFUSION
 from components.models.io import MODEL_FILE
 from components.provenance import dvc_lock_hash, file_sha256, params_hash
 from components.registry.promotion import Decision, promotion_decision
+from components.registry.promotion_lock import store_file_lock
 from components.registry.pyfunc import DENOISER_ARTIFACT, VOCODER_ARTIFACT
 from components.settings import ProjectPaths
 
@@ -110,6 +112,10 @@ def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], 
                                                              VOCODER_HASH_TAG: vocoder_hash}), True
 
 
+def _version(model_version) -> str:
+    return f"v{model_version.version}" if model_version is not None else "none"
+
+
 def current_champion(client, name: str):
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
@@ -163,8 +169,10 @@ def served_vocoder_file(cfg: MelforgeConfig, paths: ProjectPaths) -> Path | None
     return path
 
 
-def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str]) -> dict[str, Any]:
-    """Register every model of the evaluation, then gate the served one. Call inside an MLflow run."""
+def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str],
+            lock: Callable[[], ContextManager[None]] | None = None) -> dict[str, Any]:
+    """Register every model of the evaluation, then gate the served one. Call inside an MLflow run.
+    ``lock``: held while the champion is re-read and moved (see :func:`apply_promotion`)."""
 
     results = json.loads((paths.evaluation / "metrics.json").read_text())
     name = cfg.registry.model_name
@@ -206,24 +214,37 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
         metric=cfg.registry.primary_metric, min_improvement=cfg.registry.min_improvement,
         require_disjoint=cfg.registry.require_disjoint_intervals,
         candidate_error=(row.get("error") or "failed") if row["status"] != "ok" else None,
-        quality=row.get("gate"))
+        quality=row.get("gate"), lock=lock)
     return {"model_name": name, "registered": registered, "candidate": f"{name}/{candidate.version}",
             "candidate_model": served, "primary_metric": cfg.registry.primary_metric,
             "candidate_value": m["value"] if m else math.nan, **outcome}
 
 
+MAX_ROUNDS = 5  # champions that moved while this candidate was being scored, before giving up
+
+
 def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue | None, *,
                     champion_metric: Callable[[Any], tuple[MetricValue | None, str]], metric: str,
                     min_improvement: float, require_disjoint: bool, candidate_error: str | None,
-                    quality: dict[str, Any] | None = None) -> dict[str, Any]:
+                    quality: dict[str, Any] | None = None,
+                    lock: Callable[[], ContextManager[None]] | None = None) -> dict[str, Any]:
     """``challenger`` -> the candidate; ``champion`` -> the candidate only if the gate says so. The
-    decision and its reason become tags of the candidate version."""
+    decision and its reason become tags of the candidate version.
+
+    Compare-and-set: scoring the champion takes minutes, so under ``lock`` (default: a file lock
+    beside a SQLite store, components/registry/promotion_lock.py) the champion is read again and the
+    alias moves only if it is still the one scored against; if another run moved it meanwhile, the
+    candidate is scored again against the new one. The outcome then does not depend on the order
+    in which two runs sharing one store finish."""
+    lock = lock or (lambda: store_file_lock(client.tracking_uri))
     client.set_registered_model_alias(name, CHALLENGER, candidate.version)
-    champion = current_champion(client, name)
-    note = ""
-    if champion is not None and champion.version == candidate.version:
-        decision = Decision(True, "the candidate is already the champion (same model file)")
-    else:
+    notes: list[str] = []
+    for _ in range(MAX_ROUNDS):
+        champion = current_champion(client, name)
+        note = ""
+        if champion is not None and champion.version == candidate.version:
+            decision = Decision(True, "the candidate is already the champion (same model file)")
+            break
         previous = None
         if champion is not None:
             previous, note = champion_metric(champion)
@@ -232,9 +253,19 @@ def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue 
                                       quality=quality)
         if champion is not None and previous is None and decision.promote:
             decision = Decision(False, f"the champion has no {metric} to compare with; champion kept")
-        if decision.promote:
-            client.set_registered_model_alias(name, CHAMPION, candidate.version)
-    reason = decision.reason + (f" ({note})" if note else "")
+        if not decision.promote:
+            break
+        with lock():
+            now = current_champion(client, name)
+            if _version(now) == _version(champion):
+                client.set_registered_model_alias(name, CHAMPION, candidate.version)
+                break
+        notes.append(f"the champion moved from {_version(champion)} to {_version(now)} while this candidate was "
+                     "scored; scored again against the new one")
+    else:
+        decision = Decision(False, f"the champion moved {MAX_ROUNDS} times while this candidate was scored; "
+                                   "champion left as it is")
+    reason = decision.reason + (f" ({note})" if note else "") + "".join(f"; {n}" for n in notes)
     for key, value in {"melforge.promotion": "champion" if decision.promote else "rejected",
                        "melforge.promotion_reason": reason[:5000],
                        "melforge.previous_champion": champion.version if champion is not None else "none"}.items():
