@@ -137,7 +137,9 @@ def run(
     for key, value in summary.items():
         table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
     Console().print(table)
-    console.print(f"MLflow UI: [bold]melforge ui[/] (tracking URI {os.environ['MLFLOW_TRACKING_URI']})")
+    from components.tracking import redact_uri
+
+    console.print(f"MLflow UI: [bold]melforge ui[/] (tracking URI {escape(redact_uri(os.environ['MLFLOW_TRACKING_URI']))})")
 
 
 def _back_up_stores(paths: ProjectPaths) -> None:
@@ -308,6 +310,13 @@ def generate(
         _fail(f"no melforge project in {Path.cwd()} or above (no dvc.yaml) and MLFLOW_TRACKING_URI is not set, so there "
               "is no registry to generate from: run this in a project, point MLFLOW_TRACKING_URI at a tracking server, "
               "or give --model <model folder>")
+    if local_model(model) is None:
+        from components.tracking import TrackingUnavailable, check_tracking_server
+
+        try:
+            check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
+        except TrackingUnavailable as exc:
+            _fail(str(exc), code=1)
     try:
         written, source = generate_to_folder(paths, model, n=n, seconds=seconds, seed=seed, steps=steps, out=out,
                                              vocoder=vocoder)
@@ -479,7 +488,9 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> 
     """Open the MLflow UI on 127.0.0.1 for this project's tracking store."""
     _workspace()
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    from components.tracking import redact_uri
+
+    console.print(f"MLflow UI for {escape(redact_uri(uri))} on http://127.0.0.1:{port} (Ctrl-C to stop)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner: starts in seconds

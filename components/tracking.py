@@ -47,16 +47,44 @@ class TrackingUnavailable(RuntimeError):
     """The MLflow tracking server does not answer; the message names it."""
 
 
+def redact_uri(uri: str) -> str:
+    """``https://user:secret@host/x`` -> ``https://user:***@host/x``: credentials are never printed."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparsable URI>"
+    if parts.password is None and "@" not in parts.netloc:
+        return uri
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if parts.password is not None else f"***@{host}"))
+
+
 def check_tracking_server(uri: str, timeout_s: float = 5.0) -> None:
     """Ask a tracking server for its health once, so a run stops in seconds when it is down
-    (MLflow's own client retries each request for minutes first). Local stores need no check."""
+    (MLflow's own client retries each request for minutes first). Local stores need no check.
+    Credentials in the URI (``user:password@``) are sent as HTTP basic auth and never printed."""
+    import base64
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
 
     if not uri.startswith(("http://", "https://")):
         return
+    shown = redact_uri(uri)
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+        parts = urlsplit(uri)
+        plain = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+        request = urllib.request.Request(f"{plain.rstrip('/')}/health")
+        if parts.username is not None:
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+    except ValueError as exc:
+        raise TrackingUnavailable(f"MLFLOW_TRACKING_URI {shown} is not a usable URL ({str(exc).replace(uri, shown)})") from None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             if response.status == 200:
                 return
             problem = f"HTTP {response.status}"
@@ -64,7 +92,7 @@ def check_tracking_server(uri: str, timeout_s: float = 5.0) -> None:
         problem = f"HTTP {exc.code}"
     except (OSError, ValueError) as exc:
         problem = str(getattr(exc, "reason", None) or exc)
-    raise TrackingUnavailable(f"the MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) does not answer: {problem}; "
+    raise TrackingUnavailable(f"the MLflow tracking server at {shown} (MLFLOW_TRACKING_URI) does not answer: {problem}; "
                               "start it (`melforge services up` starts one) or unset MLFLOW_TRACKING_URI to use the "
                               "project's own store")
 

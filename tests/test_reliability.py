@@ -232,6 +232,49 @@ def test_a_stopped_tracking_server_fails_the_run_in_seconds(tmp_path, monkeypatc
     assert not (tmp_path / "data").exists() and not (tmp_path / ".melforge" / "run.lock").exists()
 
 
+@pytest.mark.parametrize("command", [["run"], ["generate", "--model", "champion", "-n", "1"]])
+def test_a_stopped_tracking_server_with_credentials_fails_in_seconds_and_never_prints_the_password(tmp_path, monkeypatch,
+                                                                                                  command):
+    shutil_copy_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cret@127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    result = CliRunner().invoke(app, command)
+    assert time.monotonic() - started < 10
+    assert result.exit_code in (1, 2) and "does not answer" in result.output
+    assert "alice:***@127.0.0.1" in result.output and "s3cret" not in result.output
+
+
+def test_the_health_check_sends_the_uri_s_credentials_as_basic_auth(monkeypatch):
+    import base64
+    import http.server
+    import threading
+
+    from components.tracking import TrackingUnavailable, check_tracking_server
+
+    expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            ok = self.path == "/health" and self.headers.get("Authorization") == expected
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        check_tracking_server(f"http://alice:s3cret@127.0.0.1:{port}")
+        with pytest.raises(TrackingUnavailable, match=r"http://alice:\*\*\*@127.0.0.1:\d+ .*HTTP 401") as err:
+            check_tracking_server(f"http://alice:wrong@127.0.0.1:{port}")
+        assert "wrong" not in str(err.value)
+    finally:
+        server.shutdown()
+
+
 def free_port() -> int:
     import socket
 
