@@ -8,15 +8,14 @@ writes the same dvc.lock entry and cache objects as ``dvc repro`` without a DVC 
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import yaml
 
+from components.file_lock import file_lock
 from components.interrupts import deferred
 from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
@@ -36,21 +35,10 @@ class StageFailed(RuntimeError):
 @contextmanager
 def workspace_lock(paths: ProjectPaths, timeout_s: float = 3600.0) -> Iterator[None]:
     """Serialise DVC work in one workspace (DVC itself refuses two concurrent repros)."""
-    paths.state.mkdir(parents=True, exist_ok=True)
-    with open(paths.state / "workspace.lock", "w") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another melforge run holds {paths.state / 'workspace.lock'}") from None
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    path = paths.state / "workspace.lock"
+    with file_lock(path, wait_s=timeout_s, poll_s=1.0,
+                   busy=lambda: TimeoutError(f"another melforge run holds {path}")):
+        yield
 
 
 @contextmanager

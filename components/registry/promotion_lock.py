@@ -10,13 +10,12 @@ concurrency limit of a persistent Prefect server (flows/pipeline.py), which comp
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from components.file_lock import file_lock
 
 
 class PromotionBusy(TimeoutError):
@@ -32,24 +31,13 @@ def sqlite_store(tracking_uri: str) -> Path | None:
 
 
 @contextmanager
-def store_file_lock(tracking_uri: str, *, wait_s: float = 600.0, poll_s: float = 0.2) -> Iterator[None]:
+def store_file_lock(tracking_uri: str, *, wait_s: float = 600.0) -> Iterator[None]:
     """``flock`` on ``<store>.promotion.lock`` for a SQLite store; nothing to hold for other stores."""
     db = sqlite_store(tracking_uri)
     if db is None:
         yield
         return
     path = db.with_name(db.name + ".promotion.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise PromotionBusy(f"another process held the promotion lock {path} for over {wait_s:g} s") from None
-                time.sleep(poll_s)
+    with file_lock(path, wait_s=wait_s, busy=lambda: PromotionBusy(
+            f"another process held the promotion lock {path} for over {wait_s:g} s")):
         yield
-    finally:
-        os.close(fd)  # releases the flock
