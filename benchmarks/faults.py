@@ -246,7 +246,7 @@ def fault_s3_outage(root: Path, objects: int = 100, after: int = 13) -> dict:
         buffer = io.BytesIO()
         sf.write(buffer, (0.5 * np.sin(2 * np.pi * (200 + 5 * k) * t)).astype(np.float32), 16000, format="WAV")
         s3.put_object(Bucket="bench", Key=f"corpus/n{k:03d}.wav", Body=buffer.getvalue())
-    real_decode, reads, stopped_at = ingest_stage.decode_audio, [], []
+    real_decode, reads, stopped_at = ingest_stage.decode_stream, [], []
 
     def decode(*args, **kwargs):
         reads.append(1)
@@ -255,7 +255,7 @@ def fault_s3_outage(root: Path, objects: int = 100, after: int = 13) -> dict:
             stopped_at.append(time.monotonic())
         return real_decode(*args, **kwargs)
 
-    ingest_stage.decode_audio = decode
+    ingest_stage.decode_stream = decode
     out = root / "s3-clips"
     try:
         ingest_stage.run_ingest(cfg, out)
@@ -263,7 +263,7 @@ def fault_s3_outage(root: Path, objects: int = 100, after: int = 13) -> dict:
     except SourceUnavailable as exc:
         outcome = f"stage failed as transient: {str(exc)[:90]}..."
     stop = time.monotonic() - stopped_at[0]
-    ingest_stage.decode_audio = real_decode
+    ingest_stage.decode_stream = real_decode
     recorded = out.exists()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -173,6 +173,28 @@ class ShardWriter:
             self.flush()
         return location
 
+    def truncate(self, rows: int) -> None:
+        """Forget every row appended after the first ``rows`` (a source that failed half-way): a cut
+        inside a shard already written reloads that shard's head into the buffer and deletes it
+        and every later shard file."""
+        if not 0 <= rows <= self.rows:
+            raise ValueError(f"cannot truncate {self.rows} rows to {rows}")
+        written = self.rows - self._fill
+        if rows < written:
+            index, before = 0, 0
+            while before + self.shards[index]["rows"] <= rows:
+                before += self.shards[index]["rows"]
+                index += 1
+            head = np.load(self.folder / self.shards[index]["file"])[: rows - before]
+            for shard in self.shards[index:]:
+                (self.folder / shard["file"]).unlink(missing_ok=True)
+            self.shards = self.shards[:index]
+            self._buffer[: len(head)] = head
+            self._fill = len(head)
+        else:
+            self._fill = rows - written
+        self.rows = rows
+
     def flush(self) -> None:
         if self._fill == 0:
             return

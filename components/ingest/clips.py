@@ -22,30 +22,51 @@ def peak(clip: np.ndarray) -> float:
     return float(np.max(np.abs(clip))) if clip.size else 0.0
 
 
+class ClipSlicer:
+    """Cut a stream into (offset, clip) windows of exactly ``clip_samples``, holding at most a clip and
+    a block in memory. Windows start every ``hop_samples``. A final partial window is zero-padded
+    when it holds at least ``min_last_fraction`` of a clip, else dropped; audio shorter than a clip
+    is one padded clip under the same rule."""
+
+    def __init__(self, *, clip_samples: int, hop_samples: int, min_last_fraction: float) -> None:
+        if clip_samples <= 0 or hop_samples <= 0:
+            raise ValueError("clip_samples and hop_samples must be positive")
+        self.clip, self.hop, self.min_last = clip_samples, hop_samples, min_last_fraction
+        self.buffer = np.zeros(0, dtype=np.float32)  # samples from ``start`` on
+        self.start = 0  # where the next window starts
+        self.skip = 0  # samples still to drop before it (hop > clip)
+        self.windows = 0
+
+    def feed(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        samples = samples.astype(np.float32, copy=False)
+        if self.skip:
+            dropped = min(self.skip, len(samples))
+            samples, self.skip = samples[dropped:], self.skip - dropped
+        self.buffer = np.concatenate([self.buffer, samples])
+        out = []
+        while len(self.buffer) >= self.clip:
+            out.append((self.start, self.buffer[: self.clip].copy()))
+            self.start += self.hop
+            self.skip = max(0, self.hop - len(self.buffer))
+            self.buffer = self.buffer[self.hop:]
+        self.windows += len(out)
+        return out
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The final, partial window (if long enough); no more samples may follow."""
+        if self.skip or not len(self.buffer) or len(self.buffer) < self.min_last * self.clip:
+            return []
+        window = np.pad(self.buffer, (0, self.clip - len(self.buffer)))
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.windows += 1
+        return [(self.start, window)]
+
+
 def slice_clips(audio: np.ndarray, *, clip_samples: int, hop_samples: int,
                 min_last_fraction: float) -> list[tuple[int, np.ndarray]]:
-    """Cut ``audio`` into (offset, clip) windows of exactly ``clip_samples``.
-
-    Windows start every ``hop_samples``. A final partial window is zero-padded when it holds at
-    least ``min_last_fraction`` of a clip, else dropped. Audio shorter than a clip is one padded
-    clip under the same rule.
-    """
-    if clip_samples <= 0 or hop_samples <= 0:
-        raise ValueError("clip_samples and hop_samples must be positive")
-    n = len(audio)
-    out: list[tuple[int, np.ndarray]] = []
-    start = 0
-    while start < n:
-        window = audio[start:start + clip_samples]
-        if len(window) < clip_samples:
-            if len(window) < min_last_fraction * clip_samples:  # never empty: start < n
-                break
-            window = np.pad(window, (0, clip_samples - len(window)))
-            out.append((start, window.astype(np.float32, copy=False)))
-            break
-        out.append((start, window.astype(np.float32, copy=False)))
-        start += hop_samples
-    return out
+    """:class:`ClipSlicer` over a whole signal."""
+    slicer = ClipSlicer(clip_samples=clip_samples, hop_samples=hop_samples, min_last_fraction=min_last_fraction)
+    return slicer.feed(audio) + slicer.finish()
 
 
 def normalise(clip: np.ndarray, *, mode: str, peak_dbfs: float, loudness_dbfs: float) -> np.ndarray:

@@ -1,10 +1,13 @@
-"""Decode audio bytes (wav, flac, ogg, mp3) and check them; every rejection says why."""
+"""Decode audio files (wav, flac, ogg, mp3) block by block and check them; every rejection says why."""
 
 from __future__ import annotations
 
 import io
 import re
 import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -20,49 +23,83 @@ def _libsndfile_words(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
-def _riff_truncation(payload: bytes) -> str | None:
-    """For RIFF/WAVE: compare the data chunk's declared size with the bytes present."""
-    if len(payload) < 12 or payload[:4] not in (b"RIFF", b"RF64") or payload[8:12] != b"WAVE":
+def riff_truncation(fh: BinaryIO, size: int) -> str | None:
+    """For RIFF/WAVE: compare the data chunk's declared size with the bytes present (reads only
+    the chunk headers)."""
+    fh.seek(0)
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return None
     pos = 12
-    while pos + 8 <= len(payload):
-        chunk_id, size = payload[pos:pos + 4], struct.unpack("<I", payload[pos + 4:pos + 8])[0]
+    while pos + 8 <= size:
+        fh.seek(pos)
+        header = fh.read(8)
+        chunk_id, chunk_size = header[:4], struct.unpack("<I", header[4:8])[0]
         if chunk_id == b"data":
-            present = len(payload) - (pos + 8)
-            if size != 0xFFFFFFFF and present < size:
-                return f"truncated: WAV header declares {size} bytes of audio, file holds {present}"
+            present = size - (pos + 8)
+            if chunk_size != 0xFFFFFFFF and present < chunk_size:
+                return f"truncated: WAV header declares {chunk_size} bytes of audio, file holds {present}"
             return None
-        pos += 8 + size + (size & 1)
+        pos += 8 + chunk_size + (chunk_size & 1)
     return "truncated: WAV file has no complete 'data' chunk"
 
 
-def decode_audio(payload: bytes, *, min_rate: int, max_rate: int, max_channels: int,
-                 max_seconds: float) -> tuple[np.ndarray, int]:
-    """Bytes -> ((channels, samples) float32, sample rate), or :class:`BadAudio` with the reason."""
-    if not payload:
+@dataclass
+class AudioStream:
+    """An opened, checked source: its rate and channels, and its samples block by block."""
+
+    rate: int
+    channels: int
+    blocks: Iterator[np.ndarray]  # (frames, channels) float32, each checked as it is decoded
+
+
+def decode_stream(fh: BinaryIO, *, min_rate: int, max_rate: int, max_channels: int, max_seconds: float,
+               block_frames: int = 1 << 18) -> AudioStream:
+    """A seekable file -> :class:`AudioStream`, or :class:`BadAudio` with the reason. Decoding is
+    lazy, one block at a time, so memory does not grow with the file's length; a problem found
+    in the middle (a corrupt frame, NaN samples, fewer frames than the header declares) is raised
+    by the block iterator, and the caller drops what that file gave so far."""
+    fh.seek(0, io.SEEK_END)
+    size = fh.tell()
+    if size == 0:
         raise BadAudio("empty file (0 bytes)")
-    truncation = _riff_truncation(payload)
+    truncation = riff_truncation(fh, size)
     if truncation:
         raise BadAudio(truncation)
+    fh.seek(0)
     try:
-        info = sf.info(io.BytesIO(payload))
+        sound = sf.SoundFile(fh)
     except Exception as exc:  # libsndfile names the problem; we keep its words
         raise BadAudio(f"not audio or unsupported format: {_libsndfile_words(exc)}") from None
-    if not min_rate <= info.samplerate <= max_rate:
-        raise BadAudio(f"sample rate {info.samplerate} Hz outside the allowed [{min_rate}, {max_rate}] Hz")
-    if info.channels > max_channels:
-        raise BadAudio(f"{info.channels} channels > audio.max_channels ({max_channels})")
-    if info.frames > 0 and info.frames / info.samplerate > max_seconds:
-        raise BadAudio(f"{info.frames / info.samplerate:.0f} s long > audio.max_source_seconds ({max_seconds:.0f})")
-    try:
-        audio, rate = sf.read(io.BytesIO(payload), dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise BadAudio(f"truncated or corrupt {info.format} stream: {_libsndfile_words(exc)}") from None
-    if audio.shape[0] == 0:
-        raise BadAudio("no audio frames")
-    if info.frames > 0 and audio.shape[0] < info.frames:
-        raise BadAudio(f"truncated: header declares {info.frames} frames, decoded {audio.shape[0]}")
-    if not np.isfinite(audio).all():
-        bad = int((~np.isfinite(audio)).sum())
-        raise BadAudio(f"{bad} non-finite samples (NaN/inf)")
-    return np.ascontiguousarray(audio.T), int(rate)
+    if not min_rate <= sound.samplerate <= max_rate:
+        raise BadAudio(f"sample rate {sound.samplerate} Hz outside the allowed [{min_rate}, {max_rate}] Hz")
+    if sound.channels > max_channels:
+        raise BadAudio(f"{sound.channels} channels > audio.max_channels ({max_channels})")
+    if sound.frames > 0 and sound.frames / sound.samplerate > max_seconds:
+        raise BadAudio(f"{sound.frames / sound.samplerate:.0f} s long > audio.max_source_seconds ({max_seconds:.0f})")
+
+    def blocks() -> Iterator[np.ndarray]:
+        decoded = 0
+        with sound:
+            while True:
+                try:
+                    block = sound.read(block_frames, dtype="float32", always_2d=True)
+                except Exception as exc:
+                    raise BadAudio(f"truncated or corrupt {sound.format} stream: {_libsndfile_words(exc)}") from None
+                if not len(block):
+                    break
+                finite = np.isfinite(block)
+                if not finite.all():
+                    first = decoded + int(np.argmin(finite.all(axis=1)))
+                    raise BadAudio(f"{int((~finite).sum())} non-finite samples (NaN/inf), the first at "
+                                   f"{first / sound.samplerate:.1f} s")
+                decoded += len(block)
+                if decoded / sound.samplerate > max_seconds:
+                    raise BadAudio(f"longer than audio.max_source_seconds ({max_seconds:.0f} s)")
+                yield block
+        if decoded == 0:
+            raise BadAudio("no audio frames")
+        if sound.frames > 0 and decoded < sound.frames:
+            raise BadAudio(f"truncated: header declares {sound.frames} frames, decoded {decoded}")
+
+    return AudioStream(rate=int(sound.samplerate), channels=int(sound.channels), blocks=blocks())

@@ -15,9 +15,13 @@ import io
 import os
 import posixpath
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from components.transient import TransientError, is_connectivity_error
 
@@ -41,7 +45,7 @@ class SourceEntry:
 
     source: str
     uri: str
-    read: Callable[[], bytes]
+    open: Callable[[], ContextManager[BinaryIO]]  # a seekable binary file, local or a spooled download
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -128,34 +132,37 @@ def local_entries(source: str, *, include: list[str], label_mode: str, labels_cs
             relative.encode("utf-8")
         except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogate escapes
             shown = os.fsencode(path.absolute()).decode("utf-8", errors="backslashreplace")
-            yield SourceEntry(source=source, uri=shown, read=_refuse(
+            yield SourceEntry(source=source, uri=shown, open=_refuse(
                 "file name is not valid UTF-8 (shown with \\x escapes); rename it to store it"))
             continue
-        yield SourceEntry(source=source, uri=str(path.absolute()), read=_file_reader(path),
+        yield SourceEntry(source=source, uri=str(path.absolute()), open=_file_opener(path),
                           labels=_labels_for(relative, label_mode, table))
 
 
-def _refuse(reason: str) -> Callable[[], bytes]:
-    def read() -> bytes:
+def _refuse(reason: str) -> Callable[[], ContextManager[BinaryIO]]:
+    @contextmanager
+    def open_entry() -> Iterator[BinaryIO]:
         raise EntryError(reason)
+        yield  # never reached: a generator, so the context manager raises on entry
 
-    return read
+    return open_entry
 
 
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
 
-def _file_reader(path: Path) -> Callable[[], bytes]:
-    """Read a regular file only. It is checked before opening (a socket cannot be opened) and again on
+def _file_opener(path: Path) -> Callable[[], ContextManager[BinaryIO]]:
+    """Open a regular file only. It is checked before opening (a socket cannot be opened) and again on
     the descriptor, opened without blocking: a FIFO cannot hang the stage and ``/dev/zero`` cannot
-    fill memory, through symlinks too."""
+    fill memory, through symlinks too. The file is then read in blocks, never whole."""
     def refuse_special(mode: int) -> None:
         if not stat.S_ISREG(mode):
             via = f" (through the symlink to {os.readlink(path)})" if path.is_symlink() else ""
             raise EntryError(f"not a regular file: {_KINDS.get(stat.S_IFMT(mode), 'a special file')}{via}")
 
-    def read() -> bytes:
+    @contextmanager
+    def open_entry() -> Iterator[BinaryIO]:
         try:
             refuse_special(os.stat(path).st_mode)
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -165,12 +172,9 @@ def _file_reader(path: Path) -> Callable[[], bytes]:
             raise EntryError(f"unreadable: {exc.strerror or type(exc).__name__}") from None
         with os.fdopen(fd, "rb") as fh:
             refuse_special(os.fstat(fd).st_mode)  # swapped for something else since the check
-            try:
-                return fh.read()
-            except OSError as exc:
-                raise EntryError(f"unreadable: {exc.strerror or type(exc).__name__}") from None
+            yield fh
 
-    return read
+    return open_entry
 
 
 def s3_client(endpoint_url: str | None, *, timeout_s: float, attempts: int):
@@ -239,27 +243,34 @@ def s3_entries(source: str, *, include: list[str], label_mode: str, labels_csv: 
         relative = key[len(base):] if key.startswith(base) else key
         if key.endswith("/") or relative == labels_csv or not matches_include(relative, include):
             continue
-        yield SourceEntry(source=source, uri=f"s3://{bucket}/{key}", read=_s3_reader(client, source, bucket, key),
+        yield SourceEntry(source=source, uri=f"s3://{bucket}/{key}", open=_s3_opener(client, source, bucket, key),
                           labels=_labels_for(relative, label_mode, table))
 
 
-def _s3_reader(client, source: str, bucket: str, key: str) -> Callable[[], bytes]:
-    """Read one object. Only an answer about this object (403, 404) is a quarantine reason; an
-    endpoint that cannot be reached fails the whole stage as transient (SourceUnavailable)."""
+def _s3_opener(client, source: str, bucket: str, key: str) -> Callable[[], ContextManager[BinaryIO]]:
+    """Download one object into a temporary file, 1 MiB at a time (memory does not grow with its size).
+    Only an answer about this object (403, 404) is a quarantine reason; an endpoint that cannot be
+    reached, before or during the download, fails the whole stage as transient (SourceUnavailable)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    def read() -> bytes:
-        try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            if is_connectivity_error(exc) or not isinstance(exc, ClientError):
-                # unreachable (transient), or no credentials / bad configuration: the whole source
-                raise s3_failure(source, f"read s3://{bucket}/{key}", exc) from exc
-            code = _s3_error_code(exc)
-            if code in ("AccessDenied", "403", "Forbidden"):
-                raise EntryError(f"S3 access denied ({code})") from None
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise EntryError(f"S3 key missing ({code})") from None
-            raise EntryError(f"S3 error {code}") from None
+    @contextmanager
+    def open_entry() -> Iterator[BinaryIO]:
+        with tempfile.TemporaryFile() as spool:
+            try:
+                body = client.get_object(Bucket=bucket, Key=key)["Body"]
+                for chunk in body.iter_chunks(1 << 20):
+                    spool.write(chunk)
+            except (ClientError, BotoCoreError) as exc:
+                if is_connectivity_error(exc) or not isinstance(exc, ClientError):
+                    # unreachable (transient), or no credentials / bad configuration: the whole source
+                    raise s3_failure(source, f"read s3://{bucket}/{key}", exc) from exc
+                code = _s3_error_code(exc)
+                if code in ("AccessDenied", "403", "Forbidden"):
+                    raise EntryError(f"S3 access denied ({code})") from None
+                if code in ("NoSuchKey", "404", "NotFound"):
+                    raise EntryError(f"S3 key missing ({code})") from None
+                raise EntryError(f"S3 error {code}") from None
+            spool.seek(0)
+            yield spool
 
-    return read
+    return open_entry

@@ -1,6 +1,8 @@
 """The ingest stage: every configured source -> ``data/clips`` (shards, manifest, quarantine).
 
-Streaming: one source file is in memory at a time and clips go straight into shards.
+Streaming: a source file is read and decoded block by block (memory holds a block, a clip and one
+shard, whatever the file's length) and clips go straight into shards; a file that fails half-way
+gives nothing.
 Incremental: a file (or built-in set) whose content hash is unchanged, under unchanged audio
 parameters, is copied from the previous output instead of being decoded again.
 """
@@ -20,8 +22,8 @@ import pandas as pd
 
 from components.config import MelforgeConfig
 from components.datasets import builtin_catalogue, catalogue_fingerprint, render_builtin
-from components.ingest.clips import normalise, peak, rms_dbfs, slice_clips, to_mono
-from components.ingest.decode import BadAudio, decode_audio
+from components.ingest.clips import ClipSlicer, normalise, peak, rms_dbfs, to_mono
+from components.ingest.decode import BadAudio, decode_stream
 from components.ingest.sources import EntryError, SourceError, local_entries, s3_entries, source_kind
 from components.progress import progress_bar
 from components.storage import ShardReader, ShardWriter, atomic_write_json, staged_directory
@@ -59,29 +61,54 @@ def clip_id(uri: str, offset: int) -> str:
     return hashlib.sha1(f"{uri}|{offset}".encode()).hexdigest()[:16]
 
 
+class ClipMaker:
+    """Source samples in, finished clips out, block by block: mono, resample, slice, drop near-silent
+    windows, normalise. Memory holds a block and a clip, whatever the source's length."""
+
+    def __init__(self, rate: int, cfg: MelforgeConfig) -> None:
+        from components.torchaudio_ops import StreamResampler
+
+        a = cfg.audio
+        self.audio, self.rate = a, rate
+        self.resampler = StreamResampler(rate, a.sample_rate)
+        self.slicer = ClipSlicer(clip_samples=a.clip_samples, hop_samples=a.hop_samples,
+                                 min_last_fraction=a.min_last_clip_fraction)
+        self.silent = 0
+
+    def _keep(self, windows: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+        a, kept = self.audio, []
+        for offset, clip in windows:
+            if rms_dbfs(clip) < a.silence_floor_db:
+                self.silent += 1
+                continue
+            kept.append((offset, normalise(clip, mode=a.normalise, peak_dbfs=a.peak_dbfs, loudness_dbfs=a.loudness_dbfs)))
+        return kept
+
+    def feed(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """``block``: (channels, samples) or (samples,) at the source's rate."""
+        return self._keep(self.slicer.feed(self.resampler.feed(to_mono(block))))
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The last clips; :class:`BadAudio` when the whole source was too short for a single one."""
+        last = self._keep(self.slicer.feed(self.resampler.finish()) + self.slicer.finish())
+        if not self.slicer.windows:
+            a = self.audio
+            raise BadAudio(f"too short: {self.seconds:.3g} s < audio.clip_seconds x "
+                           f"audio.min_last_clip_fraction ({a.clip_seconds * a.min_last_clip_fraction:.3g} s)")
+        return last
+
+    @property
+    def seconds(self) -> float:
+        return self.resampler.seen / self.rate
+
+
 def audio_to_clips(audio: np.ndarray, rate: int, cfg: MelforgeConfig) -> tuple[list[tuple[int, np.ndarray]], int]:
-    """Mono, resample, slice, drop near-silent, normalise. Returns ([(offset, clip)], silent dropped).
-
-    Raises :class:`BadAudio` when the audio is too short to give a single clip.
-    """
-    from components.torchaudio_ops import resample
-
-    a = cfg.audio
-    mono = to_mono(audio)
-    if rate != a.sample_rate:
-        mono = resample(mono[None, :], rate, a.sample_rate)[0]
-    windows = slice_clips(mono, clip_samples=a.clip_samples, hop_samples=a.hop_samples,
-                          min_last_fraction=a.min_last_clip_fraction)
-    if not windows:
-        raise BadAudio(f"too short: {len(mono) / a.sample_rate:.3g} s < audio.clip_seconds x "
-                       f"audio.min_last_clip_fraction ({a.clip_seconds * a.min_last_clip_fraction:.3g} s)")
-    kept, silent = [], 0
-    for offset, clip in windows:
-        if rms_dbfs(clip) < a.silence_floor_db:
-            silent += 1
-            continue
-        kept.append((offset, normalise(clip, mode=a.normalise, peak_dbfs=a.peak_dbfs, loudness_dbfs=a.loudness_dbfs)))
-    return kept, silent
+    """A whole (channels, samples) signal -> ([(offset, clip)], silent windows dropped), or
+    :class:`BadAudio` when it is too short to give a single clip."""
+    maker = ClipMaker(rate, cfg)
+    clips = maker.feed(audio)
+    clips += maker.finish()
+    return clips, maker.silent
 
 
 def _add_clips(run: _Run, clips: list[tuple[int, np.ndarray]], *, source: str, uri: str, source_hash: str,
@@ -175,38 +202,47 @@ def _ingest_files(run: _Run, source: str, previous, reader, progress) -> None:
         seen += 1
         run.counts["files_seen"] += 1
         progress.update(task, advance=1, info=f"{len(run.rows)} clips")
+        mark = (run.writer.rows, len(run.rows))
         try:
-            payload = entry.read()
-        except EntryError as exc:
-            run.quarantine_entry(source, entry.uri, str(exc))
-            continue
-        content_hash = hashlib.sha256(payload).hexdigest()
-        if content_hash in known:
-            _copy_previous(run, by_hash.get_group(content_hash).drop_duplicates("offset_seconds"), reader,
-                           source=source, uri=entry.uri, labels=entry.labels)
-            run.counts["files_reused"] += 1
-            continue
-        try:
-            audio, rate = decode_audio(payload, min_rate=a.min_source_sample_rate, max_rate=a.max_source_sample_rate,
+            with entry.open() as fh:
+                content_hash = _sha256(fh)
+                if content_hash in known:
+                    _copy_previous(run, by_hash.get_group(content_hash).drop_duplicates("offset_seconds"), reader,
+                                   source=source, uri=entry.uri, labels=entry.labels)
+                    run.counts["files_reused"] += 1
+                    continue
+                stream = decode_stream(fh, min_rate=a.min_source_sample_rate, max_rate=a.max_source_sample_rate,
                                        max_channels=a.max_channels, max_seconds=a.max_source_seconds)
-        except BadAudio as exc:
-            run.quarantine_entry(source, entry.uri, str(exc))
+                maker = ClipMaker(stream.rate, run.cfg)
+                for block in stream.blocks:
+                    _add_clips(run, maker.feed(block.T), source=source, uri=entry.uri, source_hash=content_hash,
+                               labels=entry.labels)
+                _add_clips(run, maker.finish(), source=source, uri=entry.uri, source_hash=content_hash,
+                           labels=entry.labels)
+        except (EntryError, BadAudio, OSError) as exc:
+            run.writer.truncate(mark[0])  # nothing of a file that failed half-way is kept
+            del run.rows[mark[1]:]
+            reason = str(exc) if not isinstance(exc, OSError) else f"unreadable: {exc.strerror or type(exc).__name__}"
+            run.quarantine_entry(source, entry.uri, reason)
             continue
-        del payload
-        try:
-            clips, silent = audio_to_clips(audio, rate, run.cfg)
-        except BadAudio as exc:
-            run.quarantine_entry(source, entry.uri, str(exc))
-            continue
-        run.counts["silent_clips_dropped"] += silent
-        if not clips:
+        run.counts["silent_clips_dropped"] += maker.silent
+        if len(run.rows) == mark[1]:
             run.quarantine_entry(source, entry.uri, f"silent: no clip above audio.silence_floor_db ({a.silence_floor_db} dB)")
             continue
         run.counts["files_decoded"] += 1
-        run.counts["audio_seconds_decoded"] += audio.shape[1] / rate
-        _add_clips(run, clips, source=source, uri=entry.uri, source_hash=content_hash, labels=entry.labels)
+        run.counts["audio_seconds_decoded"] += maker.seconds
     if seen == 0:
         raise SourceError(f"source {source!r}: no files match data.include {d.include}")
+
+
+def _sha256(fh) -> str:
+    """The file's content hash, read 1 MiB at a time (the same hash as of its bytes)."""
+    digest = hashlib.sha256()
+    fh.seek(0)
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+    fh.seek(0)
+    return digest.hexdigest()
 
 
 def run_ingest(cfg: MelforgeConfig, out_dir: Path, metrics_path: Path | None = None) -> dict[str, Any]:

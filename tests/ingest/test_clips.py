@@ -50,3 +50,53 @@ def test_resampling_keeps_frequency_and_duration():
     assert out.shape == (16000,)
     spectrum = np.abs(np.fft.rfft(out))
     assert np.argmax(spectrum) == pytest.approx(1000, abs=1)  # 1 Hz bins over 1 s
+
+
+@pytest.mark.parametrize("orig", [8000, 22050, 44100, 48000])
+def test_resampling_a_stream_in_blocks_gives_the_whole_signal_s_samples(orig):
+    from components.torchaudio_ops import StreamResampler, resample
+
+    rng = np.random.default_rng(orig)
+    x = (0.3 * rng.standard_normal(123_457)).astype(np.float32)
+    whole = resample(x[None, :], orig, 16000)[0]
+    stream, parts, i = StreamResampler(orig, 16000), [], 0
+    while i < len(x):
+        size = int(rng.integers(1, 30_000))
+        parts.append(stream.feed(x[i:i + size]))
+        i += size
+    parts.append(stream.finish())
+    streamed = np.concatenate(parts)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, atol=1e-6)
+
+
+def test_the_clip_slicer_fed_in_pieces_cuts_the_windows_of_the_whole_signal():
+    from components.ingest.clips import ClipSlicer
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, clip, hop = int(rng.integers(0, 400)), int(rng.integers(1, 50)), int(rng.integers(1, 80))
+        fraction = float(rng.choice([0.0, 0.5, 1.0]))
+        x = rng.standard_normal(n).astype(np.float32)
+        expected = _windows_by_hand(x, clip, hop, fraction)
+        slicer, got, i = ClipSlicer(clip_samples=clip, hop_samples=hop, min_last_fraction=fraction), [], 0
+        while i < n:
+            size = int(rng.integers(1, 40))
+            got += slicer.feed(x[i:i + size])
+            i += size
+        got += slicer.finish()
+        assert [o for o, _ in got] == [o for o, _ in expected]
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, expected))
+
+
+def _windows_by_hand(x, clip, hop, fraction):
+    out, start = [], 0
+    while start < len(x):
+        window = x[start:start + clip]
+        if len(window) < clip:
+            if len(window) >= fraction * clip:
+                out.append((start, np.pad(window, (0, clip - len(window)))))
+            break
+        out.append((start, window))
+        start += hop
+    return out

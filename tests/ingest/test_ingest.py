@@ -211,3 +211,56 @@ def test_labels_csv_paths_are_normalised_not_stripped(tmp_path):
     manifest = read_manifest(tmp_path / "clips")
     assert dict(zip(manifest["source_uri"].map(lambda u: Path(u).name), manifest["label_digit"])) == {
         ".take.wav": "1", "take.wav": "2"}
+
+
+def test_the_shard_writer_can_forget_the_rows_of_a_file_that_failed_half_way(tmp_path):
+    from components.storage import ShardReader, ShardWriter
+
+    writer = ShardWriter(tmp_path, prefix="clips", shard_size=3, row_shape=(2,))
+    for k in range(8):  # shards 0 and 1 written, 2 rows in the buffer
+        writer.append(np.full(2, k, dtype=np.float32))
+    writer.truncate(4)  # the cut falls inside shard 1, already on disk
+    assert writer.rows == 4 and len(writer.shards) == 1 and not (tmp_path / "clips-00001.npy").exists()
+    for k in (40, 50, 60):
+        writer.append(np.full(2, k, dtype=np.float32))
+    reader = ShardReader(tmp_path, writer.close())
+    assert [float(reader[i][0]) for i in range(len(reader))] == [0, 1, 2, 3, 40, 50, 60]
+    with pytest.raises(ValueError):
+        writer.truncate(99)
+
+
+def test_a_file_that_goes_bad_half_way_through_gives_no_clips_and_others_are_kept(tmp_path):
+    """Decoding is block by block, so the NaNs at 12 s are found after clips from the first seconds
+    were already written (across shards of 2): they are all taken back."""
+    root = tmp_path / "src"
+    long = sine(330, 16.0, 16000)
+    long[12 * 16000] = np.nan
+    write_audio(root / "long.wav", long, 16000, subtype="FLOAT")
+    write_audio(root / "ok.wav", sine(440, 1.0, 16000), 16000)
+    cfg = tiny_config(data={"sources": [str(root)], "shard_size": 2})
+    summary = run_ingest(cfg, tmp_path / "clips")
+    quarantine = pd.read_csv(tmp_path / "clips" / "quarantine.csv")
+    assert list(quarantine["uri"].map(lambda u: Path(u).name)) == ["long.wav"]
+    assert "non-finite" in quarantine["reason"][0] and "at 12.0 s" in quarantine["reason"][0]
+    manifest = read_manifest(tmp_path / "clips")
+    assert set(manifest["source_uri"].map(lambda u: Path(u).name)) == {"ok.wav"} and summary["clips"] == len(manifest)
+
+
+def test_streamed_clips_equal_the_whole_signal_s_at_another_rate(tmp_path):
+    """A 44.1 kHz stereo file, decoded in blocks and resampled as a stream, gives the clips of the
+    whole-signal path (to float rounding)."""
+    from components.ingest.stage import audio_to_clips, open_clips
+
+    rng = np.random.default_rng(0)
+    stereo = (0.3 * rng.standard_normal((2, 44100 * 7))).astype(np.float32)
+    root = tmp_path / "src"
+    write_audio(root / "noise.wav", stereo, 44100, subtype="FLOAT")
+    cfg = tiny_config(data={"sources": [str(root)]})
+    run_ingest(cfg, tmp_path / "clips")
+    manifest = read_manifest(tmp_path / "clips").sort_values("offset_seconds")
+    reader = open_clips(tmp_path / "clips")
+    whole, _ = audio_to_clips(stereo, 44100, cfg)
+    assert len(whole) == len(manifest) >= 5
+    for (offset, clip), (_, row) in zip(whole, manifest.iterrows()):
+        assert row["offset_seconds"] == offset / cfg.audio.sample_rate
+        np.testing.assert_allclose(reader.row(row["shard"], row["row"]), clip, atol=1e-5)

@@ -114,7 +114,7 @@ def test_an_s3_outage_mid_ingest_fails_and_retries_the_stage_then_a_rerun_ingest
         s3.put_object(Bucket="outage", Key=f"corpus/n{k:02d}.wav", Body=_wav_bytes(sine(200 + 40 * k, 1.0, 16000), 16000))
 
     decoded, attempts = [], []
-    real_decode, real_run = ingest_stage.decode_audio, ingest_stage.run_ingest
+    real_decode, real_run = ingest_stage.decode_stream, ingest_stage.run_ingest
 
     def decode_then_fail(*args, **kwargs):
         decoded.append(1)
@@ -126,7 +126,7 @@ def test_an_s3_outage_mid_ingest_fails_and_retries_the_stage_then_a_rerun_ingest
         attempts.append(1)
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_stage, "decode_audio", decode_then_fail)
+    monkeypatch.setattr(ingest_stage, "decode_stream", decode_then_fail)
     monkeypatch.setattr(ingest_stage, "run_ingest", counted_run)
     overrides = ["data.sources=[s3://outage/corpus]", f"data.s3_endpoint_url={endpoint}", "data.s3_timeout_seconds=1",
                  "data.s3_attempts=2", "data.labels=none", "orchestration.retries=2", "orchestration.retry_backoff_seconds=1"]
