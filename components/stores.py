@@ -69,12 +69,11 @@ def problem(db: Path) -> str | None:
 
 
 def _has_run_before(paths: ProjectPaths, store: str) -> str | None:
-    """Evidence, from this workspace's own records, that the store held something."""
-    if backups(paths, store):
-        return f"{len(backups(paths, store))} backup(s) of it exist in {backup_dir(paths)}"
-    if store == "mlflow" and (paths.models / "teacher").is_dir():
-        return f"{paths.models / 'teacher'} was trained and registered here"
-    return None
+    """Evidence, from this workspace's own records, that the store held something: every `melforge
+    run` leaves a backup of it. (Trained models are no evidence: plain `dvc repro` trains without
+    ever touching the tracking store.)"""
+    found = backups(paths, store)
+    return f"{len(found)} backup(s) of it exist in {backup_dir(paths)}" if found else None
 
 
 def check(paths: ProjectPaths, names: tuple[str, ...] = ("mlflow", "prefect")) -> None:

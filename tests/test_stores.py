@@ -75,8 +75,10 @@ def test_a_damaged_registry_is_refused_and_restore_brings_it_back_with_its_champ
 def test_a_new_workspace_may_start_an_empty_store_but_a_missing_one_after_runs_is_refused(workspace):
     stores.check(workspace)  # nothing yet: MLflow creates its store
     workspace.mlflow_db.touch()
+    (workspace.models / "teacher").mkdir(parents=True)  # `dvc repro` trains without the tracking store
     stores.check(workspace)  # an empty file and no sign of earlier runs
-    (workspace.models / "teacher").mkdir(parents=True)
+    _registry_with_a_champion(workspace)
+    stores.back_up(workspace)  # what every `melforge run` ends with
     workspace.mlflow_db.unlink()
     with pytest.raises(stores.StoreDamaged, match="is missing, but this workspace has run before"):
         stores.check(workspace)
