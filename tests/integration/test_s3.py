@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from botocore.exceptions import ClientError
 
-from components.ingest.sources import EntryError, SourceError, _s3_reader
+from components.ingest.sources import EntryError, SourceError, _s3_opener
 from components.ingest.stage import read_manifest, run_ingest
 from support import dvc, run
 from helpers import sine, tiny_config
@@ -53,7 +53,8 @@ def test_s3_prefix_source_ingests_good_objects_and_quarantines_bad_ones(s3_serve
 def test_s3_missing_key_is_quarantined_and_missing_bucket_fails(s3_server, bucket, tmp_path):
     client = boto3.client("s3", endpoint_url=s3_server)
     with pytest.raises(EntryError, match="missing"):
-        _s3_reader(client, "s3://b/corpus", bucket, "corpus/gone.wav")()
+        with _s3_opener(client, "s3://b/corpus", bucket, "corpus/gone.wav")():
+            pass
     cfg = tiny_config(data={"sources": ["s3://no-such-bucket/x"], "s3_endpoint_url": s3_server})
     with pytest.raises(SourceError, match="no-such-bucket"):
         run_ingest(cfg, tmp_path / "clips")
@@ -65,7 +66,8 @@ def test_s3_access_denied_becomes_a_quarantine_reason():
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
 
     with pytest.raises(EntryError, match="access denied"):
-        _s3_reader(DeniedClient(), "s3://b", "b", "k")()
+        with _s3_opener(DeniedClient(), "s3://b", "b", "k")():
+            pass
 
 
 def test_dvc_s3_remote_push_then_pull_into_a_fresh_clone_gives_identical_data(s3_server, project, tmp_path):
