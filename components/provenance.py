@@ -9,7 +9,7 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def git(root: Path, *args: str) -> str:
@@ -25,12 +25,17 @@ def git_state(root: Path) -> dict[str, str]:
             "git.dirty": str(bool(git(root, "status", "--porcelain", "--untracked-files=no"))).lower()}
 
 
-def file_sha256(path: Path) -> str:
+def stream_sha256(fh: BinaryIO) -> str:
+    """SHA-256 of what is left in an open binary file, read 1 MiB at a time."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return stream_sha256(fh)
 
 
 def params_hash(params: dict[str, Any]) -> str:

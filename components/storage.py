@@ -33,15 +33,26 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     place: readers see the old file or the new one, never half of one. The one implementation of
     atomic writes in melforge. A failed write (a full disk) leaves no temp file behind and names
     the path: ``[Errno 28] No space left on device: '<path>'``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC), "wb") as fh:
             write(fh)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp file beside ``path`` for a writer that needs a file name (SQLite's backup API), renamed
+    into place when the block ends and removed if it fails; named as :func:`remove_stale_temp_files`
+    expects, so one left by a killed process is cleaned up. A full disk names ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
             raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
         raise

@@ -10,14 +10,15 @@ WAL included), are written to a temp name and renamed, and rotate (the newest ``
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.provenance import file_sha256
 from components.settings import ProjectPaths
+from components.storage import atomic_path
 
 KEEP = 5
 BACKUP_DIR = "backups"
@@ -96,10 +97,7 @@ def check(paths: ProjectPaths, names: tuple[str, ...] = ("mlflow", "prefect")) -
 
 def _copy(source: Path, target: Path) -> None:
     """SQLite online backup of ``source`` into ``target`` (temp file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
+    with atomic_path(target) as tmp:
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
         dst = sqlite3.connect(tmp)
         try:
@@ -107,9 +105,6 @@ def _copy(source: Path, target: Path) -> None:
         finally:
             dst.close()
             src.close()
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def back_up(paths: ProjectPaths) -> list[Path]:
@@ -120,22 +115,16 @@ def back_up(paths: ProjectPaths) -> list[Path]:
     for store in stores(paths):
         if not store.path.is_file() or problem(store.path) is not None:
             continue
-        target = backup_dir(paths) / f"{store.name}-{stamp}.db"
-        staged = target.with_name(f".{target.name}.staged.tmp")
-        _copy(store.path, staged)
         newest = backups(paths, store.name)
-        if newest and _digest(newest[0]) == _digest(staged):
-            staged.unlink()
+        target = backup_dir(paths) / f"{store.name}-{stamp}.db"
+        _copy(store.path, target)
+        if newest and file_sha256(newest[0]) == file_sha256(target):
+            target.unlink()  # the same content as the newest backup
             continue
-        os.replace(staged, target)
         written.append(target)
         for old in backups(paths, store.name)[KEEP:]:
             old.unlink(missing_ok=True)
     return written
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _side_files(db: Path) -> list[Path]:

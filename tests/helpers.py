@@ -150,3 +150,15 @@ class FakeStore:
     def manifest(self) -> pd.DataFrame:
         return pd.DataFrame({"clip_id": [f"clip-{i:03d}" for i in range(self.n)],
                              "label_kind": [f"k{v}" for v in self.labels], "label_same": "x"})
+
+
+def copy_project(root: Path) -> Path:
+    """A minimal melforge project in ``root``: the repository's dvc.yaml and a tiny params.yaml."""
+    import shutil
+
+    from components.config import write_params_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "dvc.yaml", root / "dvc.yaml")
+    write_params_file(root / "params.yaml", tiny_config())
+    return root

@@ -1,24 +1,20 @@
 """The melforge CLI: config errors before any work, stages from params.yaml, data summary."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from components.cli import app
-from components.config import write_params_file
-from helpers import tiny_config
+from helpers import copy_project
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
 @pytest.fixture
 def workspace(tmp_path, monkeypatch) -> Path:
-    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    write_params_file(tmp_path / "params.yaml", tiny_config())
+    copy_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     return tmp_path

@@ -21,6 +21,7 @@ from components import storage
 from components.cli import app
 from components.interrupts import deferred
 from components.run_lock import LOCK_FILE, WorkspaceBusy, hold_workspace, read_holder
+from helpers import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD = textwrap.dedent("""
@@ -222,7 +223,7 @@ def test_an_empty_params_yaml_is_refused_unless_a_profile_is_given(tmp_path, mon
 
 
 def test_a_stopped_tracking_server_fails_the_run_in_seconds(tmp_path, monkeypatch):
-    shutil_copy_project(tmp_path)
+    copy_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     started = time.monotonic()
@@ -235,7 +236,7 @@ def test_a_stopped_tracking_server_fails_the_run_in_seconds(tmp_path, monkeypatc
 @pytest.mark.parametrize("command", [["run"], ["generate", "--model", "champion", "-n", "1"]])
 def test_a_stopped_tracking_server_with_credentials_fails_in_seconds_and_never_prints_the_password(tmp_path, monkeypatch,
                                                                                                   command):
-    shutil_copy_project(tmp_path)
+    copy_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cret@127.0.0.1:{free_port()}")
     started = time.monotonic()
@@ -283,18 +284,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def shutil_copy_project(root: Path) -> None:
-    import shutil
-
-    from components.config import write_params_file
-    from helpers import tiny_config
-
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    write_params_file(root / "params.yaml", tiny_config())
-
-
 def test_ui_stopped_with_sigterm_stops_its_server(tmp_path):
-    shutil_copy_project(tmp_path)
+    copy_project(tmp_path)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "components.cli", "ui", "--port", str(port)], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,18 +14,15 @@ from typer.testing import CliRunner
 
 from components import stores
 from components.cli import app
-from components.config import write_params_file
 from components.settings import ProjectPaths
-from helpers import tiny_config
+from helpers import copy_project
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
 @pytest.fixture
 def workspace(tmp_path, monkeypatch) -> ProjectPaths:
-    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    write_params_file(tmp_path / "params.yaml", tiny_config())
+    copy_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     paths = ProjectPaths(root=tmp_path)
     paths.state.mkdir()

@@ -26,6 +26,7 @@ from components.ingest.clips import ClipSlicer, normalise, peak, rms_dbfs, to_mo
 from components.ingest.decode import BadAudio, decode_stream
 from components.ingest.sources import EntryError, SourceError, local_entries, s3_entries, source_kind
 from components.progress import progress_bar
+from components.provenance import stream_sha256
 from components.storage import ShardReader, ShardWriter, atomic_write_json, staged_directory
 
 MANIFEST = "manifest.parquet"
@@ -236,13 +237,11 @@ def _ingest_files(run: _Run, source: str, previous, reader, progress) -> None:
 
 
 def _sha256(fh) -> str:
-    """The file's content hash, read 1 MiB at a time (the same hash as of its bytes)."""
-    digest = hashlib.sha256()
+    """The file's content hash (the same as of its bytes), leaving it at its start for decoding."""
     fh.seek(0)
-    for chunk in iter(lambda: fh.read(1 << 20), b""):
-        digest.update(chunk)
+    digest = stream_sha256(fh)
     fh.seek(0)
-    return digest.hexdigest()
+    return digest
 
 
 def run_ingest(cfg: MelforgeConfig, out_dir: Path, metrics_path: Path | None = None) -> dict[str, Any]:
