@@ -22,6 +22,7 @@ from rich.table import Table
 from components.config import MAX_SAMPLING_STEPS, MAX_SEED, ConfigError
 from components.profiles import PROFILES
 from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
+from components.errors import redact
 from components.runtime import exit_now
 from components.settings import (NoProject, ProjectPaths, apply_runtime_defaults, apply_tool_defaults, existing_project_root,
                                  require_project)
@@ -39,16 +40,45 @@ SetOption = Annotated[Optional[list[str]], typer.Option(
             "form of `dvc exp run -S`, without Hydra's +key / ~key. Repeatable.")]
 
 
-def cause(exc: BaseException) -> str:
-    """An exception as words, never empty: MemoryError() and friends carry no message of their own."""
-    if isinstance(exc, MemoryError):
-        return "ran out of memory" + (f" ({exc})" if str(exc) else "")
-    return str(exc) or f"{type(exc).__name__} (no message)"
+DEBUG_ENV = "MELFORGE_DEBUG"
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option(
+        "--debug", help=f"Print the full traceback of a failure (anywhere on the command line; or set {DEBUG_ENV}=1). "
+                        "Without it a failure is one `error:` line and its traceback goes to .melforge/logs/errors.log.")] = False) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    console.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
+
+
+def _fail_on(exc: BaseException, prefix: str = "", code: int | None = None) -> None:
+    """One `error:` line for ``exc`` (components/errors.py); its traceback to the error log, and to the
+    screen with --debug."""
+    from components.errors import describe, exit_code
+
+    where = _log_traceback(exc)
+    if os.environ.get(DEBUG_ENV) == "1":
+        import traceback
+
+        console.print(escape(redact("".join(traceback.format_exception(exc)))), soft_wrap=True, highlight=False)
+    elif where is not None:
+        console.print(f"[dim]traceback: {escape(str(where))} (or run with --debug)[/]", highlight=False)
+    _fail(prefix + describe(exc), code=exit_code(exc) if code is None else code)
+
+
+def _log_traceback(exc: BaseException) -> Path | None:
+    from components.errors import log_traceback
+    from components.settings import STATE_DIR_NAME
+
+    root = existing_project_root()
+    if root is None:
+        return None
+    return log_traceback(exc, root / STATE_DIR_NAME / "logs" / "errors.log", sys.argv)
 
 
 def _workspace(*, check_stores: bool = True) -> ProjectPaths:
@@ -124,7 +154,7 @@ def run(
     except WorkspaceBusy as exc:
         _fail(str(exc), code=1)
     except Exception as exc:  # a failed flow has already marked its MLflow run failed; say why and exit 1
-        _fail(cause(exc), code=1)
+        _fail_on(exc, code=1)
     except BaseException as exc:  # Ctrl-C, SIGTERM (or Prefect's own termination signal)
         if isinstance(exc, SystemExit):
             raise
@@ -149,7 +179,9 @@ def _back_up_stores(paths: ProjectPaths) -> None:
     try:
         written = back_up(paths)
     except (OSError, sqlite3.Error) as exc:
-        console.print(f"[yellow]warning:[/] could not back up the stores: {escape(cause(exc))}")
+        from components.errors import describe
+
+        console.print(f"[yellow]warning:[/] could not back up the stores: {escape(describe(exc))}")
         return
     for path in written:
         console.print(f"[dim]backed up {escape(str(path))}[/]", highlight=False)
@@ -213,7 +245,7 @@ def stage(
     try:
         summary = run_stage(name, cfg, paths, **options)
     except Exception as exc:
-        _fail(f"stage {name}: {cause(exc)}", code=1)
+        _fail_on(exc, prefix="" if getattr(exc, "line", None) else f"stage {name}: ", code=1)
     console.print_json(json.dumps(summary, default=str))
 
 
@@ -529,8 +561,17 @@ def main() -> None:
     """Console entry point. Once the command is done (and the atexit handlers have run: Prefect's
     temporary server stopped, logs flushed), the process exits without tearing the interpreter
     down object by object (measured: ~1 s after a no-op pipeline run, for nothing)."""
+    if "--debug" in sys.argv[1:]:  # accepted after the command too, not only before it
+        os.environ[DEBUG_ENV] = "1"
+        sys.argv[1:] = [arg for arg in sys.argv[1:] if arg != "--debug"]
     try:
-        app()
+        try:
+            app()
+        except Exception as exc:  # whatever a command did not catch itself: one line, never a traceback
+            try:
+                _fail_on(exc)
+            except typer.Exit as done:
+                raise SystemExit(done.exit_code) from None
         code: int = 0
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):

@@ -27,7 +27,12 @@ _CONTEXT = multiprocessing.get_context("forkserver")  # the preload is set by wa
 
 
 class StageProcessFailed(RuntimeError):
-    """The stage's child process raised or was killed; the message carries its traceback tail."""
+    """The stage's child process raised or was killed. ``line`` is the failure in one line (what the
+    command line prints); the child's full traceback is in ``error_file``."""
+
+    def __init__(self, line: str, error_file: Path) -> None:
+        self.line, self.error_file = line, error_file
+        super().__init__(f"{line} (traceback: {error_file})" if error_file.is_file() else line)
 
 
 def warm_up() -> None:
@@ -87,9 +92,46 @@ def _child(stage: str, root: str, options: dict[str, Any], error_file: str, envi
         if exc.code not in (0, None):
             Path(error_file).write_text(f"distributed training exited with status {exc.code}")
             os._exit(1)
-    except BaseException:
-        Path(error_file).write_text(traceback.format_exc())
+    except BaseException as exc:
+        from components.errors import describe
+
+        # the first line is the failure for the command line; the traceback follows for the log
+        Path(error_file).write_text(f"stage {_label(stage, options)}: {describe(exc)}\n\n{traceback.format_exc()}")
         os._exit(1)
+
+
+def _label(stage: str, options: dict[str, Any]) -> str:
+    item = options.get("student") or options.get("family")
+    return f"{stage}@{item}" if item else stage
+
+
+def _peak_rss(pid: int) -> int | None:
+    """The process's peak resident memory so far (VmHWM), in bytes; None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _killed(label: str, signum: int, peak: int | None) -> str:
+    """Why a child that a signal stopped stopped, in one line: SIGKILL from nobody we know of is most
+    often the kernel's out-of-memory killer, so say how much memory it had reached."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    if signum != signal.SIGKILL:
+        return f"stage {label} was stopped by {name}"
+    from components.errors import gib
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    reached = f" after reaching {gib(peak)} of memory (this machine has {gib(total)})" if peak else ""
+    return (f"stage {label} was killed by SIGKILL{reached}: most likely the kernel's out-of-memory killer; "
+            "lower the batch size (train.batch_size, distill.batch_size) or free memory, then run again "
+            "(training resumes from its last checkpoint)")
 
 
 def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: Path, poll_s: float = 0.2) -> None:
@@ -97,8 +139,7 @@ def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: 
     it in short polls (so Prefect's timeout/cancel exceptions land) and stop its whole process
     group if this thread is interrupted. ``state_dir`` gets ``<stage>.pid`` while it runs and
     ``<stage>.error`` (its traceback) when it fails. Raises StageProcessFailed."""
-    item = options.get("student") or options.get("family")
-    label = f"{stage}@{item}" if item else stage
+    label = _label(stage, options)
     state_dir.mkdir(parents=True, exist_ok=True)
     error_file, pid_file = state_dir / f"{label}.error", state_dir / f"{label}.pid"
     error_file.unlink(missing_ok=True)
@@ -107,8 +148,10 @@ def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: 
                              name=f"melforge-{label}")
     child.start()
     pid_file.write_text(f"{child.pid}\n")
+    peak = None
     try:
         while child.is_alive():
+            peak = _peak_rss(child.pid) or peak
             child.join(poll_s)
     finally:
         if child.is_alive():
@@ -116,9 +159,11 @@ def run_in_child(stage: str, root: Path, options: dict[str, Any], *, state_dir: 
         pid_file.unlink(missing_ok=True)
     if child.exitcode != 0:
         detail = error_file.read_text() if error_file.is_file() else ""
-        how = f"was killed by signal {-child.exitcode}" if (child.exitcode or 0) < 0 else f"exited with status {child.exitcode}"
-        tail = "\n".join(detail.strip().splitlines()[-25:])
-        raise StageProcessFailed(f"stage {label} {how}" + (f":\n{tail}" if tail else ""))
+        if (child.exitcode or 0) < 0:
+            line = _killed(label, -child.exitcode, peak)
+        else:
+            line = detail.split("\n", 1)[0].strip() or f"stage {label} exited with status {child.exitcode}"
+        raise StageProcessFailed(line, error_file)
 
 
 def stop_group(child: Any, grace_s: float = 10.0) -> None:

@@ -122,7 +122,8 @@ def load_torch(path: Path) -> Any:
         lines = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "nsupported" in line]
         reason = lines[0] if lines else type(exc).__name__
         raise UnsafeFile(f"{path}: refusing to load it: it holds objects other than tensors and plain data "
-                         f"({reason[:300]}); a tampered or foreign file") from None
+                         f"({reason[:300]}); a tampered or foreign file: replace it (`melforge run` retrains a "
+                         "deleted model; `dvc checkout` restores a tracked one) or use a registered model") from None
 
 
 @contextmanager
