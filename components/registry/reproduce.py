@@ -63,6 +63,38 @@ def _dvc(worktree: Path, env: dict[str, str], *args: str, what: str) -> str:
     return _run([sys.executable, "-m", "dvc", *args], worktree, env, what)
 
 
+def missing_from_remote(output: str) -> list[str]:
+    """The outputs a failed ``dvc pull`` could find neither in the cache nor on the remote (its
+    "Checkout failed for following targets" list); empty when it failed for another reason."""
+    if "Missing cache files" not in output and "Checkout failed" not in output:
+        return []
+    lines = output.split("Checkout failed for following targets:", 1)[-1].splitlines()
+    targets = []
+    for line in lines[1:] if len(lines) > 1 else []:
+        if not line.strip() or line.startswith(("Is your cache", "<http", "ERROR", "WARNING")):
+            break
+        targets.append(line.strip())
+    return targets or ["(some outputs)"]
+
+
+def _pull_data(root: Path, worktree: Path, env: dict[str, str], model: str) -> None:
+    """``dvc pull`` of the data stages; data missing from the remote is one clear line, not DVC's
+    "Everything is up to date." followed by its checkout failure."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "pull", *DATA_STAGES], cwd=worktree, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode == 0:
+        return
+    output = proc.stdout + proc.stderr
+    missing = missing_from_remote(output)
+    if missing:
+        remotes = ", ".join(f"{n} = {u}" for n, u in _remote_urls(root).items()) or "no remote configured"
+        raise ReproduceError(
+            f"the data version {model} was trained on is in neither the DVC cache nor the remote ({remotes}): "
+            f"missing {', '.join(missing)}; push it from a workspace that has it (`dvc push`) or point the "
+            "remote at where it lives (`dvc remote modify`), then run reproduce again")
+    raise ReproduceError(f"dvc pull of the recorded data version failed:\n{output[-3000:]}")
+
+
 def _share_dvc_storage(root: Path, worktree: Path, env: dict[str, str]) -> None:
     """Point the worktree at this project's DVC cache and remotes (relative remote paths in the
     committed config would otherwise resolve inside the temporary folder)."""
@@ -130,7 +162,7 @@ def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, 
                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
             _share_dvc_storage(root, worktree, env)
             say("pulling the recorded data version from the DVC remote")
-            _dvc(worktree, env, "pull", *DATA_STAGES, what="dvc pull of the recorded data version")
+            _pull_data(root, worktree, env, f"{name}/{version}")
             status = _dvc(worktree, env, "status", *DATA_STAGES, "--json", what="dvc status")
             stale = json.loads(status.strip().splitlines()[-1] or "{}") if status.strip() else {}
             if stale:
