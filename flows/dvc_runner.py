@@ -19,6 +19,7 @@ from components.file_lock import file_lock
 from components.interrupts import deferred
 from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
+from components.storage import atomic_write_bytes
 from components.stage_names import TRAINING_STAGES
 
 
@@ -82,7 +83,15 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
     from components.stages import stage_options
 
     name, options = stage_options(stage)
+    marker = paths.state / "stages" / f"{stage}.computed"
     try:
+        with dvc_repo(paths) as repo:
+            inputs = _inputs_fingerprint(repo, _target(paths, stage))
+        if _computed_already(paths, stage, marker, inputs):
+            _commit(paths, stage)  # a commit cut short (a full disk): record what was computed, not recompute it
+            marker.unlink(missing_ok=True)
+            return
+        marker.unlink(missing_ok=True)
         if name in TRAINING_STAGES:
             from components.stage_process import run_in_child
 
@@ -92,10 +101,48 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
             from components.stages import run_stage
 
             run_stage(name, load_config(paths.params), paths, **options)
-        with deferred(), dvc_repo(paths) as repo:  # an interrupt waits until dvc.lock is written whole
-            repo.commit(_target(paths, stage), force=True)
+        atomic_write_bytes(marker, inputs.encode())  # its outputs are whole now: a failed commit need not recompute them
+        _commit(paths, stage)
+        marker.unlink(missing_ok=True)
     except Exception as exc:
         raise StageFailed(stage, exc) from exc
+
+
+def _commit(paths: ProjectPaths, stage: str) -> None:
+    """Record the stage in dvc.lock and its outputs in DVC's cache. DVC's copies into its cache can
+    fail without a file name: a full disk then names the cache."""
+    with deferred(), dvc_repo(paths) as repo:  # an interrupt waits until dvc.lock is written whole
+        try:
+            repo.commit(_target(paths, stage), force=True)
+        except OSError as exc:
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(repo.cache.local.path)) from exc
+
+
+def _inputs_fingerprint(repo: Any, target: str) -> str:
+    """What a stage's outputs are a function of, as DVC hashes it: its command, every dependency's
+    hash (files, folders, the params it declares) and its output paths."""
+    import json
+
+    stage = repo.stage.collect(target)[0]
+    deps = []
+    for dep in stage.deps:
+        dep.save()  # hashed through DVC's state database: unchanged files are not read again
+        deps.append([str(dep.def_path), dep.hash_info.to_dict()])
+    return json.dumps({"cmd": stage.cmd, "deps": deps, "outs": sorted(str(out.def_path) for out in stage.outs)},
+                      sort_keys=True, default=str)
+
+
+def _computed_already(paths: ProjectPaths, stage: str, marker: Any, inputs: str) -> bool:
+    """True when this stage ran to the end on exactly these inputs but its DVC commit did not
+    complete (the marker is written after the stage's outputs were swapped in, and removed once
+    dvc.lock records them), and its outputs are still there."""
+    if not marker.is_file() or marker.read_text() != inputs:
+        return False
+    import json
+
+    return all((paths.root / out).exists() for out in json.loads(inputs)["outs"])
 
 
 def dvc_push(paths: ProjectPaths, *stages: str) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from components.config import read_params_file
+from components.config import read_params_file, validate_params, write_params_file
 from support import dvc, read_yaml, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,3 +169,73 @@ def test_stages_run_in_process_leave_the_lock_plain_dvc_repro_leaves(project, tm
                for name, lock in (("repro", by_repro), ("flow", by_flow))}
         assert md5["repro"] == md5["flow"], out  # same bytes, same DVC hash
     assert "Running stage" not in dvc(twin, "repro", "features")  # plain DVC: nothing to do
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
+
+
+def test_after_a_full_disk_cut_a_dvc_commit_short_the_next_run_commits_what_was_computed(project, monkeypatch):
+    """A real full disk: DVC's cache on a 4 KB tmpfs while the features stage commits its mels."""
+    import components.stages
+    from components.errors import describe
+    from components.settings import project_paths
+    from flows.dvc_runner import StageFailed, run_and_commit, stale_stages
+
+    paths = project_paths(project)
+    for stage in ("scan", "ingest", "validate"):
+        run_and_commit(paths, stage)
+    cache = project / ".dvc" / "cache"
+    moved = project / ".dvc" / "cache-aside"
+    cache.rename(moved)
+    if not _mount_tmpfs(cache, "4k"):
+        moved.rename(cache)
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        with pytest.raises(StageFailed) as caught:
+            run_and_commit(paths, "features")
+        line = describe(caught.value)
+        assert line.startswith("stage features: no space left on the device writing ") and "(the DVC cache)" in line
+    finally:
+        subprocess.run(["umount", str(cache)], check=True)
+        cache.rmdir()
+        moved.rename(cache)
+    assert (project / "data" / "mels" / "index.json").is_file() and "features" in stale_stages(paths)
+
+    def recompute(*args, **kwargs):
+        raise AssertionError("the features stage ran again")
+
+    monkeypatch.setattr(components.stages, "run_stage", recompute)
+    run_and_commit(paths, "features")  # space is back: commit only
+    assert "features" not in stale_stages(paths)
+    assert not (paths.state / "stages" / "features.computed").exists()
+    assert dvc(project, "status", "features").strip().endswith("up to date.")
+
+
+def test_a_changed_input_after_a_cut_short_commit_runs_the_stage_again(project, monkeypatch):
+    import components.stages
+    from components.settings import project_paths
+    from flows import dvc_runner
+
+    paths = project_paths(project)
+    for stage in ("scan", "ingest", "validate"):
+        dvc_runner.run_and_commit(paths, stage)
+    real_commit = dvc_runner._commit
+
+    def full_disk(paths, stage):
+        raise OSError(28, "No space left on device", str(project / ".dvc" / "cache" / "files"))
+
+    monkeypatch.setattr(dvc_runner, "_commit", full_disk)
+    with pytest.raises(dvc_runner.StageFailed):
+        dvc_runner.run_and_commit(paths, "features")
+    monkeypatch.setattr(dvc_runner, "_commit", real_commit)
+    params = read_params_file(project / "params.yaml")
+    params["mel"]["griffinlim_iters"] = 5  # a parameter the features stage declares
+    write_params_file(project / "params.yaml", validate_params(params))
+    calls = []
+    real_run_stage = components.stages.run_stage
+    monkeypatch.setattr(components.stages, "run_stage", lambda *a, **k: calls.append(a[0]) or real_run_stage(*a, **k))
+    dvc_runner.run_and_commit(paths, "features")
+    assert calls == ["features"] and "features" not in dvc_runner.stale_stages(paths)
