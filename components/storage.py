@@ -99,14 +99,34 @@ class UnsafeFile(RuntimeError):
 
 def atomic_save_torch(obj: Any, path: Path) -> None:
     """``torch.save`` through :func:`atomic_write` (serialised in memory first, so a full disk is
-    reported as ENOSPC with the path, not as torch's 'unexpected pos' from inside its zip writer)."""
+    reported as ENOSPC with the path, not as torch's 'unexpected pos' from inside its zip writer;
+    memory running out while serialising is a MemoryError naming the path and the size)."""
     import io
 
     import torch
 
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    try:
+        torch.save(obj, buffer)
+    except RuntimeError as exc:  # the zip writer's only word for "the buffer could not grow"
+        if "unexpected pos" not in str(exc) and "inline_container" not in str(exc):
+            raise
+        raise MemoryError(f"serialising {path} ({tensor_bytes(obj) / 2**20:.1f} MiB of tensors) failed: "
+                          f"{str(exc).strip()[:120]}") from exc
     atomic_write_bytes(path, buffer.getbuffer())
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes held by the tensors anywhere in a (nested) dict/list/tuple: what serialising it needs."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_torch(path: Path) -> Any:

@@ -85,3 +85,24 @@ def test_a_tampered_model_file_is_one_error_line_with_its_traceback_in_the_log_o
 
     debug = _melforge(tmp_path, "generate", "--model", str(model), "-n", "1", "--vocoder", "griffinlim", "--out", str(tmp_path / "out"), "--debug")
     assert debug.returncode == FAILURE and "Traceback" in debug.stderr and "UnsafeFile" in debug.stderr
+
+
+def test_memory_running_out_while_a_checkpoint_is_serialised_names_the_file_and_its_size(tmp_path):
+    """A real allocation failure: the address space capped just above what the process holds, so
+    torch's zip writer cannot grow its buffer (torch itself says only 'unexpected pos')."""
+    script = f"""
+import resource, sys, torch
+from components.errors import describe
+from components.storage import atomic_save_torch
+weights = torch.ones(40_000_000)  # 160 MB
+size = int(next(l for l in open('/proc/self/status') if l.startswith('VmSize')).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 100 * 2**20, resource.RLIM_INFINITY))
+try:
+    atomic_save_torch({{"w": weights}}, __import__("pathlib").Path({str(tmp_path / 'step.pt')!r}))
+except MemoryError as exc:
+    print(describe(exc))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    line = result.stdout.strip()
+    assert line.startswith(f"ran out of memory: serialising {tmp_path / 'step.pt'} (152.6 MiB of tensors) failed"), result
+    assert not list(tmp_path.iterdir())  # nothing half-written
