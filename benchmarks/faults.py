@@ -313,13 +313,290 @@ def fault_disk_full(root: Path) -> dict:
                                         f"partial files left: {len(leftovers)}"}
 
 
+def _command(ws: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> dict:
+    """Run ``melforge ARGS`` in ``ws``; how long it took, its exit status, and its failure as the
+    user sees it: the one `error:` line, and whether a traceback reached the screen."""
+    started = time.monotonic()
+    proc = subprocess.run([MELFORGE, *args], cwd=ws, env=env or _env(), capture_output=True, text=True, timeout=timeout)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    return {"s": round(time.monotonic() - started, 2), "code": proc.returncode, "errors": errors,
+            "traceback": "Traceback" in proc.stderr + proc.stdout, "stderr": proc.stderr}
+
+
+def _verdict(result: dict, ws: Path | None = None) -> str:
+    """'exit N, one line: <error>' or what is wrong with how it failed."""
+    line = result["errors"][0] if result["errors"] else "(no error line)"
+    if ws is not None:
+        line = line.replace(str(ws), "<ws>")
+    shape = "one line" if len(result["errors"]) == 1 and not result["traceback"] else \
+        f"{len(result['errors'])} error lines, traceback: {result['traceback']}"
+    return f"exit {result['code']}, {shape}: {line[:220]}"
+
+
+def _registry_state(ws: Path) -> tuple[int, str | None]:
+    """(registered versions, champion version) of the workspace's registry."""
+    import mlflow
+
+    from components.config import load_config
+
+    name = load_config(ws / "params.yaml").registry.model_name
+    client = mlflow.MlflowClient(f"sqlite:///{ws / '.melforge' / 'mlflow.db'}")
+    versions = client.search_model_versions(f"name = '{name}'")
+    try:
+        champion = client.get_model_version_by_alias(name, "champion").version
+    except mlflow.exceptions.MlflowException:
+        champion = None
+    return len(versions), champion
+
+
+def _copy_workspace(source: Path, root: Path) -> Path:
+    """A finished workspace copied (without its virtual environment) for faults that damage it."""
+    import shutil
+
+    from components.settings import project_paths
+    from components.stores import back_up
+
+    ws = root / "finished"
+    shutil.copytree(source, ws, symlinks=True, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    back_up(project_paths(ws))  # what every `melforge run` ends with (a workspace from before backups has none)
+    return ws
+
+
+def fault_store_truncated(ws: Path, fraction: float) -> dict:
+    """The MLflow store cut to 0 bytes or to half: refused with the file named, then restored."""
+    db = ws / ".melforge" / "mlflow.db"
+    before = _registry_state(ws)
+    size = db.stat().st_size
+    with open(db, "r+b") as fh:
+        fh.truncate(int(size * fraction))
+    refused = _command(ws, "generate", "-n", "1", "--out", str(ws / "out-truncated"))
+    restored = _command(ws, "restore")
+    after = _registry_state(ws) if restored["code"] == 0 else (0, None)
+    lost = before[0] - after[0]
+    what = "emptied (`: > .melforge/mlflow.db`)" if fraction == 0 else "truncated to half"
+    return {"fault": f"MLflow store {what}", "stop_s": refused["s"], "recover_s": restored["s"], "files_lost": lost,
+            "outcome": f"{_verdict(refused, ws)}; `melforge restore` exit {restored['code']}: {before[0]} versions and "
+                       f"champion v{before[1]} before, {after[0]} and v{after[1]} after"}
+
+
+def fault_local_model_tampered(ws: Path) -> dict:
+    model = ws / "models" / "teacher" / "model.pt"
+    original = model.read_bytes()
+    damaged = bytearray(original)
+    damaged[200:210] = b"xxxxxxxxxx"
+    model.write_bytes(bytes(damaged))
+    try:
+        result = _command(ws, "generate", "--model", "models/teacher", "-n", "1", "--vocoder", "griffinlim",
+                          "--out", str(ws / "out-tampered"))
+    finally:
+        model.write_bytes(original)
+    return {"fault": "a local models/teacher/model.pt tampered with", "stop_s": result["s"], "recover_s": None,
+            "files_lost": 0, "outcome": _verdict(result, ws)}
+
+
+def fault_generate_inputs(ws: Path) -> list[dict]:
+    """Bad `generate` options and an unreachable or credentialed tracking server."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = {**_env(), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    secret = {**_env(), "MLFLOW_TRACKING_URI": f"http://melforge:s3cret-pass@127.0.0.1:{port}"}
+    cases = [
+        ("`generate --seed 2**63`", ["generate", "--seed", str(2**63)], None),
+        ("`generate --steps 100000`", ["generate", "--steps", "100000"], None),
+        ("`generate --model \"it's\"` (a quote in the name)", ["generate", "--model", "it's"], None),
+        ("`generate` with the tracking server down", ["generate", "-n", "1"], down),
+        ("`generate` with `user:password@` in the tracking URI, server down", ["generate", "-n", "1"], secret),
+    ]
+    rows = []
+    for fault, args, env in cases:
+        result = _command(ws, *args, "--out", str(ws / "out-inputs"), env=env)
+        leaked = "s3cret-pass" in result["stderr"]
+        rows.append({"fault": fault, "stop_s": result["s"], "recover_s": None, "files_lost": 0,
+                     "outcome": _verdict(result, ws) + (f"; password printed: {leaked}" if env is secret else "")})
+    return rows
+
+
+def fault_config_nonsense(ws: Path) -> list[dict]:
+    """Settings that used to be accepted: each refused before any work, naming the key (or line)."""
+    rows = []
+    for fault, args in (("`-S train.steps=true`", ["-S", "train.steps=true"]), ("`-S train.lr=.inf`", ["-S", "train.lr=.inf"]),
+                        ("`-S seed=2**70`", ["-S", f"seed={2**70}"])):
+        result = _command(ws, "run", "--no-push", *args)
+        rows.append({"fault": fault, "stop_s": result["s"], "recover_s": None, "files_lost": 0,
+                     "outcome": _verdict(result, ws)})
+    params = ws / "params.yaml"
+    original = params.read_text()
+    params.write_text(original + "\ntrain:\n  steps: 5\n")
+    try:
+        result = _command(ws, "run", "--no-push")
+    finally:
+        params.write_text(original)
+    rows.append({"fault": "a second `train:` key in params.yaml", "stop_s": result["s"], "recover_s": None,
+                 "files_lost": 0, "outcome": _verdict(result, ws)})
+    return rows
+
+
+def _hostile_source(folder: Path) -> int:
+    """Two good WAVs and the special files that used to stop or exhaust ingest; the number of entries."""
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir(parents=True)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * 2) / 16000).astype(np.float32)
+    for name in ("good-a.wav", "good-b.wav"):
+        sf.write(folder / name, tone, 16000)
+    os.mkfifo(folder / "pipe.wav")
+    os.symlink("/dev/zero", folder / "zero.wav")
+    os.symlink(folder / "pipe.wav", folder / "to-pipe.wav")
+    sf.write(folder / "cafe.wav", tone, 16000)
+    os.rename(folder / "cafe.wav", bytes(folder) + b"/caf\xe9.wav")
+    return 6
+
+
+def fault_hostile_ingest(root: Path) -> list[dict]:
+    """A source folder with a FIFO, symlinks to /dev/zero and to the FIFO, and a non-UTF-8 name; then
+    a labels.csv row that escapes the folder."""
+    import pandas as pd
+
+    ws = root / "ingest-workspace"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(ws)], check=True)
+    source = root / "hostile"
+    entries = _hostile_source(source)
+    from components.config import resolve_params
+
+    resolve_params(ws / "params.yaml", profile="demo", overrides=[f"data.sources=[{source}]"])
+    scan = _command(ws, "stage", "scan")
+    started = time.monotonic()
+    ingest = _command(ws, "stage", "ingest", timeout=300)
+    manifest = pd.read_parquet(ws / "data" / "clips" / "manifest.parquet") if ingest["code"] == 0 else pd.DataFrame()
+    quarantine = pd.read_csv(ws / "data" / "clips" / "quarantine.csv") if ingest["code"] == 0 else pd.DataFrame()
+    ingested = manifest["source_uri"].nunique() if len(manifest) else 0
+    reasons = sorted({r.split(":")[0] for r in quarantine.get("reason", [])})
+    rows = [{"fault": "FIFO, symlinks to /dev/zero and to a FIFO, a non-UTF-8 name (ingest)",
+             "stop_s": round(time.monotonic() - started, 2), "recover_s": None,
+             "files_lost": entries - ingested - len(quarantine),
+             "outcome": f"scan exit {scan['code']}, ingest exit {ingest['code']}: {ingested} ingested, "
+                        f"{len(quarantine)} quarantined ({'; '.join(reasons)[:200]})"}]
+    (source / "labels.csv").write_text("path,digit\ngood-a.wav,1\n../good-b.wav,2\n")
+    result = _command(ws, "stage", "scan")
+    if result["code"] == 0:
+        result = _command(ws, "stage", "ingest")
+    rows.append({"fault": "a labels.csv row `../good-b.wav` (outside the source)", "stop_s": result["s"],
+                 "recover_s": None, "files_lost": 0, "outcome": _verdict(result, root)})
+    return rows
+
+
+def fault_promotion_race() -> dict:
+    """The two-workspace promotion race, both orders, as its test runs it (real processes sharing
+    one SQLite store; tests/registry/test_promotion_race.py)."""
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/registry/test_promotion_race.py"], cwd=REPO, capture_output=True, text=True)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-200:]
+    return {"fault": "two runs promoting at once against one tracking store (both orders)",
+            "stop_s": None, "recover_s": None, "files_lost": 0 if proc.returncode == 0 else None,
+            "outcome": f"same champion (v1, the best) in either order: {proc.returncode == 0} ({summary}; "
+                       f"{time.monotonic() - started:.0f} s)"}
+
+
+def fault_checkpoint_out_of_memory(root: Path) -> dict:
+    """Memory runs out while a checkpoint is serialised (the address space capped just above use)."""
+    script = f"""
+import resource, time, torch
+from components.errors import describe
+from components.storage import atomic_save_torch
+weights = torch.ones(40_000_000)
+size = int(next(l for l in open('/proc/self/status') if l.startswith('VmSize')).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 100 * 2**20, resource.RLIM_INFINITY))
+started = time.monotonic()
+try:
+    atomic_save_torch({{"w": weights}}, __import__("pathlib").Path({str(root / 'oom' / 'step.pt')!r}))
+    print("no error (a defect)")
+except MemoryError as exc:
+    print(f"{{time.monotonic() - started:.3f}}|{{describe(exc)}}")
+"""
+    (root / "oom").mkdir()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    stop, _, line = proc.stdout.strip().partition("|")
+    left = [p.name for p in (root / "oom").iterdir()]
+    return {"fault": "memory runs out while a 153 MiB checkpoint is serialised", "stop_s": float(stop or "nan"),
+            "recover_s": None, "files_lost": 0,
+            "outcome": f"{line.replace(str(root), '<tmp>')[:200]}; partial files left: {len(left)}"}
+
+
+def fault_training_child_sigkill(ws: Path, logs: Path, seed: int) -> dict:
+    """SIGKILL of the training child alone: what the kernel's out-of-memory killer does."""
+    run = Run(ws, logs / "child-SIGKILL.log", "-S", f"seed={seed}")
+    trainer = _training(ws, run)
+    started = time.monotonic()
+    os.kill(trainer, signal.SIGKILL)
+    code = run.wait(600)
+    stop = time.monotonic() - started
+    errors = [line for line in run.text().splitlines() if line.startswith("error:")]
+    recover = _recover(ws, logs, "child-SIGKILL")
+    return {"fault": "SIGKILL of the training child (as the OOM killer does)", "stop_s": round(stop, 2),
+            "recover_s": round(recover, 1), "files_lost": _files_lost(ws),
+            "outcome": f"exit {code}: {(errors[0] if errors else '(no error line)')[:220]}"}
+
+
+def fault_dvc_commit_disk_full(root: Path) -> dict:
+    """DVC's cache fills while the features stage commits (a 4 KB tmpfs); then space returns."""
+    ws = root / "commit-workspace"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(ws)], check=True)
+    from components.config import resolve_params
+
+    resolve_params(ws / "params.yaml", profile="demo", overrides=[])
+    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'commit-mlflow.db'}"}
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q", "-f"], cwd=ws, env=env, check=False)
+    for stage in ("scan", "ingest", "validate"):
+        subprocess.run([sys.executable, "-m", "dvc", "repro", "-q", stage], cwd=ws, env=env, check=True)
+    cache, aside = ws / ".dvc" / "cache", ws / ".dvc" / "cache-aside"
+    cache.rename(aside)
+    cache.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(cache)], capture_output=True).returncode:
+        cache.rmdir()
+        aside.rename(cache)
+        return {"fault": "DVC cache full while a stage commits", "stop_s": None, "recover_s": None, "files_lost": 0,
+                "outcome": "skipped: mounting a tmpfs needs root"}
+    code = ("from pathlib import Path; import time; from components.settings import project_paths; "
+            "from flows.dvc_runner import run_and_commit; t = time.monotonic(); p = project_paths(Path('.'))\n"
+            "try:\n    run_and_commit(p, 'features')\n    print(f'{time.monotonic() - t:.2f}|ok')\n"
+            "except Exception as e:\n    from components.errors import describe; print(f'{time.monotonic() - t:.2f}|{describe(e)}')")
+    try:
+        first = subprocess.run([sys.executable, "-c", code], cwd=ws, env=env, capture_output=True, text=True)
+    finally:
+        subprocess.run(["umount", str(cache)], check=True)
+        cache.rmdir()
+        aside.rename(cache)
+    stop, _, line = first.stdout.strip().rpartition("\n")[-1].partition("|")
+    mels = ws / "data" / "mels" / "index.json"
+    before = mels.stat().st_mtime_ns if mels.is_file() else None
+    second = subprocess.run([sys.executable, "-c", code], cwd=ws, env=env, capture_output=True, text=True)
+    recover, _, outcome = second.stdout.strip().rpartition("\n")[-1].partition("|")
+    kept = mels.is_file() and mels.stat().st_mtime_ns == before
+    return {"fault": "DVC cache full while the features stage commits (4 KB tmpfs)", "stop_s": float(stop or "nan"),
+            "recover_s": float(recover or "nan"), "files_lost": 0,
+            "outcome": f"{line.replace(str(ws), '<ws>')[:200]}; after space returned: {outcome}, "
+                       f"committed without recomputing: {kept}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "faults.json")
-    parser.add_argument("--only", nargs="*", choices=("runs", "s3", "disk"), default=("runs", "s3", "disk"),
-                        help="runs: interrupts, second run, kill -9, tampered model (the long part); s3; disk")
+    groups = ("runs", "registry", "config", "ingest", "race", "s3", "disk", "memory")
+    parser.add_argument("--only", nargs="*", choices=groups, default=groups,
+                        help="runs: interrupts, second run, kill -9 of the run and of its training child, planted "
+                             "payload (the long part); registry: store truncation + restore, tampered local model, "
+                             "generate's inputs and servers (on a finished workspace); config: nonsense settings; "
+                             "ingest: hostile source files; race: concurrent promotion; s3; disk; memory")
+    parser.add_argument("--workspace", type=Path, default=None,
+                        help="a finished workspace to copy for the registry and config faults (default: the one "
+                             "the runs faults finished, else a fresh pipeline run)")
     args = parser.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -337,16 +614,38 @@ def main() -> None:
                                             "cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n")
 
         try:
+            finished = None
             if "runs" in args.only:
                 ws = _workspace(root, args.profile, args.overrides)
                 record(fault_second_run_and_signal(ws, logs, signal.SIGINT, seed=1))
                 record(fault_second_run_and_signal(ws, logs, signal.SIGTERM, seed=2))
                 record([fault_kill9(ws, logs, seed=3)])
+                record([fault_training_child_sigkill(ws, logs, seed=4)])
                 record([fault_tampered_model(ws, logs)])
+                finished = ws
+            if {"registry", "config"} & set(args.only):
+                if args.workspace is not None:
+                    finished = _copy_workspace(args.workspace, root)
+                elif finished is None:
+                    finished = _workspace(root, args.profile, args.overrides)
+                    _recover(finished, logs, "first-run")
+                if "config" in args.only:
+                    record(fault_config_nonsense(finished))
+                if "registry" in args.only:
+                    record([fault_local_model_tampered(finished)])
+                    record(fault_generate_inputs(finished))
+                    record([fault_store_truncated(finished, 0.5)])
+                    record([fault_store_truncated(finished, 0.0)])
+            if "ingest" in args.only:
+                record(fault_hostile_ingest(root))
+            if "race" in args.only:
+                record([fault_promotion_race()])
             if "s3" in args.only:
                 record([fault_s3_outage(root)])
             if "disk" in args.only:
-                record([fault_disk_full(root)])
+                record([fault_disk_full(root), fault_dvc_commit_disk_full(root)])
+            if "memory" in args.only:
+                record([fault_checkpoint_out_of_memory(root)])
         finally:  # a failed fault must not leave a run behind in a folder being deleted
             for run in Run.started_runs:
                 if run.proc.poll() is None:

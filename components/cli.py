@@ -564,15 +564,29 @@ def main() -> None:
     if "--debug" in sys.argv[1:]:  # accepted after the command too, not only before it
         os.environ[DEBUG_ENV] = "1"
         sys.argv[1:] = [arg for arg in sys.argv[1:] if arg != "--debug"]
+    usage_error = typer.BadParameter.__base__  # click's UsageError, which typer vendors without exporting it
     try:
         try:
-            app()
+            result = app(standalone_mode=False)  # usage errors come back here, to be said in one line
+            code: int = result if isinstance(result, int) else 0
+        except usage_error as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `melforge`: the help
+                exc.show()
+            else:  # a bad option or value: the user's to fix (exit 2)
+                command = exc.ctx.command_path if exc.ctx is not None else "melforge"
+                console.print(f"[bold red]error:[/] {escape(redact(exc.format_message()))} (see `{escape(command)} --help`)",
+                              soft_wrap=True, highlight=False)
+            code = exc.exit_code
+        except typer.TyperException as exc:
+            exc.show()
+            code = exc.exit_code
+        except typer.Abort:  # Ctrl-C at a prompt
+            code = 130
         except Exception as exc:  # whatever a command did not catch itself: one line, never a traceback
             try:
                 _fail_on(exc)
             except typer.Exit as done:
-                raise SystemExit(done.exit_code) from None
-        code: int = 0
+                code = done.exit_code
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0

@@ -135,14 +135,14 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
                    steps: int | None) -> tuple[np.ndarray, int, str]:
     import mlflow
 
-    from components.registry.lookup import RUN_ID, ModelNotFound, resolve
+    from components.registry.lookup import RUN_ID, ModelNotFound, quoted, resolve
 
     name = registry_name(paths)
     client = mlflow.MlflowClient()
     text = model
     if not ("/" in model or "@" in model or model.isdigit() or RUN_ID.match(model)):
         # a plain word: a registered model's name, or else an alias of registry.model_name
-        text = model if client.search_registered_models(f"name = '{model}'") else f"{name}@{model}"
+        text = model if client.search_registered_models(f"name = {quoted(model)}") else f"{name}@{model}"
     try:
         resolved = resolve(client, text, default_name=name)
     except ModelNotFound as exc:

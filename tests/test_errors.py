@@ -106,3 +106,15 @@ except MemoryError as exc:
     line = result.stdout.strip()
     assert line.startswith(f"ran out of memory: serialising {tmp_path / 'step.pt'} (152.6 MiB of tensors) failed"), result
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("args, words", [
+    (["generate", "--seed", str(2**63)], "Invalid value for '--seed': Input should be less than or equal to 2147483647"),
+    (["generate", "--no-such-option"], "No such option: --no-such-option"),
+])
+def test_a_bad_option_is_one_error_line_and_exit_2_not_a_usage_box(tmp_path, args, words):
+    copy_project(tmp_path)
+    result = _melforge(tmp_path, *args)
+    assert result.returncode == BAD_INPUT
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {words}") and lines[0].endswith("(see `melforge generate --help`)")

@@ -44,7 +44,7 @@ def _aliases(model) -> dict[str, str]:
     return {str(k): str(v) for k, v in (getattr(model, "aliases", None) or {}).items()}
 
 
-def _quoted(value: str) -> str:
+def quoted(value: str) -> str:
     """A string literal for an MLflow search filter (which has no escapes): quoted by the quote it lacks."""
     if "'" not in value:
         return f"'{value}'"
@@ -54,7 +54,7 @@ def _quoted(value: str) -> str:
 
 
 def _versions(client, name: str) -> list[str]:
-    return sorted((str(v.version) for v in client.search_model_versions(f"name = {_quoted(name)}")), key=int)
+    return sorted((str(v.version) for v in client.search_model_versions(f"name = {quoted(name)}")), key=int)
 
 
 def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
@@ -107,7 +107,7 @@ def _check_run(client, run_id: str) -> None:
 
 def _from_run(client, run_id: str) -> ResolvedModel:
     _check_run(client, run_id)
-    versions = client.search_model_versions(f"run_id = {_quoted(run_id)}")
+    versions = client.search_model_versions(f"run_id = {quoted(run_id)}")
     if len(versions) == 1:
         v = versions[0]
         return ResolvedModel(uri=f"models:/{v.name}/{v.version}", name=v.name, version=str(v.version))
@@ -123,7 +123,7 @@ def best_version(client, name: str):
     from components.evaluate.metric_table import lower_is_better
 
     scored = []
-    for v in client.search_model_versions(f"name = {_quoted(name)}"):
+    for v in client.search_model_versions(f"name = {quoted(name)}"):
         metric = v.tags.get("melforge.primary_metric")
         value = v.tags.get(f"metric.{metric}") if metric else None
         if value is not None and v.tags.get("melforge.evaluation", "ok") == "ok":

@@ -31,6 +31,7 @@ from components.gan import DIFFUSION
 from components.models.io import MODEL_FILE
 from components.provenance import dvc_lock_hash, file_sha256, params_hash
 from components.registry.promotion import Decision, promotion_decision
+from components.registry.lookup import quoted
 from components.registry.promotion_lock import store_file_lock
 from components.registry.pyfunc import DENOISER_ARTIFACT, VOCODER_ARTIFACT
 from components.settings import ProjectPaths
@@ -77,7 +78,7 @@ def metric_from_tags(tags: dict[str, str], name: str) -> MetricValue | None:
 
 def _find_version(client, name: str, model_hash: str, vocoder_hash: str):
     try:
-        found = client.search_model_versions(f"name = '{name}' and tags.`{MODEL_HASH_TAG}` = '{model_hash}'")
+        found = client.search_model_versions(f"name = {quoted(name)} and tags.`{MODEL_HASH_TAG}` = {quoted(model_hash)}")
     except MlflowException:
         return None
     found = [v for v in found if v.tags.get(VOCODER_HASH_TAG, "none") == vocoder_hash]
