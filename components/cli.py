@@ -567,7 +567,7 @@ def main() -> None:
     usage_error = typer.BadParameter.__base__  # click's UsageError, which typer vendors without exporting it
     try:
         try:
-            result = app(standalone_mode=False)  # usage errors come back here, to be said in one line
+            result = app(prog_name="melforge", standalone_mode=False)  # usage errors come back here, to be said in one line
             code: int = result if isinstance(result, int) else 0
         except usage_error as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `melforge`: the help
