@@ -334,19 +334,21 @@ def _verdict(result: dict, ws: Path | None = None) -> str:
 
 
 def _registry_state(ws: Path) -> tuple[int, str | None]:
-    """(registered versions, champion version) of the workspace's registry."""
-    import mlflow
-
-    from components.config import load_config
-
-    name = load_config(ws / "params.yaml").registry.model_name
-    client = mlflow.MlflowClient(f"sqlite:///{ws / '.melforge' / 'mlflow.db'}")
-    versions = client.search_model_versions(f"name = '{name}'")
-    try:
-        champion = client.get_model_version_by_alias(name, "champion").version
-    except mlflow.exceptions.MlflowException:
-        champion = None
-    return len(versions), champion
+    """(registered versions, champion version) of the workspace's registry, read by a fresh process
+    (MLflow caches its SQLAlchemy engine per URI: this one would keep reading a replaced file)."""
+    script = ("import json, sys, mlflow\n"
+              "from components.config import load_config\n"
+              "name = load_config(__import__('pathlib').Path('params.yaml')).registry.model_name\n"
+              "client = mlflow.MlflowClient('sqlite:///.melforge/mlflow.db')\n"
+              "versions = client.search_model_versions(f\"name = '{name}'\")\n"
+              "try:\n    champion = client.get_model_version_by_alias(name, 'champion').version\n"
+              "except mlflow.exceptions.MlflowException:\n    champion = None\n"
+              "print(json.dumps([len(versions), champion]))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ws, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        return 0, None
+    count, champion = json.loads(proc.stdout.strip().splitlines()[-1])
+    return count, champion
 
 
 def _copy_workspace(source: Path, root: Path) -> Path:
@@ -371,7 +373,7 @@ def fault_store_truncated(ws: Path, fraction: float) -> dict:
         fh.truncate(int(size * fraction))
     refused = _command(ws, "generate", "-n", "1", "--out", str(ws / "out-truncated"))
     restored = _command(ws, "restore")
-    after = _registry_state(ws) if restored["code"] == 0 else (0, None)
+    after = _registry_state(ws)
     lost = before[0] - after[0]
     what = "emptied (`: > .melforge/mlflow.db`)" if fraction == 0 else "truncated to half"
     return {"fault": f"MLflow store {what}", "stop_s": refused["s"], "recover_s": restored["s"], "files_lost": lost,
