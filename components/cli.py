@@ -202,7 +202,8 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
         tracking.setup_experiment(cfg.experiment, paths)
         with api.serving():
             try:
-                return melforge_pipeline(profile=profile, overrides=overrides, push=push, root=str(paths.root))
+                return melforge_pipeline(profile=profile, overrides=overrides, push=push, root=str(paths.root),
+                                         back_up=False)  # taken below, once the server stopped
             finally:
                 flush_logs()
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,13 +170,32 @@ def prefect_workspace_slot(paths: ProjectPaths, *, wait_s: float, lease_s: float
 
 @flow(name="melforge-pipeline", log_prints=True)
 def melforge_pipeline(profile: str | None = None, overrides: list[str] | None = None, push: bool = True,
-                      root: str | None = None) -> dict[str, Any]:
+                      root: str | None = None, back_up: bool = True) -> dict[str, Any]:
     """scan -> ingest -> validate -> features -> vocoder -> train -> distill@... -> gan@... -> evaluate through DVC, then the
-    registry gate, in one MLflow parent run."""
+    registry gate, in one MLflow parent run. ``back_up``: take the rotating backup of the workspace's
+    SQLite stores at the end (`melforge run` takes it itself, once its temporary Prefect server stopped)."""
     paths = apply_runtime_defaults(project_paths(Path(root) if root else None))
     cfg: MelforgeConfig = resolve_params(paths.params, profile=profile, overrides=overrides)
     with one_pipeline_per_workspace(paths, cfg):
-        return _run_pipeline(paths, cfg, push=push)
+        try:
+            return _run_pipeline(paths, cfg, push=push)
+        finally:
+            if back_up:
+                back_up_stores(paths)
+
+
+def back_up_stores(paths: ProjectPaths) -> None:
+    """The rotating backup of the workspace's SQLite stores (components/stores.py) after a run started
+    by a deployment or a schedule; a failed backup is a warning, never the run's failure."""
+    from components.errors import describe
+    from components.stores import back_up
+
+    logger = get_run_logger()
+    try:
+        for path in back_up(paths):
+            logger.info("backed up %s", path)
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning("could not back up the stores: %s", describe(exc))
 
 
 def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> dict[str, Any]:

@@ -19,10 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefect_server, mlflow_store):
+def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefect_server, monkeypatch):
     from flows.pipeline import melforge_pipeline
 
+    mlflow_store = f"sqlite:///{project / '.melforge' / 'mlflow.db'}"  # the workspace's own store, as deployments use it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
     summary = melforge_pipeline(root=str(project))
+    # a run from a deployment or schedule (not `melforge run`) backs the store up itself
+    assert [p.name.split("-")[0] for p in (project / ".melforge" / "backups").iterdir()] == ["mlflow"]
     assert summary["stages_run"] == ["scan", "ingest", "validate", "features", "vocoder", "train", "distill@student-2",
                                      "distill@student-1", "gan@wavegan", "gan@specgan", "evaluate"]
     assert summary["clips"] == 8 and summary["validation"] == "passed"
