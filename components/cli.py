@@ -11,6 +11,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -200,7 +202,7 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
         if not all((paths.models / name).is_dir() for name in ("teacher", cfg.distill.final_student)):
             stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
         tracking.setup_experiment(cfg.experiment, paths)
-        with api.serving():
+        with api.serving(), _console_logs_without_tracebacks():
             try:
                 return melforge_pipeline(profile=profile, overrides=overrides, push=push, root=str(paths.root),
                                          back_up=False)  # taken below, once the server stopped
@@ -208,6 +210,34 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
                 flush_logs()
     finally:
         api.stop()
+
+
+@contextmanager
+def _console_logs_without_tracebacks() -> Iterator[None]:
+    """Prefect's console lines for a failed task or flow run without their tracebacks (the run's
+    failure is the one `error:` line at the end); the tracebacks still reach Prefect's API logs, and
+    the screen with --debug. Prefect configures its console handler from its own logging.yml, so the
+    handler class's format is wrapped for the duration of the run."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    if os.environ.get(DEBUG_ENV) == "1":
+        yield
+        return
+    original = PrefectConsoleHandler.format
+
+    def one_line(self, record):
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return original(self, record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+    PrefectConsoleHandler.format = one_line
+    try:
+        yield
+    finally:
+        PrefectConsoleHandler.format = original
 
 
 @app.command()

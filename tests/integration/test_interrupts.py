@@ -127,3 +127,19 @@ def test_after_kill_9_the_next_run_starts_at_once_and_completes(project):
     assert "promoted" in rerun.stdout
     assert {"ingest", "features", "train", "evaluate"} <= _locked_stages(project)
     assert time.monotonic() - started < 600
+
+
+def test_a_failing_stage_in_a_run_is_one_error_line_with_no_traceback_and_the_traceback_in_the_log(project, tmp_path):
+    """Prefect logs a failed task with its traceback; on the console the run says it in one line."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "labels.csv").write_text("path,digit\n../outside.wav,1\n")
+    run = subprocess.run([MELFORGE, "run", "--no-push", "-S", f"data.sources=[{source}]"], cwd=project, env=_env(),
+                         capture_output=True, text=True, timeout=600)
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output[-3000:]
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output[-3000:]
+    assert f"{source / 'labels.csv'}: line 2: '../outside.wav' is outside the folder of the CSV" in errors[0]
+    assert "Traceback" not in output, output[-3000:]
+    assert "Traceback" in (project / ".melforge" / "logs" / "errors.log").read_text()
