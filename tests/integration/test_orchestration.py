@@ -146,11 +146,19 @@ def test_on_a_persistent_prefect_server_a_killed_holders_slot_expires_with_its_l
             from flows.pipeline import promotion_limit_name, promotion_slot
 
             cfg = load_config(project / "params.yaml")
-            limit = promotion_limit_name(mlflow.get_tracking_uri(), cfg.registry.model_name)
-            with promotion_slot(cfg):
-                pass
-            with get_client(sync_client=True) as client:  # the slot's limit (1) was made on that server
-                assert client.read_global_concurrency_limit_by_name(limit).limit == 1
+            # a store of its own: Prefect's slot service is cached per limit name with the client of
+            # the API it first met, so a name the session's test harness has used would be taken there
+            mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+            try:
+                limit = promotion_limit_name(mlflow.get_tracking_uri(), cfg.registry.model_name)
+                with promotion_slot(cfg):
+                    with get_client(sync_client=True) as client:  # held on that server while champion moves
+                        held = client.read_global_concurrency_limit_by_name(limit)
+                        assert (held.limit, held.active_slots) == (1, 1)
+            finally:
+                mlflow.set_tracking_uri(None)
+            with get_client(sync_client=True) as client:
+                assert client.read_global_concurrency_limit_by_name(limit).active_slots == 0
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
