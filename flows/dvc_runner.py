@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -85,11 +86,8 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
     name, options = stage_options(stage)
     marker = paths.state / "stages" / f"{stage}.computed"
     try:
-        with dvc_repo(paths) as repo:
-            inputs = _inputs_fingerprint(repo, _target(paths, stage))
-        if _computed_already(paths, stage, marker, inputs):
-            _commit(paths, stage)  # a commit cut short (a full disk): record what was computed, not recompute it
-            marker.unlink(missing_ok=True)
+        if marker.is_file() and _computed_already(paths, stage, marker):
+            _commit(paths, stage, marker)  # a commit cut short (a full disk): record what was computed, not recompute it
             return
         marker.unlink(missing_ok=True)
         if name in TRAINING_STAGES:
@@ -101,23 +99,25 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
             from components.stages import run_stage
 
             run_stage(name, load_config(paths.params), paths, **options)
-        atomic_write_bytes(marker, inputs.encode())  # its outputs are whole now: a failed commit need not recompute them
-        _commit(paths, stage)
-        marker.unlink(missing_ok=True)
+        _commit(paths, stage, marker)
     except Exception as exc:
         raise StageFailed(stage, exc) from exc
 
 
-def _commit(paths: ProjectPaths, stage: str) -> None:
-    """Record the stage in dvc.lock and its outputs in DVC's cache. DVC's copies into its cache can
-    fail without a file name: a full disk then names the cache."""
+def _commit(paths: ProjectPaths, stage: str, marker: Path) -> None:
+    """Record the stage in dvc.lock and its outputs in DVC's cache. First the marker: the stage's
+    outputs are whole, so a commit a full disk cuts short need not recompute them. DVC's copies
+    into its cache can fail without a file name: a full disk then names the cache."""
     with deferred(), dvc_repo(paths) as repo:  # an interrupt waits until dvc.lock is written whole
+        target = _target(paths, stage)
+        atomic_write_bytes(marker, _inputs_fingerprint(repo, target).encode())
         try:
-            repo.commit(_target(paths, stage), force=True)
+            repo.commit(target, force=True)
         except OSError as exc:
             if exc.filename is not None or exc.errno is None:
                 raise
             raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(repo.cache.local.path)) from exc
+    marker.unlink(missing_ok=True)
 
 
 def _inputs_fingerprint(repo: Any, target: str) -> str:
@@ -134,14 +134,16 @@ def _inputs_fingerprint(repo: Any, target: str) -> str:
                       sort_keys=True, default=str)
 
 
-def _computed_already(paths: ProjectPaths, stage: str, marker: Any, inputs: str) -> bool:
-    """True when this stage ran to the end on exactly these inputs but its DVC commit did not
-    complete (the marker is written after the stage's outputs were swapped in, and removed once
-    dvc.lock records them), and its outputs are still there."""
-    if not marker.is_file() or marker.read_text() != inputs:
-        return False
+def _computed_already(paths: ProjectPaths, stage: str, marker: Path) -> bool:
+    """True when this stage ran to the end on exactly its current inputs but its DVC commit did not
+    complete (the marker is written once the stage's outputs are whole, and removed once dvc.lock
+    records them), and its outputs are still there."""
     import json
 
+    with dvc_repo(paths) as repo:
+        inputs = _inputs_fingerprint(repo, _target(paths, stage))
+    if marker.read_text() != inputs:
+        return False
     return all((paths.root / out).exists() for out in json.loads(inputs)["outs"])
 
 
