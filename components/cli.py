@@ -69,7 +69,7 @@ def _fail_on(exc: BaseException, prefix: str = "", code: int | None = None) -> N
 
         console.print(escape(redact("".join(traceback.format_exception(exc)))), soft_wrap=True, highlight=False)
     elif where is not None:
-        console.print(f"[dim]traceback: {escape(str(where))} (or run with --debug)[/]", highlight=False)
+        console.print(f"[dim]traceback: {escape(str(where))} (or run with --debug)[/]", soft_wrap=True, highlight=False)
     _fail(prefix + describe(exc), code=exit_code(exc) if code is None else code)
 
 
@@ -183,10 +183,11 @@ def _back_up_stores(paths: ProjectPaths) -> None:
     except (OSError, sqlite3.Error) as exc:
         from components.errors import describe
 
-        console.print(f"[yellow]warning:[/] could not back up the stores: {escape(describe(exc))}")
+        console.print(f"[yellow]warning:[/] could not back up the stores: {escape(describe(exc))}", soft_wrap=True,
+                      highlight=False)
         return
     for path in written:
-        console.print(f"[dim]backed up {escape(str(path))}[/]", highlight=False)
+        console.print(f"[dim]backed up {escape(str(path))}[/]", soft_wrap=True, highlight=False)
 
 
 def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, overrides: list[str], push: bool) -> dict:
