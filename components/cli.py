@@ -11,8 +11,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -193,7 +191,7 @@ def _back_up_stores(paths: ProjectPaths) -> None:
 def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, overrides: list[str], push: bool) -> dict:
     """The flow against this run's temporary Prefect server (started first, so its start-up
     overlaps the imports below, in its own session, and stopped last)."""
-    from flows.local_api import LocalAPI, flush_logs
+    from flows.local_api import LocalAPI, console_logs_without_tracebacks, flush_logs
 
     api = LocalAPI.launch()
     try:
@@ -203,7 +201,7 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
         if not all((paths.models / name).is_dir() for name in ("teacher", cfg.distill.final_student)):
             stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
         tracking.setup_experiment(cfg.experiment, paths)
-        with api.serving(), _console_logs_without_tracebacks():
+        with api.serving(), console_logs_without_tracebacks(debug=os.environ.get(DEBUG_ENV) == "1"):
             try:
                 return melforge_pipeline(profile=profile, overrides=overrides, push=push, root=str(paths.root),
                                          back_up=False)  # taken below, once the server stopped
@@ -211,34 +209,6 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
                 flush_logs()
     finally:
         api.stop()
-
-
-@contextmanager
-def _console_logs_without_tracebacks() -> Iterator[None]:
-    """Prefect's console lines for a failed task or flow run without their tracebacks (the run's
-    failure is the one `error:` line at the end); the tracebacks still reach Prefect's API logs, and
-    the screen with --debug. Prefect configures its console handler from its own logging.yml, so the
-    handler class's format is wrapped for the duration of the run."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    if os.environ.get(DEBUG_ENV) == "1":
-        yield
-        return
-    original = PrefectConsoleHandler.format
-
-    def one_line(self, record):
-        saved = record.exc_info, record.exc_text, record.stack_info
-        record.exc_info = record.exc_text = record.stack_info = None
-        try:
-            return original(self, record)
-        finally:
-            record.exc_info, record.exc_text, record.stack_info = saved
-
-    PrefectConsoleHandler.format = one_line
-    try:
-        yield
-    finally:
-        PrefectConsoleHandler.format = original
 
 
 @app.command()

@@ -174,3 +174,31 @@ def serve(port: int) -> None:
 
 if __name__ == "__main__":
     serve(int(sys.argv[1]))
+
+
+@contextmanager
+def console_logs_without_tracebacks(*, debug: bool) -> Iterator[None]:
+    """Prefect's console lines for a failed task or flow run without their tracebacks (the run's
+    failure is the one `error:` line at the end); the tracebacks still reach Prefect's API logs, and
+    the screen with ``debug`` (melforge's --debug). Prefect configures its console handler from its own logging.yml, so the
+    handler class's format is wrapped for the duration of the run."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    if debug:
+        yield
+        return
+    original = PrefectConsoleHandler.format
+
+    def one_line(self, record):
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return original(self, record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+    PrefectConsoleHandler.format = one_line
+    try:
+        yield
+    finally:
+        PrefectConsoleHandler.format = original
