@@ -38,7 +38,7 @@ import torch
 from components.config import apply_overrides, profile_params, validate_params
 from components.distill.objective import student_objective
 from components.evaluate.reference import Reference
-from components.features.mel import MelSpec
+from components.features.mel import MelSpec, log_floor_value
 from components.features.plots import save_mel_grid
 from components.features.stats import to_logmel
 from components.features.store import MelStore
@@ -238,7 +238,7 @@ def main() -> None:
             scores = {k: m.value for k, m in ref.score(ref.normalise(logmel), None if args.no_audio else audio).items()}
             spread, logmel = float(ref.normalise(logmel).std()), logmel[:8]
         row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": spread, **scores}
-        save_mel_grid(logmel, work / f"samples-{step:06d}.png",
+        save_mel_grid(logmel, work / f"samples-{step:06d}.png", floor=log_floor_value(ref.spec),
                       title=f"{label}: EMA after {row['minutes']:.1f} min ({step} steps)")
         print(f"minutes {row['minutes']}  step {step}  " + shown(scores), flush=True)
         return row

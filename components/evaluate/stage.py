@@ -24,7 +24,7 @@ from components.evaluate.controls import CONTROL, CONTROLS, control_failures, co
 from components.evaluate.quality import GateSettings, verdict
 from components.evaluate.reference import Reference
 from components.evaluate.report import plot_quality_vs_compute, plot_steps_vs_quality, write_html
-from components.features.mel import MelSpec
+from components.features.mel import MelSpec, log_floor_value
 from components.features.plots import save_mel_grid
 from components.features.split import EVAL, TRAIN
 from components.features.store import MelStore
@@ -59,10 +59,11 @@ def evaluation_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
 
 
 def _write_samples(folder: Path, name: str, logmel: np.ndarray, audio: np.ndarray, sample_rate: int,
-                   count: int, title: str) -> None:
+                   count: int, title: str, scale: tuple[float, float]) -> None:
+    """``<name>.png`` (on the report's one colour ``scale``: mel floor, real clips' loudest cell) and WAVs."""
     import soundfile as sf
 
-    save_mel_grid(logmel[:GRID_CLIPS], folder / f"{name}.png", title=title)
+    save_mel_grid(logmel[:GRID_CLIPS], folder / f"{name}.png", title=title, floor=scale[0], top=scale[1])
     for k in range(min(count, len(audio))):
         sf.write(folder / f"{name}-{k:02d}.wav", audio[k], sample_rate)
 
@@ -145,8 +146,10 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         real_logmel = ref.to_logmel(store.batch(shown))
         # the very audio the real clips were measured on (vocoded once, in Reference.build)
         real_audio = ref.real_audio[shown[: e.report_audio]] if e.report_audio else np.empty((0, 0))
+        # one colour scale for every grid of the report, so backgrounds and levels compare
+        scale = (log_floor_value(ref.spec), float(real_logmel.max()))
         _write_samples(samples_dir, "real", real_logmel, real_audio, ref.spec.sample_rate, e.report_audio,
-                       f"evaluation clips (audio: {vocoder.describe()})")
+                       f"evaluation clips (audio: {vocoder.describe()})", scale)
         bar.advance(task)
         rows = []
         controls_check: dict[str, Any] = {"mode": e.controls, "failures": []}
@@ -157,7 +160,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
                 if row["status"] == "ok":
                     row.update(verdict(row["metrics"], floor, gate_settings))
                 save_mel_grid(logmel[:GRID_CLIPS], samples_dir / f"{row['name']}.png",
-                              title=f"{row['name']} (a control: no model)")
+                              title=f"{row['name']} (a control: no model)", floor=scale[0], top=scale[1])
                 rows.append(row)
             failures = controls_check["failures"] = control_failures(rows, floor, gate_settings)
             if failures and e.controls == "enforce":
@@ -182,7 +185,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
                 row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], repeats=1))
                 how = f"{entry['steps']}-step DDIM" if entry["family"] == DIFFUSION else "one network evaluation"
                 _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
-                               f"{entry['name']}: {how}")
+                               f"{entry['name']}: {how}", scale)
             rows.append(row)
             bar.advance(task)
         served = choose_served(rows, cfg.registry.primary_metric, cfg.registry.serve_tolerance)

@@ -7,9 +7,17 @@ from pathlib import Path
 import numpy as np
 
 
-def save_mel_grid(mels: np.ndarray, path: Path, *, titles: list[str] | None = None, title: str = "",
-                  columns: int = 4) -> Path:
-    """(n, n_mels, frames) -> one PNG grid, low frequencies at the bottom."""
+def save_mel_grid(mels: np.ndarray, path: Path, *, floor: float, top: float | None = None,
+                  titles: list[str] | None = None, title: str = "", columns: int = 4) -> Path:
+    """(n, n_mels, frames) natural-log mels -> one PNG grid, low frequencies at the bottom.
+
+    Every panel shares one colour scale, from ``floor`` (the mel floor: black; anything below it is
+    shown as it) to ``top`` (default: the grid's loudest cell). Pass the same ``top`` to grids that
+    are compared (real clips and each model's). Per-panel autoscaling painted the background of
+    any panel holding values below the floor purple, so a generated grid looked noisy where its
+    mels were as silent as the real ones."""
+    top = float(np.max(mels)) if top is None else float(top)
+    top = max(top, floor + 1e-6)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +30,7 @@ def save_mel_grid(mels: np.ndarray, path: Path, *, titles: list[str] | None = No
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            ax.imshow(mels[k], origin="lower", aspect="auto", cmap="magma")
+            ax.imshow(mels[k], origin="lower", aspect="auto", cmap="magma", vmin=floor, vmax=top)
             if titles:
                 ax.set_title(titles[k], fontsize=8)
     if title:

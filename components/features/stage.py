@@ -120,6 +120,7 @@ def _previews(cfg: MelforgeConfig, raw_dir: Path, raw_shards: list[dict], spec: 
     for k, (i, clip) in enumerate(zip(picks, audio)):
         sf.write(out / f"griffinlim-{k:02d}-{manifest['clip_id'].iloc[i]}.wav", np.clip(clip, -1, 1), cfg.audio.sample_rate)
     titles = [f"{manifest['clip_id'].iloc[i][:8]}  SC {db:.1f} dB" for i, db in zip(picks, sc_db)]
-    save_mel_grid(mels, out / "mels.png", titles=titles, title="real log-mels; SC = spectral convergence of the Griffin-Lim round trip")
+    save_mel_grid(mels, out / "mels.png", floor=log_floor_value(spec), titles=titles,
+                  title="real log-mels; SC = spectral convergence of the Griffin-Lim round trip")
     atomic_save_npy(out / "spectral_convergence_db.npy", sc_db.astype(np.float32))
     return {"sc_db_mean": float(np.mean(sc_db)), "clips": int(len(picks))}

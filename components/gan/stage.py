@@ -198,8 +198,9 @@ def write_gan_previews(folder: Path, tag: str, family: str, generator: torch.nn.
     audio = out[:, : cfg.audio.clip_samples].numpy()
     spec = MelSpec.from_index(store.index)
     folder.mkdir(parents=True, exist_ok=True)
-    save_mel_grid(fit_frames(LogMel(spec)(audio).numpy(), cfg.mel.frames, log_floor_value(spec)), folder / f"{tag}.png",
-                  title=title)
+    floor = log_floor_value(spec)
+    save_mel_grid(fit_frames(LogMel(spec)(audio).numpy(), cfg.mel.frames, floor), folder / f"{tag}.png",
+                  floor=floor, title=title)
     for k in range(min(audio_count, len(audio))):
         sf.write(folder / f"{tag}-{k:02d}.wav", audio[k], spec.sample_rate)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from components.features.mel import MelSpec
+from components.features.mel import MelSpec, log_floor_value
 from components.features.plots import save_mel_grid
 from components.features.stats import MelStats, to_logmel
 from components.models.sampler import get_sampler
@@ -34,9 +34,9 @@ def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelS
 
     logmel = to_logmel(samples.numpy(), stats, layout)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [save_mel_grid(logmel, folder / f"{tag}.png", title=title)]
+    spec = MelSpec.from_index(mel_index)
+    paths = [save_mel_grid(logmel, folder / f"{tag}.png", floor=log_floor_value(spec), title=title)]
     if audio_count:
-        spec = MelSpec.from_index(mel_index)
         m = mel_index["mel"]
         audio = GriffinLim(spec, n_iter=m["griffinlim_iters"])(logmel[:audio_count])
         for k, clip in enumerate(audio):

@@ -22,7 +22,7 @@ import torch
 
 from components.config import MelforgeConfig
 from components.features.griffinlim import NNLS_ITERATIONS
-from components.features.mel import LogMel, MelSpec
+from components.features.mel import LogMel, MelSpec, log_floor_value
 from components.features.plots import save_mel_grid
 from components.features.split import EVAL, TRAIN
 from components.features.store import MelStore
@@ -235,7 +235,8 @@ def write_previews(folder: Path, tag: str, vocoder, logmel: np.ndarray, spec: Me
     """``<tag>.png``: the vocoded clips' re-analysed mels; ``<tag>-NN.wav``: the audio."""
     folder.mkdir(parents=True, exist_ok=True)
     audio = vocoder(logmel)
-    save_mel_grid(LogMel(spec)(audio).numpy(), folder / f"{tag}.png", title=title)
+    save_mel_grid(LogMel(spec)(audio).numpy(), folder / f"{tag}.png", floor=log_floor_value(spec),
+                  top=float(logmel.max()), title=title)
     for k in range(min(audio_count, len(audio))):
         sf.write(folder / f"{tag}-{k:02d}.wav", audio[k], spec.sample_rate)
 
@@ -243,7 +244,7 @@ def write_previews(folder: Path, tag: str, vocoder, logmel: np.ndarray, spec: Me
 def write_comparison(folder: Path, vocoders: dict[str, Any], logmel: np.ndarray, spec: MelSpec, audio_count: int) -> None:
     """The same held-out clips through every vocoder, plus the originals' mels, for listening side by side."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_mel_grid(logmel, folder / "held-out-real.png", title="held-out real clips (log-mel)")
+    save_mel_grid(logmel, folder / "held-out-real.png", floor=log_floor_value(spec), title="held-out real clips (log-mel)")
     for name, vocoder in vocoders.items():
         write_previews(folder, f"final-{name.replace('@', '-')}", vocoder, logmel, spec, audio_count=audio_count,
                        title=f"{vocoder.describe()}: re-analysed held-out clips")
