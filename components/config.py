@@ -258,7 +258,7 @@ class TrainConfig(Section):
     ema_decay: float = Field(default=0.998, ge=0, lt=1, description="EMA of the teacher's weights; the warm-up "
                              "min(decay, (1+step)/(10+step)) holds it lower until step (10*decay-1)/(1-decay)")
     grad_clip: float = Field(default=1.0, gt=0)
-    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5"] = Field(
+    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5", "min_snr+1_5"] = Field(
         default="min_snr_5", description="the diffusion loss's weight over noise levels: min_snr_5 (min-SNR-gamma, "
                                          "gamma = 5), snr+1 (plain v-MSE) or snr_trunc. min_snr_5 reached the "
                                          "demo's quality at a third of snr+1's steps (docs/benchmarks.md)")
@@ -282,7 +282,7 @@ class DistillConfig(Section):
     lr: float = Field(default=1e-4, gt=0)
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="LR annealed within each stage")
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
-    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5"] = "snr_trunc"
+    loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5", "min_snr+1_5"] = "snr_trunc"
     teacher_sampler: Literal["ddim", "dpm++2m"] = Field(
         default="ddim", description="how the teacher is sampled (previews, evaluation, serving; saved in its model "
                                     "file): ddim, or dpm++2m (second order: at n steps about as good as DDIM at 2n). "

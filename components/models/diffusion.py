@@ -12,7 +12,7 @@ import math
 
 import torch
 
-LOSS_WEIGHTINGS = ("snr_trunc", "snr+1", "min_snr_5")
+LOSS_WEIGHTINGS = ("snr_trunc", "snr+1", "min_snr_5", "min_snr+1_5")
 MIN_SNR_GAMMA = 5.0  # Hang et al. (2023), "Efficient Diffusion Training via Min-SNR Weighting Strategy"
 
 
@@ -61,14 +61,18 @@ def snr(t: torch.Tensor) -> torch.Tensor:
 
 
 def x_loss_weight(t: torch.Tensor, weighting: str) -> torch.Tensor:
-    """w(lambda_t) of the x-space loss w * ||x - x_hat||^2: max(SNR, 1), SNR + 1, or min(SNR, gamma)
-    with gamma = 5 (min-SNR-gamma: the nearly clean steps, whose SNR is huge, stop dominating)."""
+    """w(lambda_t) of the x-space loss w * ||x - x_hat||^2: max(SNR, 1), SNR + 1, min(SNR, gamma) with
+    gamma = 5 (min-SNR-gamma: the nearly clean steps, whose SNR is huge, stop dominating), or
+    min(SNR + 1, gamma) (min-SNR-gamma on SNR + 1, the form used for v-prediction: capped like
+    min-SNR where the noise is small, plain v-MSE where it is large)."""
     if weighting == "snr_trunc":
         return torch.clamp(snr(t), min=1.0)
     if weighting == "snr+1":
         return snr(t) + 1.0
     if weighting == "min_snr_5":
         return torch.clamp(snr(t), max=MIN_SNR_GAMMA)
+    if weighting == "min_snr+1_5":
+        return torch.clamp(snr(t) + 1.0, max=MIN_SNR_GAMMA)
     raise ValueError(f"unknown loss weighting {weighting!r}; allowed: {', '.join(LOSS_WEIGHTINGS)}")
 
 
@@ -76,7 +80,7 @@ def v_loss_weight(t: torch.Tensor, weighting: str) -> torch.Tensor:
     """The same loss written on v: since x - x_hat = sigma (v_hat - v), w_v = w * sigma^2.
 
     snr_trunc -> max(alpha^2, sigma^2); snr+1 -> 1 (plain v-MSE); min_snr_5 -> min(alpha^2, gamma sigma^2)
-    (= min(SNR, gamma) / (SNR + 1)). Finite for every t in [0, 1].
+    (= min(SNR, gamma) / (SNR + 1)); min_snr+1_5 -> min(1, gamma sigma^2). Finite for every t in [0, 1].
     """
     if weighting == "snr_trunc":
         return torch.maximum(alpha(t) ** 2, sigma(t) ** 2)
@@ -84,6 +88,8 @@ def v_loss_weight(t: torch.Tensor, weighting: str) -> torch.Tensor:
         return torch.ones_like(t)
     if weighting == "min_snr_5":
         return torch.minimum(alpha(t) ** 2, MIN_SNR_GAMMA * sigma(t) ** 2)
+    if weighting == "min_snr+1_5":
+        return torch.clamp(MIN_SNR_GAMMA * sigma(t) ** 2, max=1.0)
     raise ValueError(f"unknown loss weighting {weighting!r}; allowed: {', '.join(LOSS_WEIGHTINGS)}")
 
 

@@ -48,6 +48,12 @@ def test_loss_weightings_have_the_stated_values():
     torch.testing.assert_close(x_loss_weight(t, "min_snr_5"), torch.clamp(s, max=5.0))
     assert x_loss_weight(torch.tensor([0.5]), "min_snr_5") == pytest.approx(1.0)
     assert x_loss_weight(torch.tensor([0.01]), "min_snr_5") == pytest.approx(5.0)  # SNR ~ 4000, capped at gamma
+    torch.testing.assert_close(x_loss_weight(t, "min_snr+1_5"), torch.clamp(s + 1, max=5.0))
+    # where the noise is large it is plain v-MSE (weight 1 on v), where small min-SNR's gamma / SNR
+    torch.testing.assert_close(v_loss_weight(torch.tensor([0.9, 1.0]), "min_snr+1_5"), torch.ones(2))
+    assert v_loss_weight(torch.tensor([0.9]), "min_snr_5") < 0.03  # min-SNR gives those levels ~2% of it
+    torch.testing.assert_close(v_loss_weight(torch.tensor([0.01]), "min_snr+1_5"),
+                               v_loss_weight(torch.tensor([0.01]), "min_snr_5"), rtol=1e-3, atol=0)
     for w in LOSS_WEIGHTINGS:  # the v-space weight is the same loss: w * sigma^2
         torch.testing.assert_close(v_loss_weight(t, w), x_loss_weight(t, w) * sigma(t) ** 2)
         assert torch.isfinite(v_loss_weight(torch.tensor([0.0, 1.0]), w)).all()
