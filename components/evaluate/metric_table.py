@@ -55,7 +55,8 @@ METRICS: tuple[Metric, ...] = (
            "share of a clip's mel cells at the mel floor: the black of its spectrogram grid"),
     Metric("clipped", False, False, "real_range", "clipped", "share of clips with a sample at full scale"),
     Metric("level_in_range", True, False, "share", "level in range",
-           "share of clips whose noise floor and peak both lie in the evaluation clips' 5th-95th percentile range"),
+           "share of clips whose noise floor and peak both lie in the evaluation clips' 5th-95th percentile range, "
+           "give or take 1 dB (about the smallest level change a listener notices)"),
 )
 
 EMBEDDINGS = ("classifier", "crepe")

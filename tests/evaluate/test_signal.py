@@ -61,3 +61,11 @@ def test_level_in_range_needs_both_noise_floor_and_peak_inside_the_reference_spr
     values = {"noise_floor_db": np.array([-70.0, -40.0, -70.0]), "peak_db": np.array([-2.0, -2.0, 0.0])}
     assert list(in_range_share(values, reference)) == [1.0, 0.0, 0.0]
     assert in_range_share({"peak_db": values["peak_db"]}, reference) is None
+
+
+def test_level_in_range_allows_one_decibel_beyond_a_spread_narrower_than_hearing():
+    # a noise floor as constant as the digits' (real 5-95%: 1.1 dB wide)
+    reference = {"noise_floor_db": np.linspace(-65.4, -64.1, 101), "peak_db": np.linspace(-4, -1, 101)}
+    values = {"noise_floor_db": np.array([-64.0, -63.3, -62.0, -66.2, -67.0]), "peak_db": np.full(5, -2.0)}
+    assert list(in_range_share(values, reference)) == [1.0, 1.0, 0.0, 1.0, 0.0]  # 0.1 dB above: inside
+    assert list(in_range_share(values, reference, margin_db=0.0)) == [0.0, 0.0, 0.0, 0.0, 0.0]
