@@ -260,8 +260,9 @@ class TrainConfig(Section):
     grad_clip: float = Field(default=1.0, gt=0)
     loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5", "min_snr+1_5"] = Field(
         default="min_snr_5", description="the diffusion loss's weight over noise levels: min_snr_5 (min-SNR-gamma, "
-                                         "gamma = 5), snr+1 (plain v-MSE) or snr_trunc. min_snr_5 reached the "
-                                         "demo's quality at a third of snr+1's steps (docs/benchmarks.md)")
+                                         "gamma = 5), snr+1 (plain v-MSE), snr_trunc, or min_snr+1_5 (min-SNR's cap, "
+                                         "plain v-MSE at large noise). min_snr_5 reached the demo's quality at a "
+                                         "third of snr+1's steps; min_snr+1_5 was worse (docs/benchmarks.md)")
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
     sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
