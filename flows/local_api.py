@@ -172,16 +172,12 @@ def serve(port: int) -> None:
                 log_level="error", lifespan="on")
 
 
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))
-
-
 @contextmanager
 def console_logs_without_tracebacks(*, debug: bool) -> Iterator[None]:
     """Prefect's console lines for a failed task or flow run without their tracebacks (the run's
     failure is the one `error:` line at the end); the tracebacks still reach Prefect's API logs, and
-    the screen with ``debug`` (melforge's --debug). Prefect configures its console handler from its own logging.yml, so the
-    handler class's format is wrapped for the duration of the run."""
+    the screen with ``debug`` (melforge's --debug). Prefect configures its console handler from its
+    own logging.yml, so the handler class's format is wrapped for the duration of the run."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     if debug:
@@ -202,3 +198,7 @@ def console_logs_without_tracebacks(*, debug: bool) -> Iterator[None]:
         yield
     finally:
         PrefectConsoleHandler.format = original
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -44,8 +44,11 @@ def test_grids_given_one_top_share_the_scale(tmp_path):
     b = save_mel_grid(loud[None], tmp_path / "b.png", floor=FLOOR, top=2.0, columns=1)
     import matplotlib.image as mpimg
 
+    def centre(path) -> np.ndarray:
+        image = mpimg.imread(path)[..., :3]
+        return image[image.shape[0] // 2, image.shape[1] // 2]
+
     # the quieter block is darker on the shared scale (autoscaling would paint both at the top colour)
-    centre = lambda p: mpimg.imread(p)[..., :3][mpimg.imread(p).shape[0] // 2, mpimg.imread(p).shape[1] // 2]
     assert centre(a).sum() < centre(b).sum() - 0.3
 
 
