@@ -283,6 +283,9 @@ class DistillConfig(Section):
     lr: float = Field(default=1e-4, gt=0)
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="LR annealed within each stage")
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
+    checkpoint_every: int = Field(default=250, ge=1,
+                                  description="updates between a stage's checkpoints (an interrupted stage resumes "
+                                              "from the last one; not part of the result, so not a DVC param)")
     loss_weighting: Literal["snr_trunc", "snr+1", "min_snr_5", "min_snr+1_5"] = "snr_trunc"
     teacher_sampler: Literal["ddim", "dpm++2m"] = Field(
         default="ddim", description="how the teacher is sampled (previews, evaluation, serving; saved in its model "

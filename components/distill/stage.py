@@ -53,7 +53,7 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     work = work_dir(paths, student, fp)
     settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, warmup_steps=0, min_lr_ratio=d.min_lr_ratio,
                             ema_decay=d.ema_decay, grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every,
-                            checkpoint_every=cfg.train.checkpoint_every, sample_every=0, seed=cfg.seed + steps,
+                            checkpoint_every=d.checkpoint_every, sample_every=0, seed=cfg.seed + steps,
                             device=device, bf16=cfg.train.bf16, compile=False, fingerprint=fp)
     result = train_loop(model, student_objective(teacher, steps, d.loss_weighting),
                         batch_source(store, d.batch_size, cfg.seed + steps), settings, work,

@@ -1,5 +1,7 @@
 """The training machinery on CPU: it learns, it resumes exactly, and the stages write usable models."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -114,7 +116,7 @@ def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
     from helpers import tiny_config
 
     paths = ProjectPaths(root=tmp_path)
-    cfg = tiny_config(distill={"teacher_sampler": "dpm++2m"})
+    cfg = tiny_config(distill={"teacher_sampler": "dpm++2m", "checkpoint_every": 2})
     run_ingest(cfg, paths.clips)
     run_features(cfg, paths.clips, paths.mels)
     teacher = run_train(cfg, paths)
@@ -130,6 +132,9 @@ def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
         assert meta["teacher"] == entry["teacher"] and meta["mel_stats"]["clip_sigma"] == 3.0
         assert meta["sampler"] == "ddim"  # students follow the DDIM steps they were distilled from
         assert summary["samples_finite"]
+        # distillation checkpoints on its own clock (train.checkpoint_every is 6, past the stage's 4 updates)
+        assert sorted(p.name for p in (Path(summary["work_dir"]) / "checkpoints").glob("step-*.pt")) == [
+            "step-00000002.pt", "step-00000004.pt"]
     assert (tmp_path / "models" / "metrics" / "student-1.json").is_file()
     with pytest.raises(KeyError, match="student-2, student-1"):
         run_distill(cfg, paths, "student-3")
