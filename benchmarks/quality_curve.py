@@ -52,7 +52,7 @@ from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised
 from components.train.runner import batch_source
-from components.train.teacher import unet_spec
+from components.train.teacher import teacher_batches, unet_spec
 from components.vocoder.interface import workspace_vocoder
 
 
@@ -209,7 +209,7 @@ def main() -> None:
         settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
                                 weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
                                 log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{label}")
-        objective, batches = teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed)
+        objective, batches = teacher_v_objective(t.loss_weighting), teacher_batches(cfg, store)
         what = f"scoring {samples} samples at {steps} DDIM steps"
     else:
         setup = prepare_gan(cfg, paths, args.family, store, "cpu")

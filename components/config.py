@@ -263,6 +263,12 @@ class TrainConfig(Section):
                                          "gamma = 5), snr+1 (plain v-MSE), snr_trunc, or min_snr+1_5 (min-SNR's cap, "
                                          "plain v-MSE at large noise). min_snr_5 reached the demo's quality at a "
                                          "third of snr+1's steps; min_snr+1_5 was worse (docs/benchmarks.md)")
+    augment_gain_db: float = Field(default=0.0, ge=0, le=24,
+                                   description="light augmentation: each training clip at a random gain within "
+                                               "+-this many dB, floored at the mel floor (0 = off)")
+    augment_shift_frames: int = Field(default=0, ge=0,
+                                      description="light augmentation: each training clip shifted by up to +-this "
+                                                  "many frames, padded with silence (0 = off)")
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
     sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
@@ -564,6 +570,9 @@ class MelforgeConfig(Section):
                 f"model.base_channels ({self.model.base_channels}) is narrower than the U-Net's input, {source} = "
                 f"{in_channels} channels: the stem would leave a null space whose noise passes untouched into every "
                 f"sample; set model.base_channels >= {in_channels} or reduce mel.n_mels")
+        if self.train.augment_shift_frames >= self.mel.frames:
+            raise ValueError(f"train.augment_shift_frames ({self.train.augment_shift_frames}) must be smaller than "
+                             f"mel.frames ({self.mel.frames}): a shift that large leaves nothing of the clip")
         levels = len(self.model.channel_mults)
         width = self.mel.frames // (self.mel.pack_channels if self.mel.layout == "snake" else 1)
         if width % (2 ** (levels - 1)):

@@ -13,7 +13,8 @@ from components.features.stage import run_features
 from components.features.store import MelStore
 from components.gan.stage import mel_source, train_locations, waveform_source
 from components.ingest.stage import open_clips, read_manifest, run_ingest
-from components.train.runner import batch_source, data_fingerprint
+from components.train.runner import data_fingerprint
+from components.train.teacher import teacher_batches
 from components.vocoder.stage import segment_source, split_clips
 from helpers import tiny_config
 
@@ -45,7 +46,7 @@ def test_diffusion_and_specgan_batches_hold_training_clips_only(workspace):
     store = MelStore(workspace / "mels")
     every = store.batch(np.arange(len(store)))
     train = set(store.rows(TRAIN).tolist())
-    teacher = [batch_source(store, 16, seed=0)(step).numpy() for step in range(20)]
+    teacher = [teacher_batches(tiny_config(train={"batch_size": 16}), store)(step).numpy() for step in range(20)]
     specgan = [mel_source(store, batch_size=16, seed=0)(step).numpy() for step in range(20)]
     assert _drawn_rows(teacher, every) == train  # every training clip, and nothing else
     assert _drawn_rows(specgan, every) == train

@@ -19,6 +19,7 @@ from components.models.sampler import get_sampler
 from components.models.unet import UNetSpec, parameter_count
 from components.settings import ProjectPaths
 from components.storage import staged_directory
+from components.train.augment import Augment
 from components.train.previews import sample_normalised, write_previews
 
 
@@ -39,9 +40,11 @@ def data_fingerprint(store: MelStore) -> str:
     return fingerprint(store.index, store.stats.to_json(), store.rows().tolist())
 
 
-def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
-    """batch_at(step): training clips only (never the evaluation split); the rows of step ``step`` are
-    a pure function of (seed, step); with DDP each rank takes its slice of the global batch."""
+def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, world: int = 1,
+                 augment: Augment | None = None):
+    """batch_at(step): training clips only (never the evaluation split); the rows of step ``step``, and
+    their ``augment`` draws, are a pure function of (seed, step); with DDP each rank takes its slice
+    of the global batch."""
     train_rows = store.rows()
     n = len(train_rows)
 
@@ -49,7 +52,10 @@ def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, 
         rng = np.random.default_rng([seed, step])
         rows = train_rows[rng.choice(n, size=batch_size, replace=n < batch_size)]
         mine = rows[rank::world]
-        return torch.from_numpy(np.stack([np.asarray(store[int(i)], dtype=np.float32) for i in mine]))
+        batch = np.stack([np.asarray(store[int(i)], dtype=np.float32) for i in mine])
+        if augment is not None and augment.active:
+            batch = augment(batch, np.random.default_rng([seed, step, 31, rank]))
+        return torch.from_numpy(batch)
 
     return batch_at
 

@@ -8,10 +8,12 @@ from typing import Any
 import torch
 
 from components.config import MelforgeConfig
+from components.features.mel import MelSpec, log_floor_value
 from components.features.store import MelStore
 from components.models.unet import ARCHITECTURE_VERSION, UNet1d, UNetSpec
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json
+from components.train.augment import Augment
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised, write_previews
@@ -27,6 +29,14 @@ def unet_spec(cfg: MelforgeConfig, example_shape: tuple[int, ...]) -> UNetSpec:
                     dropout=m.dropout, groups=m.groups)
 
 
+def teacher_batches(cfg: MelforgeConfig, store: MelStore, *, rank: int = 0, world: int = 1):
+    """The teacher's batch source: training clips, with the configured augmentation (if any)."""
+    t = cfg.train
+    augment = Augment(stats=store.stats, floor=log_floor_value(MelSpec.from_index(store.index)), layout=store.layout,
+                      gain_db=t.augment_gain_db, shift_frames=t.augment_shift_frames)
+    return batch_source(store, t.batch_size, cfg.seed, rank=rank, world=world, augment=augment)
+
+
 def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
     """Train (or resume) the teacher; write models/teacher and models/metrics/teacher.json."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -38,7 +48,9 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
     spec = unet_spec(cfg, store.example_shape)
     model = UNet1d(spec)
     t = cfg.train
-    fp = fingerprint("teacher", ARCHITECTURE_VERSION, cfg.model.model_dump(), t.model_dump(), cfg.seed,
+    # augmentation that is off leaves the fingerprint as it was before the option existed (runs resume)
+    unused = {key for key in ("augment_gain_db", "augment_shift_frames") if not getattr(t, key)}
+    fp = fingerprint("teacher", ARCHITECTURE_VERSION, cfg.model.model_dump(), t.model_dump(exclude=unused), cfg.seed,
                      data_fingerprint(store))
     work = work_dir(paths, "teacher", fp)
     settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
@@ -57,7 +69,7 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
                        mel_index=store.index, audio_count=t.audio_previews,
                        title=f"teacher step {step}: {cfg.distill.teacher_steps}-step {cfg.distill.teacher_sampler} samples")
 
-    result = train_loop(model, teacher_v_objective(t.loss_weighting), batch_source(store, t.batch_size, cfg.seed, rank=rank, world=world),
+    result = train_loop(model, teacher_v_objective(t.loss_weighting), teacher_batches(cfg, store, rank=rank, world=world),
                         settings, work, on_sample=on_sample, resume=resume, label="teacher", rank=rank,
                         ddp_model=ddp)
     if world > 1:
