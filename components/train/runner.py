@@ -53,7 +53,7 @@ def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, 
         rows = train_rows[rng.choice(n, size=batch_size, replace=n < batch_size)]
         mine = rows[rank::world]
         batch = np.stack([np.asarray(store[int(i)], dtype=np.float32) for i in mine])
-        if augment is not None and augment.active:
+        if augment is not None:  # an inactive Augment returns the batch as it is
             batch = augment(batch, np.random.default_rng([seed, step, 31, rank]))
         return torch.from_numpy(batch)
 
