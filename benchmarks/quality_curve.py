@@ -46,13 +46,14 @@ from components.gan.io import save_gan
 from components.gan.stage import prepare_gan
 from components.generation import SpecGANGenerator, WaveGANGenerator
 from components.settings import project_paths
+from components.models.conditioning import Cells
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.unet import UNet1d, parameter_count
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised
 from components.train.runner import batch_source
-from components.train.teacher import teacher_batches, unet_spec
+from components.train.teacher import teacher_batches, training_cells, unet_spec
 from components.vocoder.interface import workspace_vocoder
 
 
@@ -93,16 +94,19 @@ def score_mels(ref: Reference, normalised, vocoder) -> dict[str, float]:
 
 
 def sample_and_score(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
-                     seed: int, vocoder=None, sampler: str = "ddim") -> tuple[torch.Tensor, dict[str, float]]:
-    """A model's samples (fixed noise) and every metric of the evaluation ruler."""
-    normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed, sampler=sampler)
+                     seed: int, vocoder=None, sampler: str = "ddim", cells: Cells | None = None,
+                     guidance: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """A model's samples (fixed noise; fixed cells for a conditional one) and every metric of the evaluation ruler."""
+    normalised = sample_normalised(model, store.example_shape, count=samples, steps=steps, seed=seed, sampler=sampler,
+                                   cells=cells, guidance=guidance)
     return normalised, score_mels(ref, normalised, vocoder)
 
 
 def score_model(ref: Reference, store: MelStore, model: torch.nn.Module, *, samples: int, steps: int,
-                seed: int, vocoder=None, sampler: str = "ddim") -> dict[str, float]:
+                seed: int, vocoder=None, sampler: str = "ddim", cells: Cells | None = None,
+                guidance: float = 1.0) -> dict[str, float]:
     return sample_and_score(ref, store, model, samples=samples, steps=steps, seed=seed, vocoder=vocoder,
-                            sampler=sampler)[1]
+                            sampler=sampler, cells=cells, guidance=guidance)[1]
 
 
 def earlier_curve(path: Path) -> list[dict]:
@@ -116,12 +120,14 @@ def earlier_curve(path: Path) -> list[dict]:
 
 
 def export_model(folder: Path, model: torch.nn.Module, cfg, store: MelStore, *, family: str, steps: int,
-                 kind: str = "teacher", gan_meta: dict | None = None, **meta) -> None:
+                 kind: str = "teacher", gan_meta: dict | None = None, cells: Cells | None = None,
+                 guidance: float = 1.0, **meta) -> None:
     """The curve's model as the matching stage would write it (``<folder>/model.pt``), so that
     ``melforge generate --model`` and ``benchmarks/pitch_check.py --models-dir`` can use it."""
     path = folder / MODEL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    common = {"config": cfg.to_params(), "parameters": parameter_count(model), "exported_from": "quality_curve", **meta}
+    common = {"config": cfg.to_params(), "parameters": parameter_count(model), "exported_from": "quality_curve",
+              **({"cells": cells.to_json(), "guidance": guidance} if cells is not None else {}), **meta}
     if family == "teacher":
         save_denoiser(path, model, model.spec, kind=kind, sampling_steps=steps, mel_stats=store.stats.to_json(),
                       mel_index=store.index, **common)
@@ -131,12 +137,15 @@ def export_model(folder: Path, model: torch.nn.Module, cfg, store: MelStore, *, 
 
 
 def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Module, samples: int,
-                      work: Path, export: Path | None = None, vocoder=None) -> list[dict]:
+                      work: Path, export: Path | None = None, vocoder=None, cells: Cells | None = None,
+                      cell_index=None) -> list[dict]:
     """Progressive distillation as the distill stages do it; each student scored beside its teacher."""
     d, seed = cfg.distill, cfg.seed + 2
+    w = cfg.model.guidance if cells is not None else 1.0
+    guidance = {"teacher": w}  # what each model samples with: the students carry the teacher's in their weights
     models = {"teacher": teacher.eval().requires_grad_(False)}
     teacher_score = score_model(ref, store, teacher, samples=samples, steps=d.teacher_steps, seed=seed, vocoder=vocoder,
-                                sampler=d.teacher_sampler)
+                                sampler=d.teacher_sampler, cells=cells, guidance=w)
     scores = {"teacher": teacher_score}
     rows = []
     for name, stage in d.stages.items():
@@ -145,14 +154,17 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
         settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, min_lr_ratio=d.min_lr_ratio, ema_decay=d.ema_decay,
                                 grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every, seed=cfg.seed + steps)
         start = time.perf_counter()
-        result = train_loop(student, student_objective(models[parent], steps, d.loss_weighting),
-                            batch_source(store, d.batch_size, cfg.seed + steps), settings, work / name, resume=False,
+        result = train_loop(student, student_objective(models[parent], steps, d.loss_weighting, guidance[parent]),
+                            batch_source(store, d.batch_size, cfg.seed + steps, cell_index=cell_index), settings,
+                            work / name, resume=False,
                             label=f"distill {2 * steps}->{steps}")
         final = (result["ema"] if d.ema_decay > 0 else result["model"]).eval().requires_grad_(False)
-        models[name] = final
+        models[name], guidance[name] = final, 1.0
         if export:
-            export_model(export / name, final, cfg, store, family="teacher", steps=steps, kind="student", teacher=parent)
-        scores[name] = score_model(ref, store, final, samples=samples, steps=steps, seed=seed, vocoder=vocoder)
+            export_model(export / name, final, cfg, store, family="teacher", steps=steps, kind="student", teacher=parent,
+                         cells=cells)
+        scores[name] = score_model(ref, store, final, samples=samples, steps=steps, seed=seed, vocoder=vocoder,
+                                   cells=cells)
         row = {"student": name, "steps": steps, "teacher": parent, "minutes": round((time.perf_counter() - start) / 60, 2),
                "fad_classifier": scores[name]["fad_classifier"],
                "fad_vs_own_teacher": scores[name]["fad_classifier"] / scores[parent]["fad_classifier"],
@@ -202,14 +214,18 @@ def main() -> None:
     if not args.resume:
         shutil.rmtree(work, ignore_errors=True)  # a curve starts from step 0, never from an older run
     critic = None
+    cells, cell_index = None, None
     if args.family == "teacher":
         torch.manual_seed(cfg.seed)
-        model = UNet1d(unet_spec(cfg, store.example_shape))
+        if cfg.model.conditioning != "none":
+            cells, cell_index = training_cells(store, cfg.eval.split_labels)
+        model = UNet1d(unet_spec(cfg, store.example_shape, classes=0 if cells is None else len(cells.names)))
         t = cfg.train
         settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
                                 weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
                                 log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{label}")
-        objective, batches = teacher_v_objective(t.loss_weighting), teacher_batches(cfg, store)
+        objective = teacher_v_objective(t.loss_weighting, classes=model.spec.classes, label_dropout=cfg.model.label_dropout)
+        batches = teacher_batches(cfg, store, cell_index=cell_index)
         what = f"scoring {samples} samples at {steps} DDIM steps"
     else:
         setup = prepare_gan(cfg, paths, args.family, store, "cpu")
@@ -230,7 +246,8 @@ def main() -> None:
     def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
         if args.family == "teacher":
             normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2,
-                                                  vocoder=vocoder, sampler=cfg.distill.teacher_sampler)
+                                                  vocoder=vocoder, sampler=cfg.distill.teacher_sampler, cells=cells,
+                                                  guidance=cfg.model.guidance)
             logmel, spread = to_logmel(normalised[:8].numpy(), store.stats, store.layout), float(normalised.std())
         else:
             gen = kind(model=ema.eval(), meta=setup.meta, vocoder=vocoder)
@@ -266,8 +283,9 @@ def main() -> None:
     if args.export:
         name = "teacher" if args.family == "teacher" else args.family
         export_model(args.export / name, result["ema"], cfg, store, family=args.family, steps=steps,
-                     gan_meta=None if args.family == "teacher" else setup.meta, step=done)
-    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work, args.export, vocoder) \
+                     gan_meta=None if args.family == "teacher" else setup.meta, step=done, cells=cells,
+                     guidance=cfg.model.guidance)
+    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work, args.export, vocoder, cells, cell_index) \
         if args.distill and args.family == "teacher" else []
 
     print("floor (training clips vs the evaluation set, same n): " + shown(floor))

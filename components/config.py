@@ -234,6 +234,16 @@ class ModelConfig(Section):
     attention_heads: int = Field(default=4, ge=1)
     dropout: float = Field(default=0.0, ge=0, lt=1)
     groups: int = Field(default=8, ge=1)
+    conditioning: Literal["none", "cells"] = Field(
+        default="cells", description="cells: the teacher (and its students) learn each clip's label cell, the "
+        "split's cells (eval.split_labels), and generators draw cells as often as the training clips hold them; "
+        "none: unconditional. On the demo, cells reached 2.1x the floor where unconditional was 6.3x at "
+        "the same training minutes (docs/benchmarks.md)")
+    label_dropout: float = Field(default=0.1, ge=0, lt=1, description="share of training labels replaced by "
+                                 "'no label', so the same network learns the unconditional prediction guidance needs")
+    guidance: float = Field(default=1.5, ge=0, description="classifier-free guidance w for sampling the conditional "
+                            "teacher: v = v_uncond + w (v_cond - v_uncond); 1 = no guidance (one network evaluation "
+                            "per step, else two); the students learn the guided teacher and sample with one")
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -249,8 +259,8 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     """Teacher training (AdamW, warm-up + cosine LR, EMA, gradient clipping)."""
 
-    steps: int = Field(default=1400, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    steps: int = Field(default=2400, ge=1)
+    batch_size: int = Field(default=16, ge=1)
     lr: float = Field(default=1.5e-3, gt=0)
     warmup_steps: int = Field(default=50, ge=0)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
@@ -271,7 +281,7 @@ class TrainConfig(Section):
                                                   "many frames, padded with silence (0 = off)")
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")
-    sample_every: int = Field(default=700, ge=0, description="0 = only at the end")
+    sample_every: int = Field(default=1200, ge=0, description="0 = only at the end")
     sample_count: int = Field(default=8, ge=1)
     audio_previews: int = Field(default=2, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

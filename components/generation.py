@@ -27,6 +27,7 @@ import torch
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.stats import MelStats, to_logmel
 from components.gan import DIFFUSION, MODEL_FAMILY_KEY
+from components.models.conditioning import Cells, evaluations_per_step, label_v_function
 from components.models.io import denoiser_from_payload, read_model_file
 from components.models.sampler import get_sampler
 from components.vocoder.interface import GriffinLim, Vocoder
@@ -163,7 +164,17 @@ class MelGenerator(Generator):
         return (self.frames - 1) * self.spec.hop_length / self.sample_rate
 
     def network_evaluations(self, steps: int | None = None) -> int:
-        return steps or self.sampling_steps
+        return (steps or self.sampling_steps) * evaluations_per_step(self.cells, self.guidance)
+
+    @property
+    def cells(self) -> Cells | None:
+        """The label cells of a conditional model (None: unconditional)."""
+        return Cells.from_json(self.meta["cells"]) if "cells" in self.meta else None
+
+    @property
+    def guidance(self) -> float:
+        """Its classifier-free guidance w when sampled (1: none; a student carries its teacher's in its weights)."""
+        return float(self.meta.get("guidance", 1.0))
 
     @property
     def sampler(self) -> str:
@@ -193,13 +204,16 @@ class MelGenerator(Generator):
             channels = shape[0] if self.mel_index["layout"] == "snake" else 1
             shape[-1] = frames // channels
         noise = torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
+        cells = self.cells
+        labels = None if cells is None else cells.draw(n, seed)  # as often as the training clips hold each cell
         steps = steps or self.sampling_steps
         sample = get_sampler(self.sampler)
         out = []
         with torch.no_grad():
             for start in range(0, n, batch_size):
                 z = noise[start:start + batch_size].to(self.device)
-                out.append(sample(lambda x, t: self.model(x, t), z, steps).float().cpu())
+                chunk = None if labels is None else labels[start:start + batch_size]
+                out.append(sample(label_v_function(self.model, chunk, self.guidance), z, steps).float().cpu())
         return torch.cat(out)
 
     def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:

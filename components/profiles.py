@@ -14,7 +14,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "data": {"nsynth_mini": {"programs": [0, 24, 40, 56, 73], "pitches": list(range(48, 73, 2)),
                                   "velocities": [48, 64, 80, 100, 112, 127]}},
         "mel": {"n_mels": 64, "hop_length": 500, "frames": 128, "n_fft": 1024},
-        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
+        # unconditional: label conditioning is measured on the demo only so far (docs/benchmarks.md)
+        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2], "conditioning": "none"},
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
                   "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
         "distill": {"teacher_steps": 16, "final_steps": 1, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
@@ -32,7 +33,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "data": {"sources": ["builtin:digits"]},
         "audio": {"clip_seconds": 1.0},
         "mel": {"n_mels": 64, "hop_length": 128, "frames": 128, "n_fft": 1024},
-        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2]},
+        # unconditional: label conditioning is measured on the demo only so far (docs/benchmarks.md)
+        "model": {"base_channels": 96, "channel_mults": [1, 2, 2], "attention_levels": [2], "conditioning": "none"},
         "train": {"steps": 8000, "batch_size": 32, "lr": 1.5e-3, "warmup_steps": 200, "ema_decay": 0.999,
                   "checkpoint_every": 1000, "sample_every": 4000, "sample_count": 8},
         "distill": {"teacher_steps": 16, "final_steps": 1, "updates_per_stage": 1500, "batch_size": 16, "lr": 1e-4},
@@ -51,7 +53,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "mel": {"n_mels": 128, "hop_length": 160, "frames": 384, "layout": "snake"},
         # the stem must be at least as wide as the snake layout's 3 x 128 = 384 input channels
         "model": {"base_channels": 384, "channel_mults": [1, 1, 1, 1], "blocks_per_level": 2, "attention_levels": [2, 3],
-                  "attention_heads": 8, "groups": 32},
+                  "attention_heads": 8, "groups": 32, "conditioning": "none"},
         "train": {"steps": 200000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 2000, "ema_decay": 0.999,
                   "checkpoint_every": 5000, "sample_every": 10000, "compile": True},
         "distill": {"teacher_steps": 1024, "final_steps": 1, "updates_per_stage": 20000, "batch_size": 64, "lr": 5e-5},

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.features.split import SPLIT_COLUMN, TRAIN, split_rows
+from components.features.split import SPLIT_COLUMN, TRAIN, cell_keys, choose_cell_labels, split_rows
 from components.features.stats import MelStats
+from components.ingest.stage import LABEL_PREFIX
 from components.storage import ShardReader
 
 INDEX = "index.json"
@@ -56,6 +57,18 @@ class MelStore:
             raise ValueError(f"{self.folder / MANIFEST}: no {SPLIT_COLUMN!r} column (written by an older melforge); "
                              "re-run the features stage")
         return manifest[SPLIT_COLUMN].astype(str).to_numpy()
+
+    def labels(self) -> pd.DataFrame:
+        """One column per label (``pitch``, ``program``, ...), one row per clip."""
+        manifest = self.manifest()
+        frame = manifest[[c for c in manifest.columns if c.startswith(LABEL_PREFIX)]]
+        return frame.rename(columns=lambda c: c.removeprefix(LABEL_PREFIX))
+
+    def cell_keys(self, requested: list[str]) -> list[str]:
+        """Each clip's label cell (``pitch=60|program=24``), over the labels the split uses
+        (``eval.split_labels``, or the same guess the features stage made)."""
+        labels = self.labels()
+        return cell_keys(labels[choose_cell_labels(labels, requested)])
 
     def rows(self, split: str = TRAIN) -> np.ndarray:
         """Row indices of one side of the split: what a training stage may draw from is ``rows(TRAIN)``."""

@@ -131,3 +131,9 @@ def distillation_target(z_t: torch.Tensor, z_t2: torch.Tensor, t: torch.Tensor, 
     """
     ratio = _bcast(sigma(t2) / sigma(t), z_t)
     return (z_t2 - ratio * z_t) / (_bcast(alpha(t2), z_t) - ratio * _bcast(alpha(t), z_t))
+
+
+def guided_v(v_cond: torch.Tensor, v_uncond: torch.Tensor, w: float) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022): v_w = v_uncond + w (v_cond - v_uncond);
+    w = 1 is the conditional prediction itself, w > 1 pushes samples towards their label."""
+    return v_uncond + w * (v_cond - v_uncond)

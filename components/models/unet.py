@@ -43,6 +43,7 @@ class UNetSpec:
     attention_heads: int = 4
     dropout: float = 0.0
     groups: int = 8
+    classes: int = 0  # label cells it is conditioned on (0: unconditional); index ``classes`` = no label
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,7 +130,7 @@ class Block(nn.Module):
 
 
 class UNet1d(nn.Module):
-    """v-prediction network: ``forward(z, t)`` with z shaped like a batch of examples."""
+    """v-prediction network: ``forward(z, t[, labels])`` with z shaped like a batch of examples."""
 
     def __init__(self, spec: UNetSpec) -> None:
         super().__init__()
@@ -143,6 +144,11 @@ class UNet1d(nn.Module):
         time_dim = 4 * spec.base_channels
         block = dict(time_dim=time_dim, groups=spec.groups, dropout=spec.dropout, heads=spec.attention_heads)
         self.time_mlp = nn.Sequential(nn.Linear(spec.base_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        if spec.classes:
+            # one learned vector per cell, plus one for "no label", added to the time embedding; zero at
+            # the start, so a conditional network begins as the unconditional one
+            self.label_embedding = nn.Embedding(spec.classes + 1, time_dim)
+            nn.init.zeros_(self.label_embedding.weight)
         self.stem = nn.Conv1d(spec.in_channels, spec.base_channels, 3, padding=1)
 
         # encoder: per level, blocks_per_level blocks, then a stride-2 conv (all but the last level)
@@ -185,10 +191,18 @@ class UNet1d(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """v_hat for z_t at t; ``labels`` (batch,) cell indices of a conditional network (None or the
+        index ``spec.classes``: no label, the unconditional prediction)."""
         shape = z.shape
         x = z.reshape(shape[0], self.spec.in_channels, shape[-1])  # any width the down-sampling divides
         temb = self.time_mlp(timestep_embedding(t, self.spec.base_channels).to(self.time_mlp[0].weight.dtype))
+        if self.spec.classes:
+            if labels is None:
+                labels = torch.full((shape[0],), self.spec.classes, dtype=torch.long, device=z.device)
+            temb = temb + self.label_embedding(labels)
+        elif labels is not None:
+            raise ValueError("labels given to an unconditional network (spec.classes = 0)")
 
         h = self.stem(x)
         skips = [h]

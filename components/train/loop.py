@@ -24,8 +24,30 @@ from torch import nn
 from components.progress import progress_bar
 from components.train.checkpoint import latest_checkpoint, restore_rng_states, write_checkpoint
 
-Objective = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
-BatchAt = Callable[[int], torch.Tensor]
+
+@dataclass(frozen=True)
+class LabelledBatch:
+    """Clean examples and their label-cell indices: what a conditional denoiser trains on. Moves
+    and measures like the plain tensor batch of an unconditional one."""
+
+    x: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "LabelledBatch":
+        return LabelledBatch(self.x.to(device, non_blocking=non_blocking), self.labels.to(device, non_blocking=non_blocking))
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.x.shape
+
+
+def examples_and_labels(batch: torch.Tensor | LabelledBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(x, labels) of either kind of batch (labels None for a plain tensor)."""
+    return (batch.x, batch.labels) if isinstance(batch, LabelledBatch) else (batch, None)
+
+
+Objective = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
+BatchAt = Callable[[int], "torch.Tensor | LabelledBatch"]
 
 
 class Critic(Protocol):

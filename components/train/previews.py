@@ -13,18 +13,22 @@ import torch
 from components.features.mel import MelSpec, log_floor_value
 from components.features.plots import save_mel_grid
 from components.features.stats import MelStats, to_logmel
+from components.models.conditioning import Cells, label_v_function
 from components.models.sampler import get_sampler
 from components.vocoder.interface import GriffinLim
 
 
 def sample_normalised(model: torch.nn.Module, example_shape: tuple[int, ...], *, count: int, steps: int,
-                      seed: int, device: str | torch.device = "cpu", sampler: str = "ddim") -> torch.Tensor:
+                      seed: int, device: str | torch.device = "cpu", sampler: str = "ddim",
+                      cells: Cells | None = None, guidance: float = 1.0) -> torch.Tensor:
     """``count`` samples in the model's (normalised, possibly packed) layout, from fixed noise, by the
-    sampler called ``sampler`` (:data:`components.models.sampler.SAMPLERS`)."""
+    sampler called ``sampler`` (:data:`components.models.sampler.SAMPLERS`); a conditional model
+    (``cells``) samples cells drawn from ``seed`` too, with classifier-free ``guidance``."""
     noise = torch.randn((count, *example_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    v_fn = label_v_function(model, None if cells is None else cells.draw(count, seed), guidance)
     model.eval()
     with torch.no_grad():
-        return get_sampler(sampler)(lambda z, t: model(z, t), noise, steps).float().cpu()
+        return get_sampler(sampler)(v_fn, noise, steps).float().cpu()
 
 
 def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelStats, layout: str,

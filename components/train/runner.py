@@ -14,12 +14,14 @@ import numpy as np
 import torch
 
 from components.features.store import MelStore
+from components.models.conditioning import Cells, evaluations_per_step, label_v_function
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.sampler import get_sampler
 from components.models.unet import UNetSpec, parameter_count
 from components.settings import ProjectPaths
 from components.storage import staged_directory
 from components.train.augment import Augment
+from components.train.loop import LabelledBatch
 from components.train.previews import sample_normalised, write_previews
 
 
@@ -41,10 +43,11 @@ def data_fingerprint(store: MelStore) -> str:
 
 
 def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, world: int = 1,
-                 augment: Augment | None = None):
+                 augment: Augment | None = None, cell_index: np.ndarray | None = None):
     """batch_at(step): training clips only (never the evaluation split); the rows of step ``step``, and
     their ``augment`` draws, are a pure function of (seed, step); with DDP each rank takes its slice
-    of the global batch."""
+    of the global batch. With ``cell_index`` (each row's label cell) the batches are
+    :class:`LabelledBatch` es, for a conditional denoiser."""
     train_rows = store.rows()
     n = len(train_rows)
 
@@ -55,7 +58,8 @@ def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, 
         batch = np.stack([np.asarray(store[int(i)], dtype=np.float32) for i in mine])
         if augment is not None:  # an inactive Augment returns the batch as it is
             batch = augment(batch, np.random.default_rng([seed, step, 31, rank]))
-        return torch.from_numpy(batch)
+        x = torch.from_numpy(batch)
+        return x if cell_index is None else LabelledBatch(x, torch.from_numpy(cell_index[mine]))
 
     return batch_at
 
@@ -68,16 +72,18 @@ def work_dir(paths: ProjectPaths, name: str, fp: str) -> Path:
 
 
 def sampling_seconds(model: torch.nn.Module, example_shape: tuple[int, ...], steps: int, device: str,
-                     count: int = 4, repeats: int = 2, sampler: str = "ddim") -> float:
+                     count: int = 4, repeats: int = 2, sampler: str = "ddim", cells: Cells | None = None,
+                     guidance: float = 1.0) -> float:
     """Best-of wall time to sample ``count`` examples in ``steps`` steps of ``sampler``."""
     noise = torch.randn((count, *example_shape), generator=torch.Generator().manual_seed(0)).to(device)
+    v_fn = label_v_function(model, None if cells is None else cells.draw(count, 0), guidance)
     best = float("inf")
     with torch.no_grad():
         for _ in range(repeats):
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            get_sampler(sampler)(lambda z, t: model(z, t), noise, steps)
+            get_sampler(sampler)(v_fn, noise, steps)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
@@ -85,29 +91,33 @@ def sampling_seconds(model: torch.nn.Module, example_shape: tuple[int, ...], ste
 
 
 def final_samples(model: torch.nn.Module, store: MelStore, cfg, steps: int, device: str,
-                  sampler: str = "ddim") -> torch.Tensor:
-    """The fixed-noise samples every model is shown and compared with."""
+                  sampler: str = "ddim", cells: Cells | None = None, guidance: float = 1.0) -> torch.Tensor:
+    """The fixed-noise (and, for a conditional model, fixed-cell) samples every model is shown and compared with."""
     return sample_normalised(model, store.example_shape, count=cfg.train.sample_count, steps=steps,
-                             seed=cfg.seed + 1, device=device, sampler=sampler)
+                             seed=cfg.seed + 1, device=device, sampler=sampler, cells=cells, guidance=guidance)
 
 
 def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spec: UNetSpec, store: MelStore,
                        steps: int, kind: str, meta: dict[str, Any], cfg, device: str, label: str,
-                       samples: torch.Tensor | None = None, sampler: str = "ddim") -> dict[str, Any]:
+                       samples: torch.Tensor | None = None, sampler: str = "ddim", cells: Cells | None = None,
+                       guidance: float = 1.0) -> dict[str, Any]:
     """Final samples (drawn here unless the caller already has them, from ``final_samples``), the
-    model file (which records ``sampler``, the way the model is to be sampled) and the run's
-    metrics, swapped into ``out_dir`` atomically."""
+    model file (which records ``sampler``, the way the model is to be sampled, and for a conditional
+    model its ``cells`` and ``guidance``) and the run's metrics, swapped into ``out_dir`` atomically."""
+    if cells is not None:
+        meta = {**meta, "cells": cells.to_json(), "guidance": guidance}
     with staged_directory(out_dir) as tmp:
         model.eval()
         if samples is None:
-            samples = final_samples(model, store, cfg, steps, device, sampler)
+            samples = final_samples(model, store, cfg, steps, device, sampler, cells, guidance)
         preview_dir = tmp / "samples"
         if (work / "samples").is_dir():
             shutil.copytree(work / "samples", preview_dir)
         write_previews(preview_dir, "final", samples, stats=store.stats, layout=store.layout,
                        mel_index=store.index, audio_count=cfg.train.audio_previews,
                        title=f"{label}: {steps}-step {sampler} samples")
-        seconds = sampling_seconds(model, store.example_shape, steps, device, sampler=sampler)
+        seconds = sampling_seconds(model, store.example_shape, steps, device, sampler=sampler, cells=cells,
+                                   guidance=guidance)
         save_denoiser(tmp / MODEL_FILE, model, spec, kind=kind, sampling_steps=steps, sampler=sampler,
                       mel_stats=store.stats.to_json(),
                       mel_index=store.index, config=cfg.to_params(), parameters=parameter_count(model), **meta)
@@ -116,5 +126,5 @@ def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spe
         finite = bool(torch.isfinite(samples).all())
         return {"sampling_steps": steps, "sampler": sampler, "parameters": parameter_count(model), "samples_finite": finite,
                 "sample_std": float(samples.std()), "sampling_seconds_4": seconds,
-                "network_evaluations": steps}
+                "network_evaluations": steps * evaluations_per_step(cells, guidance)}
 

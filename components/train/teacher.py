@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import torch
 
 from components.config import MelforgeConfig
 from components.features.mel import MelSpec, log_floor_value
 from components.features.store import MelStore
+from components.models.conditioning import Cells
 from components.models.unet import ARCHITECTURE_VERSION, UNet1d, UNetSpec
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json
@@ -21,20 +23,44 @@ from components.train.runner import (batch_source, data_fingerprint, fingerprint
                                      write_model_output)
 
 
-def unet_spec(cfg: MelforgeConfig, example_shape: tuple[int, ...]) -> UNetSpec:
+def unet_spec(cfg: MelforgeConfig, example_shape: tuple[int, ...], classes: int = 0) -> UNetSpec:
     m = cfg.model
     return UNetSpec(example_shape=tuple(example_shape), base_channels=m.base_channels,
                     channel_mults=tuple(m.channel_mults), blocks_per_level=m.blocks_per_level,
                     attention_levels=tuple(m.attention_levels), attention_heads=m.attention_heads,
-                    dropout=m.dropout, groups=m.groups)
+                    dropout=m.dropout, groups=m.groups, classes=classes)
 
 
-def teacher_batches(cfg: MelforgeConfig, store: MelStore, *, rank: int = 0, world: int = 1):
-    """The teacher's batch source: training clips, with the configured augmentation (if any)."""
+def training_cells(store: MelStore, split_labels: list[str]) -> tuple[Cells, np.ndarray]:
+    """The label cells a conditional teacher learns (those of the training clips) and every clip's
+    index among them (-1 for an evaluation clip, which nothing trains on)."""
+    keys = store.cell_keys(split_labels)
+    train = store.rows()
+    cells = Cells.from_keys([keys[i] for i in train])
+    index = np.full(len(keys), -1, dtype=np.int64)
+    index[train] = cells.index([keys[i] for i in train])
+    return cells, index
+
+
+def teacher_batches(cfg: MelforgeConfig, store: MelStore, *, rank: int = 0, world: int = 1,
+                    cell_index: np.ndarray | None = None):
+    """The teacher's batch source: training clips (with their cells, for a conditional teacher), with
+    the configured augmentation (if any)."""
     t = cfg.train
     augment = Augment(stats=store.stats, floor=log_floor_value(MelSpec.from_index(store.index)), layout=store.layout,
                       gain_db=t.augment_gain_db, shift_frames=t.augment_shift_frames)
-    return batch_source(store, t.batch_size, cfg.seed, rank=rank, world=world, augment=augment)
+    return batch_source(store, t.batch_size, cfg.seed, rank=rank, world=world, augment=augment, cell_index=cell_index)
+
+
+def teacher_fingerprint_model(cfg: MelforgeConfig) -> dict[str, Any]:
+    """The model settings the teacher's training depends on: guidance is how it is sampled, not
+    trained, and an unconditional teacher keeps the fingerprint it had before conditioning existed
+    (so its runs resume)."""
+    unused = {"guidance"} | ({"conditioning", "label_dropout"} if cfg.model.conditioning == "none" else set())
+    values = cfg.model.model_dump(exclude=unused)
+    if cfg.model.conditioning != "none":
+        values["cell_labels"] = list(cfg.eval.split_labels)
+    return values
 
 
 def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
@@ -45,13 +71,14 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     torch.manual_seed(cfg.seed)
     store = MelStore(paths.mels)
-    spec = unet_spec(cfg, store.example_shape)
+    cells, cell_index = (None, None) if cfg.model.conditioning == "none" else training_cells(store, cfg.eval.split_labels)
+    spec = unet_spec(cfg, store.example_shape, classes=0 if cells is None else len(cells.names))
     model = UNet1d(spec)
     t = cfg.train
     # augmentation that is off leaves the fingerprint as it was before the option existed (runs resume)
     unused = {key for key in ("augment_gain_db", "augment_shift_frames") if not getattr(t, key)}
-    fp = fingerprint("teacher", ARCHITECTURE_VERSION, cfg.model.model_dump(), t.model_dump(exclude=unused), cfg.seed,
-                     data_fingerprint(store))
+    fp = fingerprint("teacher", ARCHITECTURE_VERSION, teacher_fingerprint_model(cfg), t.model_dump(exclude=unused),
+                     cfg.seed, data_fingerprint(store))
     work = work_dir(paths, "teacher", fp)
     settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
                             weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
@@ -64,12 +91,14 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
 
     def on_sample(step: int, ema: torch.nn.Module) -> None:
         samples = sample_normalised(ema, store.example_shape, count=t.sample_count, steps=cfg.distill.teacher_steps,
-                                    seed=cfg.seed + 1, device=device, sampler=cfg.distill.teacher_sampler)
+                                    seed=cfg.seed + 1, device=device, sampler=cfg.distill.teacher_sampler,
+                                    cells=cells, guidance=cfg.model.guidance)
         write_previews(work / "samples", f"step-{step:08d}", samples, stats=store.stats, layout=store.layout,
                        mel_index=store.index, audio_count=t.audio_previews,
                        title=f"teacher step {step}: {cfg.distill.teacher_steps}-step {cfg.distill.teacher_sampler} samples")
 
-    result = train_loop(model, teacher_v_objective(t.loss_weighting), teacher_batches(cfg, store, rank=rank, world=world),
+    objective = teacher_v_objective(t.loss_weighting, classes=spec.classes, label_dropout=cfg.model.label_dropout)
+    result = train_loop(model, objective, teacher_batches(cfg, store, rank=rank, world=world, cell_index=cell_index),
                         settings, work, on_sample=on_sample, resume=resume, label="teacher", rank=rank,
                         ddp_model=ddp)
     if world > 1:
@@ -79,7 +108,7 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
         return {}
     outputs = write_model_output(paths.models / "teacher", work, model=result["ema"], spec=spec, store=store,
                                  steps=cfg.distill.teacher_steps, kind="teacher", meta={"fingerprint": fp},
-                                 sampler=cfg.distill.teacher_sampler,
+                                 sampler=cfg.distill.teacher_sampler, cells=cells, guidance=cfg.model.guidance,
                                  cfg=cfg, device=device, label="teacher (EMA)")
     summary = {**result["summary"], **outputs, "device": device, "world_size": world,
                "loss_weighting": t.loss_weighting, "work_dir": str(work)}
