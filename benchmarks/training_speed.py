@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from components.models.conditioning import Cells, evaluations_per_step, label_v_function
 from components.models.sampler import ddim_sample
 from components.models.unet import UNet1d, UNetSpec, parameter_count
 from components.train.loop import LoopSettings, train_loop
@@ -44,18 +45,23 @@ def throughput(spec: UNetSpec, device: str, batch: int, steps: int, *, bf16: boo
     return batch * steps / (time.perf_counter() - start)
 
 
-def sampling_table(models: dict[str, tuple[torch.nn.Module, int]], shape: tuple[int, ...], device: str,
+def sampling_table(models: dict[str, tuple[torch.nn.Module, int, dict]], shape: tuple[int, ...], device: str,
                    count: int, repeats: int) -> list[dict]:
+    """Each model sampled as its file says (a guided conditional teacher: two evaluations per step)."""
     noise = torch.randn((count, *shape), generator=torch.Generator().manual_seed(0)).to(device)
     rows = []
-    for name, (model, steps) in models.items():
+    for name, (model, steps, meta) in models.items():
         model.to(device).eval()
+        cells = Cells.from_json(meta["cells"]) if "cells" in meta else None
+        guidance = float(meta.get("guidance", 1.0))
+        inner = label_v_function(model, None if cells is None else cells.draw(count, 0), guidance)
+        per_call = evaluations_per_step(cells, guidance)
         calls = 0
 
         def v_fn(z, t):
             nonlocal calls
-            calls += 1
-            return model(z, t)
+            calls += per_call
+            return inner(z, t)
 
         best = float("inf")
         with torch.no_grad():
@@ -110,7 +116,7 @@ def main() -> None:
         print(f"{r['batch']:>6}{str(r['bf16']):>6}{str(r['compile']):>9}{r['samples_per_s']:>12.1f}")
 
     teacher_steps = params["distill"]["teacher_steps"]
-    models: dict[str, tuple[torch.nn.Module, int]] = {}
+    models: dict[str, tuple[torch.nn.Module, int, dict]] = {}
     from components.models.io import load_denoiser
 
     trained = (args.models / "teacher" / "model.pt").is_file()
@@ -118,9 +124,10 @@ def main() -> None:
     for name in names:
         steps = teacher_steps if name == "teacher" else int(params["distill"]["stages"][name]["steps"])
         if trained and (args.models / name / "model.pt").is_file():
-            models[name] = (load_denoiser(args.models / name / "model.pt", device)[0], steps)
+            model, meta = load_denoiser(args.models / name / "model.pt", device)
+            models[name] = (model, steps, meta)
         else:
-            models[name] = (UNet1d(spec), steps)
+            models[name] = (UNet1d(spec), steps, {})
     sampling = sampling_table(models, shape, device, args.sample_count, args.repeats)
     print(f"\nsampling {args.sample_count} examples ({'trained models' if trained else 'untrained weights'})")
     print(f"{'model':<14}{'steps':>6}{'NFE':>6}{'seconds':>10}{'speed-up':>10}")

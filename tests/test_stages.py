@@ -18,7 +18,8 @@ def test_a_stage_logs_the_params_dvc_yaml_says_it_depends_on():
     params = load_config(ROOT / "params.yaml").to_params()
     train = select_params(params, declared_params(ROOT, "train"))
     assert train["seed"] == params["seed"] and train["distill"] == {key: params["distill"][key] for key in ("teacher_steps", "teacher_sampler")}
-    assert train["model"] == params["model"] and set(train) == {"seed", "model", "train", "distill"}
+    assert train["model"] == params["model"] and set(train) == {"seed", "model", "train", "distill", "eval"}
+    assert train["eval"] == {"split_labels": params["eval"]["split_labels"]}  # a conditional teacher's cells
     gan = select_params(params, declared_params(ROOT, "gan@specgan"))
     assert gan["gan"] == {"specgan": params["gan"]["specgan"]} and "wavegan" not in gan["gan"]
     student = next(name for name in params["distill"]["stages"])

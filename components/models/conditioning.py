@@ -50,9 +50,14 @@ class Cells:
         return np.array([lookup[k] for k in keys], dtype=np.int64)
 
     def draw(self, n: int, seed: int) -> torch.Tensor:
-        """``n`` cell indices, as often as the training data holds each cell, a pure function of ``seed``."""
-        p = np.asarray(self.counts, dtype=np.float64)
-        return torch.from_numpy(np.random.default_rng([seed, 0xCE11]).choice(len(p), size=n, p=p / p.sum()))
+        """``n`` cell indices, a pure function of ``seed``: the cells of the training clips in a random
+        order (again in a new order after every pass), as a random subset of training clips would
+        hold them. Drawn independently instead, 64 draws over the demo's 25 cells leave some cells out
+        and others four times over, which alone moved the demo teacher's FAD by ±30% between seeds."""
+        rng = np.random.default_rng([seed, 0xCE11])
+        pool = np.repeat(np.arange(len(self.counts)), self.counts)
+        passes = [rng.permutation(pool) for _ in range(-(-n // len(pool)))]
+        return torch.from_numpy(np.concatenate(passes)[:n].astype(np.int64))
 
     def to_json(self) -> dict[str, Any]:
         return {"names": list(self.names), "counts": list(self.counts)}
