@@ -23,7 +23,7 @@ from components.evaluate.ruler import Ruler, ScoreSettings, random_subset
 from components.evaluate.signal import midi_pitches, signal_stats
 from components.features.mel import MelSpec
 from components.features.packing import pack_snake, unpack_snake
-from components.features.split import EVAL, TRAIN
+from components.features.split import EVAL, TRAIN, cell_keys, choose_cell_labels
 from components.features.stats import MelStats, to_logmel
 from components.ingest.stage import LABEL_PREFIX
 from components.storage import atomic_save_torch, atomic_write, atomic_write_json, load_torch
@@ -100,8 +100,9 @@ class Reference:
                                       batch_size=e.classifier_batch_size, lr=e.classifier_lr,
                                       embedding_dim=e.embedding_dim, seed=cfg.seed)
         emb, probs = classifier.outputs(examples)
-        label_frame = store.labels()
-        cells = store.cell_keys(e.split_labels)
+        label_frame = manifest[[c for c in manifest.columns if c.startswith(LABEL_PREFIX)]]
+        label_frame = label_frame.rename(columns=lambda c: c.removeprefix(LABEL_PREFIX))
+        cells = cell_keys(label_frame[choose_cell_labels(label_frame, e.split_labels)])
         pitches = midi_pitches(list(label_frame["pitch"].to_numpy()[train_rows])) if "pitch" in label_frame else None
         ref = cls(classifier=classifier, stats=store.stats, spec=MelSpec.from_index(store.index), layout=store.layout,
                   example_shape=store.example_shape, settings=ScoreSettings.from_config(cfg), clip_ids=clip_ids,
