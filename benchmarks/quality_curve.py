@@ -46,7 +46,7 @@ from components.gan.io import save_gan
 from components.gan.stage import prepare_gan
 from components.generation import SpecGANGenerator, WaveGANGenerator
 from components.settings import project_paths
-from components.models.conditioning import Cells
+from components.models.conditioning import Cells, conditioning_meta
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.unet import UNet1d, parameter_count
 from components.train.loop import LoopSettings, train_loop
@@ -127,7 +127,7 @@ def export_model(folder: Path, model: torch.nn.Module, cfg, store: MelStore, *, 
     path = folder / MODEL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     common = {"config": cfg.to_params(), "parameters": parameter_count(model), "exported_from": "quality_curve",
-              **({"cells": cells.to_json(), "guidance": guidance} if cells is not None else {}), **meta}
+              **conditioning_meta(cells, guidance), **meta}
     if family == "teacher":
         save_denoiser(path, model, model.spec, kind=kind, sampling_steps=steps, mel_stats=store.stats.to_json(),
                       mel_index=store.index, **common)

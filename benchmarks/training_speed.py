@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from components.models.conditioning import Cells, evaluations_per_step, label_v_function
+from components.models.conditioning import conditioning_of, evaluations_per_step, label_v_function
 from components.models.sampler import ddim_sample
 from components.models.unet import UNet1d, UNetSpec, parameter_count
 from components.train.loop import LoopSettings, train_loop
@@ -52,8 +52,7 @@ def sampling_table(models: dict[str, tuple[torch.nn.Module, int, dict]], shape: 
     rows = []
     for name, (model, steps, meta) in models.items():
         model.to(device).eval()
-        cells = Cells.from_json(meta["cells"]) if "cells" in meta else None
-        guidance = float(meta.get("guidance", 1.0))
+        cells, guidance = conditioning_of(meta)
         inner = label_v_function(model, None if cells is None else cells.draw(count, 0), guidance)
         per_call = evaluations_per_step(cells, guidance)
         calls = 0

@@ -27,7 +27,7 @@ import torch
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.stats import MelStats, to_logmel
 from components.gan import DIFFUSION, MODEL_FAMILY_KEY
-from components.models.conditioning import Cells, evaluations_per_step, label_v_function
+from components.models.conditioning import Cells, conditioning_of, evaluations_per_step, label_v_function
 from components.models.io import denoiser_from_payload, read_model_file
 from components.models.sampler import get_sampler
 from components.vocoder.interface import GriffinLim, Vocoder
@@ -169,12 +169,12 @@ class MelGenerator(Generator):
     @property
     def cells(self) -> Cells | None:
         """The label cells of a conditional model (None: unconditional)."""
-        return Cells.from_json(self.meta["cells"]) if "cells" in self.meta else None
+        return conditioning_of(self.meta)[0]
 
     @property
     def guidance(self) -> float:
         """Its classifier-free guidance w when sampled (1: none; a student carries its teacher's in its weights)."""
-        return float(self.meta.get("guidance", 1.0))
+        return conditioning_of(self.meta)[1]
 
     @property
     def sampler(self) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from components.config import MelforgeConfig
 from components.features.store import MelStore
-from components.models.conditioning import Cells
+from components.models.conditioning import Cells, conditioning_of
 from components.models.io import MODEL_FILE, load_denoiser
 from components.models.unet import UNetSpec
 from components.settings import ProjectPaths
@@ -41,14 +41,14 @@ def teacher_cells(cfg: MelforgeConfig, store: MelStore, meta: dict[str, Any],
                   parent: str) -> tuple[Cells | None, np.ndarray | None, float]:
     """(cells, each clip's cell index, guidance) of a conditional teacher, checked against the data's
     cells now; (None, None, 1.0) for an unconditional one."""
-    if "cells" not in meta:
+    cells, guidance = conditioning_of(meta)
+    if cells is None:
         return None, None, 1.0
-    cells = Cells.from_json(meta["cells"])
     now, index = training_cells(store, cfg.eval.split_labels)
     if now != cells:
         raise ValueError(f"models/{parent} was trained on other label cells than data/mels holds now "
                          f"({len(cells.names)} against {len(now.names)}); re-run the train stage")
-    return cells, index, float(meta.get("guidance", 1.0))
+    return cells, index, guidance
 
 
 def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resume: bool = True) -> dict[str, Any]:

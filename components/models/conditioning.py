@@ -67,6 +67,17 @@ class Cells:
         return cls(tuple(obj["names"]), tuple(int(c) for c in obj["counts"]))
 
 
+def conditioning_meta(cells: Cells | None, guidance: float) -> dict[str, Any]:
+    """What a conditional model's file records of its conditioning (nothing for an unconditional one)."""
+    return {} if cells is None else {"cells": cells.to_json(), "guidance": guidance}
+
+
+def conditioning_of(meta: dict[str, Any]) -> tuple[Cells | None, float]:
+    """(cells, guidance) a model file records: (None, 1.0) for an unconditional model; a student's
+    guidance is 1 (its teacher's is in its weights)."""
+    return (Cells.from_json(meta["cells"]) if "cells" in meta else None), float(meta.get("guidance", 1.0))
+
+
 def drop_labels(labels: torch.Tensor, share: float, classes: int, generator: torch.Generator) -> torch.Tensor:
     """``labels`` with a random ``share`` replaced by ``classes`` (no label): the unconditional
     prediction that guidance needs is learned by the same network."""

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from components.features.store import MelStore
-from components.models.conditioning import Cells, evaluations_per_step, label_v_function
+from components.models.conditioning import Cells, conditioning_meta, evaluations_per_step, label_v_function
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.sampler import get_sampler
 from components.models.unet import UNetSpec, parameter_count
@@ -104,8 +104,7 @@ def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spe
     """Final samples (drawn here unless the caller already has them, from ``final_samples``), the
     model file (which records ``sampler``, the way the model is to be sampled, and for a conditional
     model its ``cells`` and ``guidance``) and the run's metrics, swapped into ``out_dir`` atomically."""
-    if cells is not None:
-        meta = {**meta, "cells": cells.to_json(), "guidance": guidance}
+    meta = {**meta, **conditioning_meta(cells, guidance)}
     with staged_directory(out_dir) as tmp:
         model.eval()
         if samples is None:
