@@ -52,7 +52,7 @@ from components.models.unet import UNet1d, parameter_count
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised
-from components.train.runner import batch_source
+from components.train.runner import batch_source, bf16_autocast
 from components.train.teacher import teacher_batches, training_cells, unet_spec
 from components.vocoder.interface import workspace_vocoder
 
@@ -152,7 +152,8 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
         steps, parent = int(stage["steps"]), stage["teacher"]
         student = copy.deepcopy(models[parent]).train().requires_grad_(True)
         settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, min_lr_ratio=d.min_lr_ratio, ema_decay=d.ema_decay,
-                                grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every, seed=cfg.seed + steps)
+                                grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every, seed=cfg.seed + steps,
+                                bf16=bf16_autocast("cpu", gpu=cfg.train.bf16, cpu=False))  # as the distill stage
         start = time.perf_counter()
         result = train_loop(student, student_objective(models[parent], steps, d.loss_weighting, guidance[parent]),
                             batch_source(store, d.batch_size, cfg.seed + steps, cell_index=cell_index), settings,
@@ -223,7 +224,8 @@ def main() -> None:
         t = cfg.train
         settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
                                 weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
-                                log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{label}")
+                                log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{label}",
+                                bf16=bf16_autocast("cpu", gpu=t.bf16, cpu=t.cpu_bf16))
         objective = teacher_v_objective(t.loss_weighting, classes=model.spec.classes, label_dropout=cfg.model.label_dropout)
         batches = teacher_batches(cfg, store, cell_index=cell_index)
         what = f"scoring {samples} samples at {steps} DDIM steps"

@@ -16,8 +16,8 @@ from components.models.unet import UNetSpec
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json
 from components.train.loop import LoopSettings, train_loop
-from components.train.runner import (batch_source, data_fingerprint, fingerprint, resolve_device, work_dir,
-                                     final_samples, write_model_output)
+from components.train.runner import (batch_source, bf16_autocast, data_fingerprint, fingerprint, resolve_device,
+                                     work_dir, final_samples, write_model_output)
 from components.distill.objective import student_objective
 from components.train.teacher import training_cells
 
@@ -74,7 +74,8 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, warmup_steps=0, min_lr_ratio=d.min_lr_ratio,
                             ema_decay=d.ema_decay, grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every,
                             checkpoint_every=d.checkpoint_every, sample_every=0, seed=cfg.seed + steps,
-                            device=device, bf16=cfg.train.bf16, compile=False, fingerprint=fp)
+                            device=device, bf16=bf16_autocast(device, gpu=cfg.train.bf16, cpu=False), compile=False,
+                            fingerprint=fp)
     result = train_loop(model, student_objective(teacher, steps, d.loss_weighting, guidance),
                         batch_source(store, d.batch_size, cfg.seed + steps, cell_index=cell_index), settings, work,
                         resume=resume, label=f"distill {2 * steps}->{steps}")

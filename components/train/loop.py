@@ -78,7 +78,7 @@ class LoopSettings:
     sample_every: int = 0
     seed: int = 0
     device: str = "cpu"
-    bf16: bool = False
+    bf16: bool = False  # bf16 autocast on ``device`` (the caller decides: runner.bf16_autocast)
     compile: bool = False
     fingerprint: str = ""
 
@@ -141,7 +141,7 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
             start = int(state["step"])
     metrics_path = out_dir / "metrics.jsonl"
     history = _kept_history(metrics_path, start) if is_main else []
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if settings.bf16 and device.type == "cuda" else nullcontext())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if settings.bf16 else nullcontext()
 
     def checkpoint(step: int) -> None:
         if is_main:

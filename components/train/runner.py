@@ -33,6 +33,15 @@ def resolve_device(choice: str) -> str:
     return choice
 
 
+def bf16_autocast(device: str, *, gpu: bool, cpu: bool) -> bool:
+    """Whether training on ``device`` runs under bf16 autocast: ``train.bf16`` on a GPU, ``train.cpu_bf16``
+    on a CPU only where oneDNN has native bf16 kernels (AVX512-BF16 or AMX); elsewhere bf16 is
+    emulated and slower than fp32, so the setting is ignored there."""
+    if device.startswith("cuda"):
+        return gpu
+    return cpu and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 

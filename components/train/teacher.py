@@ -19,8 +19,8 @@ from components.train.augment import Augment
 from components.train.loop import LoopSettings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised, write_previews
-from components.train.runner import (batch_source, data_fingerprint, fingerprint, resolve_device, work_dir,
-                                     write_model_output)
+from components.train.runner import (batch_source, bf16_autocast, data_fingerprint, fingerprint, resolve_device,
+                                     work_dir, write_model_output)
 
 
 def unet_spec(cfg: MelforgeConfig, example_shape: tuple[int, ...], classes: int = 0) -> UNetSpec:
@@ -76,14 +76,15 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
     model = UNet1d(spec)
     t = cfg.train
     # augmentation that is off leaves the fingerprint as it was before the option existed (runs resume)
-    unused = {key for key in ("augment_gain_db", "augment_shift_frames") if not getattr(t, key)}
+    unused = {key for key in ("augment_gain_db", "augment_shift_frames", "cpu_bf16") if not getattr(t, key)}
     fp = fingerprint("teacher", ARCHITECTURE_VERSION, teacher_fingerprint_model(cfg), t.model_dump(exclude=unused),
                      cfg.seed, data_fingerprint(store))
     work = work_dir(paths, "teacher", fp)
     settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
                             weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
                             log_every=t.log_every, checkpoint_every=t.checkpoint_every, sample_every=t.sample_every,
-                            seed=cfg.seed, device=device, bf16=t.bf16, compile=t.compile, fingerprint=fp)
+                            seed=cfg.seed, device=device, bf16=bf16_autocast(device, gpu=t.bf16, cpu=t.cpu_bf16),
+                            compile=t.compile, fingerprint=fp)
     ddp = None
     if world > 1:
         model.to(device)

@@ -107,6 +107,30 @@ def test_bf16_training_step_on_gpu(tmp_path):
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result["history"])
 
 
+def test_cpu_bf16_autocast_runs_the_network_in_bf16_only_when_asked(tmp_path):
+    seen = []
+
+    def probe(net, batch, generator):
+        out = net(batch, torch.full((batch.shape[0],), 0.5))
+        seen.append(out.dtype)
+        return out.float().pow(2).mean()
+
+    for bf16 in (False, True):
+        settings = LoopSettings(steps=1, lr=1e-3, log_every=1, device="cpu", bf16=bf16, fingerprint=str(bf16))
+        train_loop(UNet1d(SPEC), probe, lambda s: _batch(), settings, tmp_path / str(bf16))
+    assert seen == [torch.float32, torch.bfloat16]
+
+
+def test_cpu_bf16_is_used_only_where_the_cpu_has_native_bf16(monkeypatch):
+    from components.train import runner
+    assert runner.bf16_autocast("cuda:0", gpu=True, cpu=False) and not runner.bf16_autocast("cuda:0", gpu=False, cpu=True)
+    assert not runner.bf16_autocast("cpu", gpu=True, cpu=False)  # train.bf16 is the GPU's setting
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not runner.bf16_autocast("cpu", gpu=True, cpu=True)  # emulated bf16 would be slower: ignored
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert runner.bf16_autocast("cpu", gpu=False, cpu=True)
+
+
 def test_teacher_and_distillation_stages_write_loadable_models(tmp_path):
     from components.distill.stage import run_distill
     from components.features.stage import run_features
