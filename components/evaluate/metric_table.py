@@ -57,6 +57,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("level_in_range", True, False, "share", "level in range",
            "share of clips whose noise floor and peak both lie in the evaluation clips' 5th-95th percentile range, "
            "give or take 1 dB (about the smallest level change a listener notices)"),
+    Metric("voiced_in_range", True, False, "share", "voicing in range",
+           "share of clips whose voiced share lies in the evaluation clips' 5th-95th percentile range"),
 )
 
 EMBEDDINGS = ("classifier", "crepe")

@@ -188,7 +188,7 @@ def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: P
         signal=[{"name": n, "label": metric_info(n).label, "range": rng, "floor": floor.get(n)}
                 for n, rng in results.get("signal_range", {}).items()]
         + [{"name": n, "label": metric_info(n).label, "range": None, "floor": floor[n]}
-           for n in ("level_in_range",) if n in floor and results.get("signal_range")],
+           for n in ("level_in_range", "voiced_in_range") if n in floor and results.get("signal_range")],
         sizes=results["matched_sizes"], split=results["split"],
         gammas=", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed",
         accuracy=", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items()),

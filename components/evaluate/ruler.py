@@ -17,7 +17,7 @@ import numpy as np
 
 from components.evaluate.metrics import (MetricValue, bootstrap, fad_infinity, frechet_distance, inception_score,
                                          kid, memorised, nearest_distances, prdc_indicators)
-from components.evaluate.signal import in_range_share
+from components.evaluate.signal import LEVEL_JND_DB, in_range_share
 
 Z95 = 1.959964
 
@@ -156,9 +156,11 @@ class Ruler:
                                                             self.settings.memorised_percentile))
         signal = {name: values[:n] for name, values in measured.get("signal", {}).items() if name in self.eval_signal}
         metrics.update({name: mean_interval(values) for name, values in signal.items()})
-        inside = in_range_share(signal, self.eval_signal)
-        if inside is not None:
-            metrics["level_in_range"] = share_interval(inside)
+        for name, statistics, margin in (("level_in_range", ("noise_floor_db", "peak_db"), LEVEL_JND_DB),
+                                          ("voiced_in_range", ("voiced",), 0.0)):
+            inside = in_range_share(signal, self.eval_signal, statistics, margin)
+            if inside is not None:
+                metrics[name] = share_interval(inside)
         return metrics
 
     def floor(self, subsets: list[dict[str, Any]], n: int) -> dict[str, MetricValue]:

@@ -145,3 +145,12 @@ def test_hiss_is_seen_by_the_noise_floor_and_the_level_range_not_by_the_floor():
     hissing = ref.score(store.examples[:8], _notes(8, 3e-2, seed=1))
     assert hissing["noise_floor_db"].value > floor["noise_floor_db"].high + 20
     assert hissing["level_in_range"].value == 0.0
+
+
+def test_unvoiced_clips_fall_outside_the_real_voicing_range():
+    cfg = tiny_config(eval={"crepe": False, "classifier_steps": 20, "bootstrap": 10, "samples": 8})
+    store = FakeStore(n=40)
+    ref = Reference.build(store, cfg, real_audio_fn=lambda lm: _notes(len(lm), 1e-4, seed=0))
+    assert ref.real_floor(8)["voiced_in_range"].value >= 0.5
+    noise = np.random.default_rng(2).normal(0, 0.1, (8, _notes(1, 1e-4, seed=0).shape[1])).astype(np.float32)
+    assert ref.score(store.examples[:8], noise)["voiced_in_range"].value == 0.0
