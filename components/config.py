@@ -286,7 +286,7 @@ class TrainConfig(Section):
     audio_previews: int = Field(default=2, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = Field(default=True, description="bf16 autocast on GPU (ignored on CPU: see cpu_bf16)")
-    cpu_bf16: bool = Field(default=True, description="bf16 autocast when the teacher trains on a CPU with native "
+    cpu_bf16: bool = Field(default=False, description="bf16 autocast when the teacher trains on a CPU with native "
                                                      "bf16 instructions (AVX512-BF16 or AMX); ignored on other CPUs, "
                                                      "where emulated bf16 is slower than fp32. Distillation stays fp32 "
                                                      "on CPU (its targets difference teacher predictions)")
