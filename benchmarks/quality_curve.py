@@ -152,8 +152,7 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
         steps, parent = int(stage["steps"]), stage["teacher"]
         student = copy.deepcopy(models[parent]).train().requires_grad_(True)
         settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, min_lr_ratio=d.min_lr_ratio, ema_decay=d.ema_decay,
-                                grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every, seed=cfg.seed + steps,
-                                bf16=bf16_autocast("cpu", gpu=cfg.train.bf16, cpu=False))  # as the distill stage
+                                grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every, seed=cfg.seed + steps)
         start = time.perf_counter()
         result = train_loop(student, student_objective(models[parent], steps, d.loss_weighting, guidance[parent]),
                             batch_source(store, d.batch_size, cfg.seed + steps, cell_index=cell_index), settings,

@@ -23,7 +23,7 @@ import torch
 from components.models.conditioning import conditioning_of, evaluations_per_step, label_v_function
 from components.models.sampler import ddim_sample
 from components.models.unet import UNet1d, UNetSpec, parameter_count
-from components.train.loop import LoopSettings, train_loop
+from components.train.loop import LoopSettings, cpu_has_native_bf16, train_loop
 from components.train.objectives import teacher_v_objective
 
 
@@ -104,7 +104,7 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     device_name = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine()
     # bf16 autocast on a CPU only where it is native (train.cpu_bf16; elsewhere it is emulated and slower)
-    cpu_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    cpu_bf16 = cpu_has_native_bf16()
     variants = ([(False, False)] + [(True, False)] * cpu_bf16) if device == "cpu" else [(False, False), (True, False), (True, True)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -83,6 +83,12 @@ class LoopSettings:
     fingerprint: str = ""
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX); elsewhere bf16 is
+    emulated and slower than fp32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def lr_factor(step: int, *, steps: int, warmup: int, min_ratio: float) -> float:
     """Linear warm-up, then cosine decay to ``min_ratio`` of the peak at the last step."""
     if warmup and step < warmup:

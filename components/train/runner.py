@@ -21,7 +21,7 @@ from components.models.unet import UNetSpec, parameter_count
 from components.settings import ProjectPaths
 from components.storage import staged_directory
 from components.train.augment import Augment
-from components.train.loop import LabelledBatch
+from components.train.loop import LabelledBatch, cpu_has_native_bf16
 from components.train.previews import sample_normalised, write_previews
 
 
@@ -39,7 +39,7 @@ def bf16_autocast(device: str, *, gpu: bool, cpu: bool) -> bool:
     emulated and slower than fp32, so the setting is ignored there."""
     if device.startswith("cuda"):
         return gpu
-    return cpu and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return cpu and cpu_has_native_bf16()
 
 
 def fingerprint(*parts: Any) -> str:

@@ -125,9 +125,9 @@ def test_cpu_bf16_is_used_only_where_the_cpu_has_native_bf16(monkeypatch):
     from components.train import runner
     assert runner.bf16_autocast("cuda:0", gpu=True, cpu=False) and not runner.bf16_autocast("cuda:0", gpu=False, cpu=True)
     assert not runner.bf16_autocast("cpu", gpu=True, cpu=False)  # train.bf16 is the GPU's setting
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: False)
     assert not runner.bf16_autocast("cpu", gpu=True, cpu=True)  # emulated bf16 would be slower: ignored
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: True)
     assert runner.bf16_autocast("cpu", gpu=False, cpu=True)
 
 
