@@ -494,6 +494,9 @@ class RegistryConfig(Section):
                                              description="also require the 95% intervals not to overlap")
     serve_tolerance: float = Field(default=0.25, ge=0,
                                    description="serve the cheapest model (any family) within this relative distance of the best one")
+    serve_min_level_in_range: float = Field(
+        default=0.8, ge=0, le=1, description="among those, serve only a model with at least this share of clips "
+        "whose noise floor and peak lie in the real clips' 5-95% range (issue 23's level target), when one exists")
     max_floor_ratio: float = Field(default=3.0, ge=1,
                                    description="quality floor: a FAD/KID primary metric must be <= this x the floor (training clips vs the evaluation set) to become champion")
     min_real_ratio: float = Field(default=0.5, gt=0, le=1,

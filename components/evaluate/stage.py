@@ -188,7 +188,8 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
                                f"{entry['name']}: {how}", scale)
             rows.append(row)
             bar.advance(task)
-        served = choose_served(rows, cfg.registry.primary_metric, cfg.registry.serve_tolerance)
+        served = choose_served(rows, cfg.registry.primary_metric, cfg.registry.serve_tolerance,
+                               cfg.registry.serve_min_level_in_range)
         results = {"primary_metric": cfg.registry.primary_metric, "samples": e.samples, "real_clips": len(store),
                    "split": {"train_clips": int(len(ref.rows(TRAIN))), "eval_clips": int(len(eval_rows)),
                              "fraction": e.fraction, "cells": len(set(ref.cells))},
