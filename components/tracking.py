@@ -97,8 +97,19 @@ def check_tracking_server(uri: str, timeout_s: float = 5.0) -> None:
                               "project's own store")
 
 
+# MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and an experiment with no
+# traces opened on the GenAI overview (traces, tokens, cost) instead of the runs table
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": "melforge: audio generators trained on mel-spectrograms. Each pipeline run is a parent "
+                           "run with one nested run per stage (ingest ... evaluate); the models are in the registry, "
+                           "the served one under the `champion` alias, and each evaluate run holds the report.",
+}
+
+
 def setup_experiment(name: str, paths: ProjectPaths) -> str:
-    """Select (creating if needed) the experiment; local stores keep artifacts in .melforge/."""
+    """Select (creating if needed) the experiment, marked as model training and described (tags an
+    operator set by hand are kept); local stores keep artifacts in .melforge/."""
     import mlflow
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db}"
@@ -110,6 +121,11 @@ def setup_experiment(name: str, paths: ProjectPaths) -> str:
         experiment_id = mlflow.create_experiment(name, artifact_location=location)
     else:
         experiment_id = experiment.experiment_id
+    existing = experiment.tags if experiment is not None else {}
+    client = mlflow.MlflowClient()
+    for key, value in EXPERIMENT_TAGS.items():
+        if key not in existing:
+            client.set_experiment_tag(experiment_id, key, value)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 

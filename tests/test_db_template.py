@@ -125,4 +125,11 @@ def test_a_second_mlflow_store_is_a_working_copy(tmp_path: Path, cache: Path, mo
     assert (cache / f"mlflow-{mlflow.__version__}.db").is_file()
     assert runs[1].data.metrics == {"x": 1.0}
     assert runs[1].info.artifact_uri.startswith((tmp_path / "b").as_uri())
+    # MLflow's UI opens the experiment on its runs table, not the GenAI overview, and describes it
+    experiment = mlflow.get_experiment_by_name("melforge")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "champion" in experiment.tags["mlflow.note.content"]
+    mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, "mlflow.note.content", "mine")
+    tracking.setup_experiment("melforge", paths)  # an operator's own description is kept
+    assert mlflow.get_experiment_by_name("melforge").tags["mlflow.note.content"] == "mine"
     mlflow.set_tracking_uri(None)
