@@ -410,6 +410,80 @@ def reproduce(
     raise typer.Exit(0 if result.reproduced else 1)
 
 
+ModelOption = Annotated[Optional[str], typer.Option(help="Registered model name (default: registry.model_name).")]
+
+
+def _registry(paths: ProjectPaths, model: str | None):
+    """(client, model name) for the champion commands, after checking a tracking server answers."""
+    import mlflow
+
+    from components.generate_cli import registry_name
+    from components.tracking import TrackingUnavailable, check_tracking_server
+
+    try:
+        check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
+    except TrackingUnavailable as exc:
+        _fail(str(exc), code=1)
+    return mlflow.MlflowClient(), model or registry_name(paths)
+
+
+@app.command()
+def champion(model: ModelOption = None,
+             as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
+    """Show the champion and every decision about it (gate runs and rollbacks), oldest first."""
+    from components.registry.champion import champion_state
+    from components.registry.history import history_rows
+    from components.registry.lookup import ModelNotFound
+
+    client, name = _registry(_workspace(), model)
+    try:
+        state = champion_state(client, name)
+    except ModelNotFound as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps({"model_name": name, "champion": state.version, "history": state.history}, indent=2))
+        return
+    out = Console()
+    if state.version is None:
+        out.print(f"{escape(name)} has no champion yet")
+    else:
+        tags = state.tags
+        out.print(f"champion: {escape(name)}/{state.version} ({escape(tags.get('melforge.model', '?'))}, "
+                  f"{escape(tags.get('melforge.sampling_steps', '?'))} steps): "
+                  f"{escape(tags.get('melforge.promotion_reason', 'no recorded reason'))}", highlight=False)
+    rows = history_rows(state.history)
+    if not rows:
+        out.print("no decisions recorded yet")
+        return
+    table = Table(title=f"promotion history of {name}")
+    for column in rows[0]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*map(escape, row.values()))
+    out.print(table)
+
+
+@app.command()
+def rollback(
+    version: Annotated[Optional[str], typer.Argument(help="The version to serve (default: the previous champion).")]
+    = None,
+    reason: Annotated[str, typer.Option(help="Why: kept in the promotion history.")] = "",
+    model: ModelOption = None,
+) -> None:
+    """Move the champion alias back to an earlier version, recorded in the promotion history."""
+    from components.registry.champion import RollbackRefused, rollback as move_back
+    from components.registry.lookup import ModelNotFound
+
+    client, name = _registry(_workspace(), model)
+    try:
+        done = move_back(client, name, version, reason=reason)
+    except (RollbackRefused, ModelNotFound) as exc:
+        _fail(str(exc))
+    before = f"v{done['before']}" if done["before"] else "none"
+    console.print(f"{escape(name)}: champion {before} -> v{done['after']} (history entry {done['seq']}): "
+                  f"{escape(done['reason'])}", highlight=False)
+
+
 @app.command()
 def schedule(
     cron: Annotated[str, typer.Option(help="When to run the retraining flow (cron, five fields).")] = "0 2 * * *",

@@ -87,7 +87,9 @@ def publish_evaluation(metrics_file: Path, *, report_uri: str, local_report: Pat
 def publish_registry(decision: dict[str, Any], *, tracking_ui: str) -> None:
     name = decision["model_name"]
     version = decision["candidate"].rsplit("/", 1)[-1]
-    verdict = "promoted to **champion**" if decision["promoted"] else "not promoted (champion unchanged)"
+    verdict = {"promoted": "promoted to **champion**",
+               "no change": "already the champion: nothing changed"}.get(decision.get("action", ""),
+                                                                         "not promoted (champion unchanged)")
     lines = ["## melforge registry", "",
              f"Candidate [{decision['candidate']}]({tracking_ui}/#/models/{name}/versions/{version}) "
              f"({decision['candidate_model']}, alias `challenger`): {verdict}.", "",
@@ -97,3 +99,7 @@ def publish_registry(decision: dict[str, Any], *, tracking_ui: str) -> None:
               for r in decision["registered"]]
     create_markdown_artifact(key="melforge-registry", markdown="\n".join(lines),
                              description="melforge registry: promotion decision")
+    if decision.get("history"):
+        create_table_artifact(key="melforge-promotion-history", table=decision["history"],
+                              description=f"melforge registry: every decision about {name}@champion, oldest first "
+                                          "(also on the registered model's melforge.history.* tags)")

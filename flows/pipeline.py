@@ -313,7 +313,8 @@ def _summary(paths: ProjectPaths, cfg: MelforgeConfig, outcomes: dict[str, dict[
     }
     if registry:
         summary.update({"registered": registry["candidate"], "promoted": registry["promoted"],
-                        "promotion_reason": registry["reason"], "champion": registry["champion"]})
+                        "promotion": registry["action"], "promotion_reason": registry["reason"],
+                        "champion": registry["champion"]})
         if registry["champion"] != "none":
             summary["champion_url"] = tracking.model_version_url(*registry["champion"].rsplit("/", 1))
     return summary

@@ -30,6 +30,8 @@ from components.evaluate.metrics import MetricValue
 from components.gan import DIFFUSION
 from components.models.io import MODEL_FILE
 from components.provenance import dvc_lock_hash, file_sha256, params_hash
+from components.registry.history import (NO_CHANGE, PROMOTED, REJECTED, append_entry, history_rows, make_entry,
+                                         read_history)
 from components.registry.promotion import Decision, promotion_decision
 from components.registry.lookup import quoted
 from components.registry.promotion_lock import store_file_lock
@@ -111,6 +113,20 @@ def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], 
     # the version is created with all its tags at once (one request, not one per tag)
     return mlflow.register_model(info.model_uri, name, tags={**tags, MODEL_HASH_TAG: model_hash,
                                                              VOCODER_HASH_TAG: vocoder_hash}), True
+
+
+def version_description(row: dict[str, Any], metric: str, role: str) -> str:
+    """What the registry page shows first: which model, its sampling cost, its headline metric
+    against the real-data floor, and why it is or is not champion."""
+    family = row.get("family", DIFFUSION)
+    what = (f"{row['model']}: {row['steps']}-step diffusion {row['kind']}" if family == DIFFUSION else
+            f"{row['model']}: {family} generator, one network evaluation per clip")
+    m = row["metrics"].get(metric)
+    ratio = row.get("floor_ratios", {}).get(metric)
+    headline = (f"{metric} {m['value']:.4g} [{m['low']:.4g}, {m['high']:.4g}]" +
+                (f", {ratio:.2f}x the real-data floor" if ratio is not None else "") if m else
+                f"no {metric} (evaluation {row['status']})")
+    return f"{what}. {headline}. {role}"[:5000]
 
 
 def _version(model_version) -> str:
@@ -216,9 +232,20 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
         require_disjoint=cfg.registry.require_disjoint_intervals,
         candidate_error=(row.get("error") or "failed") if row["status"] != "ok" else None,
         quality=row.get("gate"), lock=lock)
+    for model, version in versions.items():
+        if model == served:
+            role = {PROMOTED: f"Champion: {outcome['reason']}",
+                    NO_CHANGE: "Champion (unchanged by this run): " +
+                               client.get_model_version(name, version.version).tags.get("melforge.promotion_reason", "")
+                    }.get(outcome["action"], f"Served by its evaluation, not champion: {outcome['reason']}")
+        else:
+            role = f"Not served: the evaluation served {served} ({results['served']['reason']})"
+        client.update_model_version(name, version.version, description=version_description(
+            own_rows[model], cfg.registry.primary_metric, role))
     return {"model_name": name, "registered": registered, "candidate": f"{name}/{candidate.version}",
             "candidate_model": served, "primary_metric": cfg.registry.primary_metric,
-            "candidate_value": m["value"] if m else math.nan, **outcome}
+            "candidate_value": m["value"] if m else math.nan, **outcome,
+            "history": history_rows(read_history(client, name))}
 
 
 MAX_ROUNDS = 5  # champions that moved while this candidate was being scored, before giving up
@@ -230,7 +257,8 @@ def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue 
                     quality: dict[str, Any] | None = None,
                     lock: Callable[[], ContextManager[None]] | None = None) -> dict[str, Any]:
     """``challenger`` -> the candidate; ``champion`` -> the candidate only if the gate says so. The
-    decision and its reason become tags of the candidate version.
+    decision is appended to the model's history (components/registry/history.py) and, unless nothing
+    changed, becomes tags of the candidate version. ``promoted`` is true only when the alias moved.
 
     Compare-and-set: scoring the champion takes minutes, so under ``lock`` (default: a file lock
     beside a SQLite store, components/registry/promotion_lock.py) the champion is read again and the
@@ -240,11 +268,13 @@ def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue 
     lock = lock or (lambda: store_file_lock(client.tracking_uri))
     client.set_registered_model_alias(name, CHALLENGER, candidate.version)
     notes: list[str] = []
+    previous: MetricValue | None = None
+    action = REJECTED
     for _ in range(MAX_ROUNDS):
         champion = current_champion(client, name)
         note = ""
         if champion is not None and champion.version == candidate.version:
-            decision = Decision(True, "the candidate is already the champion (same model file)")
+            decision, action = Decision(False, "no change: the candidate is already the champion (same model file)"), NO_CHANGE
             break
         previous = None
         if champion is not None:
@@ -260,17 +290,41 @@ def apply_promotion(client, name: str, candidate, candidate_metric: MetricValue 
             now = current_champion(client, name)
             if _version(now) == _version(champion):
                 client.set_registered_model_alias(name, CHAMPION, candidate.version)
+                action = PROMOTED
+                reason = _reason(decision, note, notes)
+                _record(client, name, candidate, champion, action, reason, metric, candidate_metric, previous)
                 break
         notes.append(f"the champion moved from {_version(champion)} to {_version(now)} while this candidate was "
                      "scored; scored again against the new one")
     else:
         decision = Decision(False, f"the champion moved {MAX_ROUNDS} times while this candidate was scored; "
                                    "champion left as it is")
-    reason = decision.reason + (f" ({note})" if note else "") + "".join(f"; {n}" for n in notes)
-    for key, value in {"melforge.promotion": "champion" if decision.promote else "rejected",
-                       "melforge.promotion_reason": reason[:5000],
-                       "melforge.previous_champion": champion.version if champion is not None else "none"}.items():
-        client.set_model_version_tag(name, candidate.version, key, value)
+    reason = _reason(decision, note, notes)
+    if action != PROMOTED:
+        with lock():
+            _record(client, name, candidate, champion, action, reason, metric, candidate_metric, previous)
     now = current_champion(client, name)
-    return {"promoted": decision.promote, "reason": reason,
+    return {"promoted": action == PROMOTED, "action": action, "reason": reason,
             "champion": f"{name}/{now.version}" if now is not None else "none"}
+
+
+def _reason(decision: Decision, note: str, notes: list[str]) -> str:
+    return decision.reason + (f" ({note})" if note else "") + "".join(f"; {n}" for n in notes)
+
+
+def _record(client, name: str, candidate, champion, action: str, reason: str, metric: str,
+            candidate_metric: MetricValue | None, champion_value: MetricValue | None) -> None:
+    """Append the decision to the model's history; a decision that changed something also becomes the
+    candidate version's own record (a no-op run leaves the reason it was promoted for in place)."""
+    run = mlflow.active_run()
+    before = str(champion.version) if champion is not None else None
+    after = str(candidate.version) if action == PROMOTED else before
+    append_entry(client, name, make_entry(action, candidate=str(candidate.version), before=before, after=after,
+                                          reason=reason, metric=metric, candidate_value=candidate_metric,
+                                          champion_value=champion_value, run_id=run.info.run_id if run else None))
+    if action == NO_CHANGE:
+        return
+    for key, value in {"melforge.promotion": "champion" if action == PROMOTED else "rejected",
+                       "melforge.promotion_reason": reason[:5000],
+                       "melforge.previous_champion": before or "none"}.items():
+        client.set_model_version_tag(name, candidate.version, key, value)

@@ -99,6 +99,14 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert {r.data.tags.get("melforge.skipped") for r in second_children if r.info.run_name != "registry"} == {"true"}
     # nothing new to register: the same model files map to the same versions, champion unchanged
     assert again["registered"] == summary["registered"] and again["champion"] == summary["champion"]
+    # ... and recorded as "no change": the champion keeps the reason it was promoted for, the history grows
+    assert again["promoted"] is False and again["promotion"] == "no change"
+    kept = client.get_model_version_by_alias("melforge-mel-diffusion", "champion")
+    assert kept.tags["melforge.promotion_reason"] == champion.tags["melforge.promotion_reason"]
+    assert "x the real-data floor" in kept.description and kept.description.startswith(kept.tags["melforge.model"])
+    from components.registry.history import read_history
+
+    assert [e["action"] for e in read_history(client, "melforge-mel-diffusion")] == ["promoted", "no change"]
 
     # scheduled retraining with unchanged sources: stops after the scan and says so
     from flows.retrain import melforge_retrain
@@ -116,7 +124,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
         keys = {a.key for a in prefect.read_artifacts()}
     assert {"melforge-ingest", "melforge-validate", "melforge-features", "melforge-train",
             "melforge-distill-student-1", "melforge-pipeline", "melforge-evaluation", "melforge-registry",
-            "melforge-retrain"} <= keys
+            "melforge-promotion-history", "melforge-retrain"} <= keys
 
 
 def test_plain_dvc_repro_twice_does_nothing_and_exp_run_overrides_params(project):
