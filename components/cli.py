@@ -413,13 +413,22 @@ def reproduce(
 ModelOption = Annotated[Optional[str], typer.Option(help="Registered model name (default: registry.model_name).")]
 
 
-def _registry(paths: ProjectPaths, model: str | None):
-    """(client, model name) for the champion commands, after checking a tracking server answers."""
+def _registry(model: str | None):
+    """(client, model name) for the champion commands: this project's registry, or outside a project
+    the one MLFLOW_TRACKING_URI names, after checking that a tracking server answers."""
     import mlflow
 
     from components.generate_cli import registry_name
     from components.tracking import TrackingUnavailable, check_tracking_server
 
+    paths: ProjectPaths | None = None
+    if existing_project_root() is not None:
+        paths = _workspace()
+    elif os.environ.get("MLFLOW_TRACKING_URI"):
+        apply_tool_defaults()
+    else:
+        _fail(f"no melforge project in {Path.cwd()} or above (no dvc.yaml) and MLFLOW_TRACKING_URI is not set, so there "
+              "is no registry: run this in a project or point MLFLOW_TRACKING_URI at a tracking server")
     try:
         check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
     except TrackingUnavailable as exc:
@@ -435,7 +444,7 @@ def champion(model: ModelOption = None,
     from components.registry.history import history_rows
     from components.registry.lookup import ModelNotFound
 
-    client, name = _registry(_workspace(), model)
+    client, name = _registry(model)
     try:
         state = champion_state(client, name)
     except ModelNotFound as exc:
@@ -474,7 +483,7 @@ def rollback(
     from components.registry.champion import RollbackRefused, rollback as move_back
     from components.registry.lookup import ModelNotFound
 
-    client, name = _registry(_workspace(), model)
+    client, name = _registry(model)
     try:
         done = move_back(client, name, version, reason=reason)
     except (RollbackRefused, ModelNotFound) as exc:

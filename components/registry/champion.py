@@ -81,7 +81,8 @@ def rollback(client, name: str, version: str | None, *, reason: str,
         if target is None:
             raise RollbackRefused(f"{name} has no version {version!r}; versions: {_listing(versions) or 'none'}")
         if target.tags.get("melforge.kind") == "control":
-            raise RollbackRefused(f"{name}/{version} is a control of the evaluation, not a generator to serve")
+            raise RollbackRefused(f"{name}/{version} is a control of the evaluation, not a generator to serve; "
+                                  f"versions: {_listing(versions)}")
         if target.tags.get("melforge.evaluation", "ok") != "ok":
             raise RollbackRefused(f"{name}/{version} ({target.tags.get('melforge.model', '?')}): its evaluation failed "
                                   f"({target.tags.get('melforge.evaluation_error', 'no metrics')}); it cannot serve")

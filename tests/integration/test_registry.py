@@ -3,6 +3,7 @@ and `melforge reproduce` of a tiny pipeline run."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,6 +106,20 @@ def test_promotion_gate_and_generate_against_a_real_mlflow_server(mlflow_server,
     by_version = _melforge(["generate", "--model", f"{name}/{v2.version}", "-n", "1", "--out", str(out / "v2")],
                            tmp_path, mlflow_server)
     assert by_version.returncode == 0, by_version.stderr
+
+    # rollback: champion back to v1 (the champion before v6), and @champion then serves v1's audio
+    rolled = _melforge(["rollback", "--model", name, "--reason", "v6 hisses"], tmp_path, mlflow_server)
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"champion v{v6.version} -> v{v1.version}" in rolled.stderr and aliases()["champion"] == str(v1.version)
+    for spec, folder in ((f"models:/{name}@champion", "rolled"), (f"{name}/{v1.version}", "v1")):
+        proc = _melforge(["generate", "--model", spec, "-n", "1", "--seed", "3", "--seconds", "0.5",
+                          "--out", str(out / folder)], tmp_path, mlflow_server)
+        assert proc.returncode == 0, proc.stderr
+    assert [p.read_bytes() for p in sorted((out / "rolled").glob("*.wav"))] == [p.read_bytes() for p in sorted((out / "v1").glob("*.wav"))]
+    refused = _melforge(["rollback", "99", "--model", name, "--reason", "x"], tmp_path, mlflow_server)
+    assert refused.returncode == 2 and "no version '99'" in refused.stderr and f"v{v6.version} (student-2)" in refused.stderr
+    history = _melforge(["champion", "--model", name, "--json"], tmp_path, mlflow_server)
+    assert [e["action"] for e in json.loads(history.stdout)["history"]][-2:] == ["promoted", "rolled back"]
 
     missing = _melforge(["generate", "--model", f"models:/{name}@best"], tmp_path, mlflow_server)
     assert missing.returncode == 2 and "no alias 'best'" in missing.stderr and "@champion" in missing.stderr
