@@ -601,17 +601,48 @@ def restore(
 
 
 @app.command()
-def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
-    """Open the MLflow UI on 127.0.0.1 for this project's tracking store."""
-    _workspace()
+def ui(port: Annotated[Optional[int], typer.Option(help="Port on 127.0.0.1 (default 5000; 4200 with --prefect).")] = None,
+       prefect: Annotated[bool, typer.Option(
+           "--prefect", help="Serve Prefect's UI on this workspace's own Prefect database instead: past flow runs, "
+                             "their timeline, logs and artifacts.")] = False) -> None:
+    """Open the MLflow UI (or with --prefect the Prefect UI) on 127.0.0.1 for this project's stores."""
+    paths = _workspace()
+    if prefect:
+        raise typer.Exit(_prefect_ui(paths, port or 4200))
+    port = port or 5000
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    from components.tracking import redact_uri
+    from components.config import ConfigError, load_config
+    from components.tracking import redact_uri, setup_experiment, ui_links
 
     console.print(f"MLflow UI for {escape(redact_uri(uri))} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        cfg = load_config(paths.params)
+        setup_experiment(cfg.experiment, paths)  # marks an older workspace's experiment as model training
+        for label, url in ui_links(f"http://127.0.0.1:{port}", cfg.experiment, cfg.registry.model_name):
+            console.print(f"  {label}: {url}", highlight=False, soft_wrap=True)
+    except ConfigError as exc:
+        console.print(f"(no links: {escape(str(exc))})")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner: starts in seconds
     raise typer.Exit(_serve_until_stopped(cmd, env))
+
+
+def _prefect_ui(paths: ProjectPaths, port: int) -> int:
+    """Prefect's own server and UI on the workspace's database (.melforge/prefect/prefect.db), where
+    every `melforge run` recorded its flow runs through the temporary API it started."""
+    if os.environ.get("PREFECT_API_URL"):
+        _fail(f"PREFECT_API_URL is set ({os.environ['PREFECT_API_URL']}): this workspace's flow runs are on that "
+              "server; open its UI (unset PREFECT_API_URL to see the workspace's own database)")
+    database = paths.state / "prefect" / "prefect.db"
+    if not database.is_file():
+        _fail(f"{database} does not exist yet: `melforge run` records its flow runs there")
+    console.print(f"Prefect UI for {escape(str(database))} on http://127.0.0.1:{port} (Ctrl-C to stop): "
+                  "Runs shows each `melforge run`, its timeline and logs; Artifacts the stage tables",
+                  highlight=False, soft_wrap=True)
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    return _serve_until_stopped(cmd, env)
 
 
 def _serve_until_stopped(cmd: list[str], env: dict[str, str]) -> int:

@@ -256,6 +256,35 @@ def ui_base_url() -> str:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
+def ui_links(base: str, experiment: str, model_name: str) -> list[tuple[str, str]]:
+    """Deep links into the MLflow UI at ``base``: the experiment's runs table, the latest pipeline
+    run, the latest evaluation report and the champion's version page (those that exist)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    links: list[tuple[str, str]] = []
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        home = f"{base}/#/experiments/{found.experiment_id}"
+        links.append(("runs", f"{home}/runs"))
+        latest = client.search_runs([found.experiment_id], "attributes.run_name LIKE 'pipeline-%'",
+                                    order_by=["attributes.start_time DESC"], max_results=1)
+        if latest:
+            links.append(("latest pipeline run", f"{home}/runs/{latest[0].info.run_id}"))
+        for run in client.search_runs([found.experiment_id], "attributes.run_name = 'evaluate'",
+                                      order_by=["attributes.start_time DESC"], max_results=20):
+            if any(a.path == "evaluate/report.html" for a in client.list_artifacts(run.info.run_id, "evaluate")):
+                links.append(("latest report", f"{home}/runs/{run.info.run_id}/artifacts/evaluate/report.html"))
+                break
+    try:
+        champion = client.get_model_version_by_alias(model_name, "champion")
+        links.append((f"champion ({model_name}/{champion.version})", f"{base}/#/models/{model_name}/versions/{champion.version}"))
+    except MlflowException:
+        pass
+    return links
+
+
 def run_url(run_id: str) -> str:
     import mlflow
 

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -202,12 +203,17 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     """The stages, the data record, the registry gate and the summary, in one MLflow parent run."""
     tracking.setup_experiment(cfg.experiment, paths)
     params = cfg.to_params()
-    with tracking.parent_run(f"pipeline-{cfg.profile}", params=params,
+    started = datetime.now(timezone.utc)
+    with tracking.parent_run(f"pipeline-{cfg.profile}-{started:%Y%m%d-%H%M%S}", params=params,
                              tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
         outcomes = _run_stages(paths, cfg, params)
         digest = _record_data_version(paths, push=push)
         registry = _register(paths, cfg, run.info.run_id, digest) if cfg.registry.enabled else {}
         summary = _summary(paths, cfg, outcomes, registry, run.info.run_id, digest)
+        # a run in which DVC skipped every stage and the champion did not move changed nothing
+        ran = [s for s in summary["stages_run"] if s != "scan"]  # the source listing is refreshed every run
+        changed = bool(ran) or registry.get("action") not in (None, "no change")
+        tracking.tag_active_run({"melforge.changed": str(changed).lower()})
         tracking.log_json(summary, "pipeline_summary.json")
     publish_pipeline(summary)
     return summary

@@ -87,3 +87,12 @@ def test_a_stage_error_without_a_message_still_says_what_happened(workspace, mon
     monkeypatch.setattr(components.stages, "run_stage", fail)
     result = runner.invoke(app, ["stage", "ingest"])
     assert result.exit_code == 1 and f"error: stage ingest: {words}" in result.output
+
+
+def test_ui_prefect_names_what_is_missing_before_starting_anything(workspace, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = runner.invoke(app, ["ui", "--prefect"])
+    assert result.exit_code == 2 and "prefect.db does not exist yet" in result.output and "melforge run" in result.output
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4999/api")
+    result = runner.invoke(app, ["ui", "--prefect"])
+    assert result.exit_code == 2 and "PREFECT_API_URL is set (http://127.0.0.1:4999/api)" in result.output

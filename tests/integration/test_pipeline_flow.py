@@ -101,6 +101,10 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert again["registered"] == summary["registered"] and again["champion"] == summary["champion"]
     # ... and recorded as "no change": the champion keeps the reason it was promoted for, the history grows
     assert again["promoted"] is False and again["promotion"] == "no change"
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+    first_run, second_run = runs[summary["mlflow_run_id"]], runs[again["mlflow_run_id"]]
+    assert first_run.data.tags["melforge.changed"] == "true" and second_run.data.tags["melforge.changed"] == "false"
+    assert first_run.info.run_name != second_run.info.run_name and first_run.info.run_name.startswith("pipeline-")
     kept = client.get_model_version_by_alias("melforge-mel-diffusion", "champion")
     assert kept.tags["melforge.promotion_reason"] == champion.tags["melforge.promotion_reason"]
     assert "x the real-data floor" in kept.description and kept.description.startswith(kept.tags["melforge.model"])
