@@ -19,10 +19,17 @@ def git(root: Path, *args: str) -> str:
         return ""
 
 
+# what a run writes itself: recorded by their own hashes (dvc.lock_sha256, params_sha256), so a change
+# to them is not a change of the code (a run's versions once said dirty where its parent run said clean)
+RUN_RECORDS = ("dvc.lock", "params.yaml")
+
+
 def git_state(root: Path) -> dict[str, str]:
-    """``git.commit`` and ``git.dirty`` (tracked files changed; untracked files do not count)."""
+    """``git.commit`` and ``git.dirty``: tracked files other than :data:`RUN_RECORDS` changed
+    (untracked files do not count). Take it once, when a run starts, and reuse it."""
+    changed = (git(root, "diff", "--name-only", "HEAD") or "").splitlines()  # staged or not, against HEAD
     return {"git.commit": git(root, "rev-parse", "HEAD") or "unknown",
-            "git.dirty": str(bool(git(root, "status", "--porcelain", "--untracked-files=no"))).lower()}
+            "git.dirty": str(any(path not in RUN_RECORDS for path in changed)).lower()}
 
 
 def stream_sha256(fh: BinaryIO) -> str:

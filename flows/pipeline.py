@@ -203,12 +203,12 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     """The stages, the data record, the registry gate and the summary, in one MLflow parent run."""
     tracking.setup_experiment(cfg.experiment, paths)
     params = cfg.to_params()
-    started = datetime.now(timezone.utc)
+    started, code = datetime.now(timezone.utc), git_state(paths.root)  # the code as the run found it
     with tracking.parent_run(f"pipeline-{cfg.profile}-{started:%Y%m%d-%H%M%S}", params=params,
-                             tags={"melforge.profile": cfg.profile, **git_state(paths.root)}) as run:
+                             tags={"melforge.profile": cfg.profile, **code}) as run:
         outcomes = _run_stages(paths, cfg, params)
         digest = _record_data_version(paths, push=push)
-        registry = _register(paths, cfg, run.info.run_id, digest) if cfg.registry.enabled else {}
+        registry = _register(paths, cfg, run.info.run_id, digest, code) if cfg.registry.enabled else {}
         summary = _summary(paths, cfg, outcomes, registry, run.info.run_id, digest)
         # a run in which DVC skipped every stage and the champion did not move changed nothing
         ran = [s for s in summary["stages_run"] if s != "scan"]  # the source listing is refreshed every run
@@ -280,9 +280,9 @@ def _record_data_version(paths: ProjectPaths, *, push: bool) -> str:
     return digest
 
 
-def _register(paths: ProjectPaths, cfg: MelforgeConfig, run_id: str, digest: str) -> dict[str, Any]:
-    run_tags = {"melforge.pipeline_run_id": run_id, "dvc.data_digest": digest,
-                "melforge.profile": cfg.profile, **git_state(paths.root)}
+def _register(paths: ProjectPaths, cfg: MelforgeConfig, run_id: str, digest: str,
+              code: dict[str, str]) -> dict[str, Any]:
+    run_tags = {"melforge.pipeline_run_id": run_id, "dvc.data_digest": digest, "melforge.profile": cfg.profile, **code}
     registry = register_models(cfg, paths, run_tags, run_id)
     tracking.tag_active_run({"melforge.candidate": registry["candidate"],
                              "melforge.promoted": str(registry["promoted"]).lower(),

@@ -15,12 +15,17 @@ def test_git_state_names_the_commit_and_only_tracked_changes_make_it_dirty(tmp_p
     assert git_state(tmp_path) == {"git.commit": "unknown", "git.dirty": "false"}  # not a repository
     git("init", "-q")
     (tmp_path / "a.txt").write_text("1")
-    git("add", "a.txt")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'")
+    git("add", "a.txt", "dvc.lock")
     git("commit", "-qm", "first")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     (tmp_path / "untracked.txt").write_text("x")
     assert git_state(tmp_path) == {"git.commit": head, "git.dirty": "false"}
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}")  # what a run rewrites is not the code
+    assert git_state(tmp_path)["git.dirty"] == "false"
     (tmp_path / "a.txt").write_text("2")
+    assert git_state(tmp_path)["git.dirty"] == "true"
+    git("add", "a.txt")  # staged counts too
     assert git_state(tmp_path)["git.dirty"] == "true"
 
 
