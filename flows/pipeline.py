@@ -41,12 +41,14 @@ EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "quality_vs_compu
 
 
 @task(name="registry", retries=1, retry_delay_seconds=5)
-def register_models(cfg: MelforgeConfig, paths: ProjectPaths, run_tags: dict[str, str], parent_run_id: str) -> dict[str, Any]:
-    """Register every evaluated model and gate the served one (champion moves only if it is better)."""
+def register_models(cfg: MelforgeConfig, paths: ProjectPaths, run_tags: dict[str, str], parent_run_id: str,
+                    trained_by: dict[str, str] | None = None) -> dict[str, Any]:
+    """Register every evaluated model and gate the served one (champion moves only if it is better).
+    ``trained_by``: model folder -> the MLflow run of the stage that trained it in this pipeline run."""
     from components.registry.publish import publish
 
     with tracking.child_run("registry", parent_run_id, tags={"melforge.stage": "registry"}):
-        decision = publish(cfg, paths, run_tags=run_tags, lock=lambda: promotion_slot(cfg))
+        decision = publish(cfg, paths, run_tags=run_tags, lock=lambda: promotion_slot(cfg), trained_by=trained_by)
         tracking.log_json(decision, "registry/decision.json")
     publish_registry(decision, tracking_ui=tracking.ui_base_url())
     return decision
@@ -208,7 +210,9 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
                              tags={"melforge.profile": cfg.profile, **code}) as run:
         outcomes = _run_stages(paths, cfg, params)
         digest = _record_data_version(paths, push=push)
-        registry = _register(paths, cfg, run.info.run_id, digest, code) if cfg.registry.enabled else {}
+        trained_by = {model_dir(paths, s).name: o["mlflow_run_id"] for s, o in outcomes.items()
+                      if model_dir(paths, s) is not None and not o["skipped"] and o.get("mlflow_run_id")}
+        registry = _register(paths, cfg, run.info.run_id, digest, code, trained_by) if cfg.registry.enabled else {}
         summary = _summary(paths, cfg, outcomes, registry, run.info.run_id, digest)
         # a run in which DVC skipped every stage and the champion did not move changed nothing
         ran = [s for s in summary["stages_run"] if s != "scan"]  # the source listing is refreshed every run
@@ -280,10 +284,10 @@ def _record_data_version(paths: ProjectPaths, *, push: bool) -> str:
     return digest
 
 
-def _register(paths: ProjectPaths, cfg: MelforgeConfig, run_id: str, digest: str,
-              code: dict[str, str]) -> dict[str, Any]:
+def _register(paths: ProjectPaths, cfg: MelforgeConfig, run_id: str, digest: str, code: dict[str, str],
+              trained_by: dict[str, str]) -> dict[str, Any]:
     run_tags = {"melforge.pipeline_run_id": run_id, "dvc.data_digest": digest, "melforge.profile": cfg.profile, **code}
-    registry = register_models(cfg, paths, run_tags, run_id)
+    registry = register_models(cfg, paths, run_tags, run_id, trained_by)
     tracking.tag_active_run({"melforge.candidate": registry["candidate"],
                              "melforge.promoted": str(registry["promoted"]).lower(),
                              "melforge.champion": registry["champion"]})

@@ -88,10 +88,10 @@ def _find_version(client, name: str, model_hash: str, vocoder_hash: str):
 
 
 def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], paths: ProjectPaths,
-                   vocoder_file: Path | None = None):
+                   vocoder_file: Path | None = None, source_run: str | None = None):
     """Log ``model_dir/model.pt`` (and the learned vocoder that serves it, if any) as a pyfunc model
-    in the active run and register it; a pair of files registered before (same SHA-256s) is not
-    registered twice."""
+    in the active run and register it, its source run ``source_run`` (the run that trained it) when
+    given; a pair of files registered before (same SHA-256s) is not registered twice."""
     model_file = model_dir / MODEL_FILE
     model_hash = file_sha256(model_file)
     vocoder_hash = file_sha256(vocoder_file) if vocoder_file is not None else "none"
@@ -111,8 +111,10 @@ def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], 
         metadata={"sample_rate": int(tags["melforge.sample_rate"]), "sampling_steps": int(tags["melforge.sampling_steps"]),
                   "melforge_model": model_dir.name})
     # the version is created with all its tags at once (one request, not one per tag)
-    return mlflow.register_model(info.model_uri, name, tags={**tags, MODEL_HASH_TAG: model_hash,
-                                                             VOCODER_HASH_TAG: vocoder_hash}), True
+    tags = {**tags, MODEL_HASH_TAG: model_hash, VOCODER_HASH_TAG: vocoder_hash}
+    if source_run is None:
+        return mlflow.register_model(info.model_uri, name, tags=tags), True
+    return client.create_model_version(name, info.model_uri, run_id=source_run, tags=tags, model_id=info.model_id), True
 
 
 def version_description(row: dict[str, Any], metric: str, role: str) -> str:
@@ -187,9 +189,11 @@ def served_vocoder_file(cfg: MelforgeConfig, paths: ProjectPaths) -> Path | None
 
 
 def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str],
-            lock: Callable[[], ContextManager[None]] | None = None) -> dict[str, Any]:
+            lock: Callable[[], ContextManager[None]] | None = None,
+            trained_by: dict[str, str] | None = None) -> dict[str, Any]:
     """Register every model of the evaluation, then gate the served one. Call inside an MLflow run.
-    ``lock``: held while the champion is re-read and moved (see :func:`apply_promotion`)."""
+    ``lock``: held while the champion is re-read and moved (see :func:`apply_promotion`);
+    ``trained_by``: model folder -> the run that trained it, each new version's source run."""
 
     results = json.loads((paths.evaluation / "metrics.json").read_text())
     name = cfg.registry.model_name
@@ -218,7 +222,7 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
         if row.get("error"):
             tags["melforge.evaluation_error"] = row["error"]
         versions[model], new = register_model(client, paths.models / model, name=name, tags=tags, paths=paths,
-                                              vocoder_file=vocoder_file)
+                                              vocoder_file=vocoder_file, source_run=(trained_by or {}).get(model))
         registered.append({"model": model, "version": versions[model].version, "new": new})
 
     served = results["served"]["model"]

@@ -75,6 +75,11 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     champion = client.get_model_version_by_alias("melforge-mel-diffusion", "champion")
     assert champion.tags["git.commit"] == parent.data.tags["git.commit"] and champion.tags["dvc.data_digest"] == mels_md5
     assert champion.tags["melforge.promotion"] == "champion" and "metric.fad_classifier" in champion.tags
+    # its source run is the stage run that trained it, not the registry's
+    source = client.get_run(champion.run_id)
+    model_stage = {"teacher": "train", "wavegan": "gan@wavegan", "specgan": "gan@specgan"}.get(
+        champion.tags["melforge.model"], f"distill@{champion.tags['melforge.model']}")
+    assert source.info.run_name == model_stage and source.data.tags["mlflow.parentRunId"] == summary["mlflow_run_id"]
     assert champion.tags["melforge.vocoder"] == "learned" and champion.tags["melforge.vocoder_sha256"] != "none"
     ingest = next(r for r in children if r.info.run_name == "ingest")
     assert ingest.data.metrics["clips"] == 8 and ingest.data.params["audio.sample_rate"] == "16000"
