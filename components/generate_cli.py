@@ -6,6 +6,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,10 +112,14 @@ def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, second
             audio, rate, source = gen.generate(n, seed, seconds=seconds, steps=steps), gen.sample_rate, str(local)
         except ValueError as exc:  # e.g. longer than a GAN's fixed clip, or steps for a GAN
             raise GenerationError(f"{local}: {exc}") from None
+        used = {"model": local.parent.name if local.name.endswith(".pt") else local.name, "family": gen.family,
+                "registered": None, "version": None, "alias": None,
+                "steps": (steps or gen.sampling_steps) if gen.family == "diffusion" else 1,
+                "vocoder": gen.active_vocoder.describe() if gen.uses_vocoder else "none (makes waveforms)"}
     else:
         if vocoder is not None:
             raise GenerationError("--vocoder applies to a local model; a registered model uses the vocoder it was registered with")
-        audio, rate, source = _from_registry(paths, model, n=n, seconds=seconds, seed=seed, steps=steps)
+        audio, rate, source, used = _from_registry(paths, model, n=n, seconds=seconds, seed=seed, steps=steps)
     out.mkdir(parents=True, exist_ok=True)
     import soundfile as sf
 
@@ -125,14 +130,16 @@ def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, second
         path = out / f"melforge-seed{seed}-{k:03d}.wav"
         atomic_write_bytes(path, buffer.getvalue())
         written.append(path)
+    # what made these clips: the model, its registered name, version and the alias resolved, the steps
+    # and the vocoder actually used (not the options as typed)
     atomic_write_json(out / f"melforge-seed{seed}.json", {
-        "model": source, "count": n, "seed": seed, "seconds": seconds, "steps": steps, "sample_rate": rate,
+        "source": source, **used, "count": n, "seed": seed, "seconds": seconds, "sample_rate": rate,
         "files": [p.name for p in written]})
     return written, source
 
 
 def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: float | None, seed: int,
-                   steps: int | None) -> tuple[np.ndarray, int, str]:
+                   steps: int | None) -> tuple[np.ndarray, int, str, dict[str, Any]]:
     import mlflow
 
     from components.registry.lookup import RUN_ID, ModelNotFound, quoted, resolve
@@ -161,8 +168,18 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
         audio = pyfunc.predict(request)
     except ValueError as exc:  # e.g. longer than a GAN's fixed clip, or steps for a GAN
         raise GenerationError(f"{model}: {exc}") from None
-    rate = int(pyfunc.metadata.metadata["sample_rate"])
-    return audio, rate, resolved.uri + (f" (version {resolved.version})" if resolved.version else "")
+    from components.registry.publish import VOCODER_HASH_TAG
+
+    meta = pyfunc.metadata.metadata
+    tags = client.get_model_version(resolved.name, resolved.version).tags if resolved.version else {}
+    family = tags.get("melforge.family", "diffusion")
+    used = {"model": meta.get("melforge_model"), "family": family, "registered": resolved.name,
+            "version": resolved.version, "alias": text.rpartition("@")[2] if "@" in text else None,
+            "steps": (steps or int(meta["sampling_steps"])) if family == "diffusion" else 1,
+            "vocoder": "none (makes waveforms)" if family == "wavegan" else
+                       "Griffin-Lim" if tags.get(VOCODER_HASH_TAG, "none") == "none" else
+                       f"learned vocoder registered with the model (sha256 {tags[VOCODER_HASH_TAG][:12]})"}
+    return audio, int(meta["sample_rate"]), resolved.uri + (f" (version {resolved.version})" if resolved.version else ""), used
 
 
 def verify_model_file(version, model_path: Path) -> None:

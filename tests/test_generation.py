@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 
@@ -60,6 +61,9 @@ def test_generate_from_a_local_model_takes_the_vocoder_asked_for(tmp_path):
                                         out=tmp_path / f"out-{len(files)}", vocoder=choice)
         files[choice] = written[0].read_bytes()
     assert files[str(vocoder.parent)] == files[str(vocoder)] != files["griffinlim"]
+    records = [json.loads((tmp_path / f"out-{k}" / "melforge-seed0.json").read_text()) for k in range(2)]
+    assert records[0]["model"] == "m" and records[0]["steps"] == 2 and records[0]["version"] is None
+    assert records[0]["vocoder"].startswith("Griffin-Lim") and records[1]["vocoder"].startswith("learned vocoder")
     with pytest.raises(GenerationError, match="vocoder: .*missing.pt: no trained vocoder"):
         generate_to_folder(None, str(model.parent), n=1, seconds=0.5, seed=0, steps=None, out=tmp_path / "x",
                            vocoder=str(tmp_path / "missing.pt"))

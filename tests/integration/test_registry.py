@@ -116,6 +116,9 @@ def test_promotion_gate_and_generate_against_a_real_mlflow_server(mlflow_server,
                           "--out", str(out / folder)], tmp_path, mlflow_server)
         assert proc.returncode == 0, proc.stderr
     assert [p.read_bytes() for p in sorted((out / "rolled").glob("*.wav"))] == [p.read_bytes() for p in sorted((out / "v1").glob("*.wav"))]
+    record = json.loads((out / "rolled" / "melforge-seed3.json").read_text())  # names what made the clips
+    assert (record["registered"], record["version"], record["alias"]) == (name, str(v1.version), "champion")
+    assert record["model"] == "seed-1" and record["steps"] == 2 and record["vocoder"]
     refused = _melforge(["rollback", "99", "--model", name, "--reason", "x"], tmp_path, mlflow_server)
     assert refused.returncode == 2 and "no version '99'" in refused.stderr and f"v{v6.version} (student-2)" in refused.stderr
     history = _melforge(["champion", "--model", name, "--json"], tmp_path, mlflow_server)
