@@ -104,6 +104,31 @@ def _run_gx(tables: dict[str, pd.DataFrame], checks: list[Check], docs_dir: Path
     return results
 
 
+def write_offline_index(docs_dir: Path, summary: dict[str, Any], results: list[dict[str, Any]]) -> Path:
+    """Replace Great Expectations' index.html, which lists the results only once Bootstrap and jQuery
+    load from CDNs (offline it is an empty, unstyled page), with a self-contained page: the summary,
+    each suite's run with a link to its Great Expectations page, every expectation and its failing
+    rows. GX's own index is kept as gx-index.html."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    gx_index = docs_dir / "index.html"
+    if gx_index.is_file():
+        gx_index.replace(docs_dir / "gx-index.html")
+    suites = []
+    for table in dict.fromkeys(r["table"] for r in results):
+        rows = [r for r in results if r["table"] == table]
+        pages = sorted((docs_dir / "validations" / f"melforge_{table}").rglob("*.html"))
+        suites.append({"name": f"melforge_{table}", "expectations": len(rows), "passed": sum(r["success"] for r in rows),
+                       "run": pages[-1].parent.name if pages else "",
+                       "page": pages[-1].relative_to(docs_dir).as_posix() if pages else ""})
+    env = Environment(loader=PackageLoader("components.validate", "templates"), autoescape=select_autoescape(["j2"]),
+                      undefined=StrictUndefined)
+    html = env.get_template("data_docs.html.j2").render(summary=summary, results=results, suites=suites,
+                                                        quarantine=summary.get("quarantine_share", {}))
+    gx_index.write_text(html, encoding="utf-8")  # inside the stage's staging folder: renamed into place whole
+    return gx_index
+
+
 def quarantine_table(manifest: pd.DataFrame, quarantine: pd.DataFrame, previous: dict[str, float]) -> pd.DataFrame:
     """Per source: files seen, quarantined, their share, and its rise since the last accepted run
     (an outage that quarantines most of a bucket shows up here even when what is left validates)."""
@@ -159,6 +184,7 @@ def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
             "seconds": time.perf_counter() - started,
         }
         atomic_write_json(tmp / RESULTS, {"summary": summary, "results": results})
+        write_offline_index(tmp / DOCS, summary, results)
     if metrics_path is not None:
         atomic_write_json(metrics_path, summary)
     if critical:

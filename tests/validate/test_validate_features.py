@@ -1,6 +1,7 @@
 """Validation (Great Expectations) and mel features on real ingested built-in clips."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,16 @@ def test_suite_passes_on_good_clips_and_writes_results_and_data_docs(clips_dir, 
     checks = {r["check"] for r in results}
     assert {"sample_rate", "duration", "finite", "peak", "rms", "unique_clip_ids", "labels:pitch",
             "labels:family", "min_clips_per_class"} <= checks
-    assert (tmp_path / "validation" / "docs" / "index.html").is_file()
     assert json.loads((tmp_path / "v.json").read_text())["success"] is True
+    # the Data Docs index renders with no network: no script, no stylesheet or image from elsewhere
+    docs = tmp_path / "validation" / "docs"
+    index = (docs / "index.html").read_text()
+    assert "<script" not in index and not re.search(r'(src|href)="https?://', index)
+    assert "passed" in index and all(f"<td>{check}</td>" in index for check in checks)
+    for suite in ("melforge_manifest", "melforge_quarantine", "melforge_class_counts"):
+        assert f"<td>{suite}</td>" in index
+    links = re.findall(r'href="([^"#]+)"', index)
+    assert "gx-index.html" in links and len(links) >= 4 and all((docs / link).is_file() for link in links)
 
 
 def test_critical_failure_names_the_expectation_and_the_rows(clips_dir, tmp_path):
