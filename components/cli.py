@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperOption
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -28,7 +29,15 @@ from components.settings import (NoProject, ProjectPaths, apply_runtime_defaults
                                  require_project)
 
 app = typer.Typer(help="melforge: audio in, trained and evaluated audio generators out.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode="markdown")
+
+
+def _flag_type(self, ctx) -> str | None:
+    """Typer 0.29 prints ``<bool>`` beside every flag (``--push/--no-push <bool>``); a flag takes no value."""
+    return None if self.is_flag else _value_type(self, ctx)
+
+
+_value_type, TyperOption.display_type_rich = TyperOption.display_type_rich, _flag_type
 data_app = typer.Typer(help="Look at the ingested data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 services_app = typer.Typer(help="Real MLflow, Prefect and S3 servers on 127.0.0.1 (no Docker).", no_args_is_help=True)
@@ -214,7 +223,7 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
 @app.command()
 def stage(
     name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | vocoder | train | distill | gan | evaluate")],
-    student: Annotated[Optional[str], typer.Option(help="distill only: which student, e.g. student-16 (see distill.stages in params.yaml).")] = None,
+    student: Annotated[Optional[str], typer.Option(help="distill only: which student, e.g. student-4 (every profile has it; distill.stages in params.yaml lists them).")] = None,
     family: Annotated[Optional[str], typer.Option(help="gan only: which GAN baseline, wavegan or specgan (see the gan section of params.yaml).")] = None,
     resume: Annotated[bool, typer.Option(help="vocoder/train/distill/gan: continue from the newest checkpoint written under the same config.")] = True,
 ) -> None:
@@ -251,6 +260,25 @@ def stage(
     console.print_json(json.dumps(summary, default=str))
 
 
+def _label_order(value) -> tuple:
+    """Numbers in numeric order (64 before 100, which text order reverses), then text."""
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def human_duration(seconds: float) -> str:
+    """``300`` -> "5 min 0 s", ``5400`` -> "1 h 30 min", ``42.5`` -> "42.5 s"."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
 @data_app.command("summary")
 def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
     """Clips, hours, labels and quarantine of the ingested data (data/clips)."""
@@ -264,7 +292,8 @@ def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     except FileNotFoundError as exc:
         _fail(str(exc))
     quarantine = pd.read_csv(paths.clips / "quarantine.csv") if (paths.clips / "quarantine.csv").is_file() else pd.DataFrame()
-    labels = {c.removeprefix(LABEL_PREFIX): manifest[c].value_counts().sort_index().to_dict()
+    labels = {c.removeprefix(LABEL_PREFIX): dict(sorted(manifest[c].value_counts().to_dict().items(),
+                                                        key=lambda kv: _label_order(kv[0])))
               for c in manifest.columns if c.startswith(LABEL_PREFIX)}
     validation = paths.validation / "results.json"
     summary = {
@@ -279,8 +308,9 @@ def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
         return
     out = Console()
     head = Table(title="data/clips", show_header=False)
-    for key in ("clips", "hours", "quarantined"):
-        head.add_row(key, str(summary[key]))
+    head.add_row("clips", str(summary["clips"]))
+    head.add_row("audio", human_duration(float(manifest["duration_seconds"].sum())))
+    head.add_row("quarantined", str(summary["quarantined"]))
     for source, n in summary["sources"].items():
         head.add_row(f"source {source}", f"{n} clips")
     if summary["validation"]:

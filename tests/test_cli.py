@@ -38,7 +38,17 @@ def test_stage_commands_run_components_from_params_yaml_and_data_summary_reports
     summary = json.loads(result.stdout)
     assert summary["clips"] == 8 and summary["quarantined"] == 0 and summary["validation"]["success"]
     assert set(summary["labels"]) == {"family", "pitch", "program", "velocity"}
-    assert runner.invoke(app, ["data", "summary"]).exit_code == 0
+    for label in ("pitch", "velocity"):  # numbers in numeric order, not as text (100 after 64)
+        values = [float(v) for v in summary["labels"][label]]
+        assert values == sorted(values)
+    table = runner.invoke(app, ["data", "summary"])
+    assert table.exit_code == 0 and " s" in table.stdout and "hours" not in table.stdout
+
+
+def test_durations_read_as_people_say_them():
+    from components.cli import human_duration
+
+    assert [human_duration(s) for s in (42.5, 300, 5400, 3599.6)] == ["42.5 s", "5 min 0 s", "1 h 30 min", "1 h 0 min"]
 
 
 def test_unknown_stage_and_broken_params_are_clear_errors(workspace):

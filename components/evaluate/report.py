@@ -140,8 +140,12 @@ def _img(path: Path, *, photo: bool = False) -> Markup:
 
 
 def _audio(path: Path) -> Markup:
+    """An embedded player captioned with its clip's name (``student-4-0.wav`` -> "student-4, clip 1")."""
     data = base64.b64encode(path.read_bytes()).decode()
-    return Markup('<audio controls preload="none" src="data:audio/wav;base64,{}"></audio>').format(data)
+    name, _, index = path.stem.rpartition("-")
+    label = f"{name}, clip {int(index) + 1}" if index.isdigit() and name else path.stem
+    return Markup('<figure><figcaption>{}</figcaption><audio controls preload="none" aria-label="{}" '
+                  'src="data:audio/wav;base64,{}"></audio></figure>').format(label, label, data)
 
 
 def _interval(m: dict[str, float] | None, decimals: int | None = None) -> str:

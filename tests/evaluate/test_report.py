@@ -42,3 +42,7 @@ def test_the_report_lists_every_model_the_floor_and_escapes_what_it_shows(tmp_pa
     assert "&lt;wavegan&gt;" in html and "<wavegan>" not in html and "boom &amp; bust" in html
     assert html.count("<img ") == 3 and html.count("<audio ") == 1 and "data:image/jpeg;base64," in html
     assert "Vocoder" not in html and f"<td>{math.nan:.3g}</td>" in html  # no vocoder scores; the GAN row was not timed
+    # the answer comes first, the method after the samples; every player says what it plays
+    assert html.index("Served: student-4") < html.index("Leaderboard") < html.index("How this was measured")
+    assert "Its verdict: 1.2x floor." in html and html.index("The ruler.") > html.index("<h2>Samples</h2>")
+    assert '<figcaption>student-4, clip 1</figcaption><audio controls preload="none" aria-label="student-4, clip 1"' in html
