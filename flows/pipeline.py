@@ -208,7 +208,7 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     started, code = datetime.now(timezone.utc), git_state(paths.root)  # the code as the run found it
     with tracking.parent_run(f"pipeline-{cfg.profile}-{started:%Y%m%d-%H%M%S}", params=params,
                              tags={"melforge.profile": cfg.profile, **code}) as run:
-        outcomes = _run_stages(paths, cfg, params)
+        outcomes = _run_stages(paths, cfg, params, run.info.run_id)
         digest = _record_data_version(paths, push=push)
         trained_by = {model_dir(paths, s).name: o["mlflow_run_id"] for s, o in outcomes.items()
                       if model_dir(paths, s) is not None and not o["skipped"] and o.get("mlflow_run_id")}
@@ -223,7 +223,8 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
     return summary
 
 
-def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any],
+                parent_run_id: str) -> dict[str, dict[str, Any]]:
     """Every stage in order through DVC, each logged as a nested MLflow run. One ``dvc status``
     after the scan tells which stages are current, until a stage runs and changes that."""
     logger = get_run_logger()
@@ -235,7 +236,9 @@ def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any]
         if delegated and stage == "train":
             hand_off_training(paths, cfg, delegated)
             stale = None
-        outcome = outcomes[stage] = _run_stage(paths, cfg, params, stage, known_current=stale is not None and stage not in stale)
+        run_id = tracking.open_stage_run(stage, parent_run_id) if stage != "scan" else None
+        outcome = outcomes[stage] = _run_stage(paths, cfg, params, stage, run_id=run_id,
+                                               known_current=stale is not None and stage not in stale)
         if stage == "scan":
             with workspace_lock(paths):
                 stale = stale_stages(paths)
@@ -249,7 +252,7 @@ def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any]
             outcome["mlflow_run_id"] = tracking.log_stage(
                 stage, summary=outcome["summary"], params=_sections(paths, params, stage),
                 artifacts=[] if outcome["skipped"] else _artifacts(paths, stage),
-                skipped=outcome["skipped"], history=_history(paths, stage))
+                skipped=outcome["skipped"], history=_history(paths, stage), run_id=run_id)
         if stage == "evaluate":
             report_uri = "" if outcome["skipped"] else tracking.artifact_url(outcome["mlflow_run_id"])
             publish_evaluation(paths.evaluation / "metrics.json", report_uri=report_uri,
@@ -259,14 +262,14 @@ def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any]
 
 
 def _run_stage(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any], stage: str, *,
-               known_current: bool) -> dict[str, Any]:
+               known_current: bool, run_id: str | None) -> dict[str, Any]:
     """One stage task; a failure or an interrupt (Ctrl-C, SIGTERM: KILLED) is logged as its nested run."""
     try:
         # scan is a cheap listing of the sources: always refreshed so DVC sees changed folders
         return stage_task(cfg, stage)(paths, stage, force=(stage == "scan"), known_current=known_current)
     except BaseException as exc:
         tracking.log_stage(stage, summary=read_metrics(paths, stage), params=_sections(paths, params, stage),
-                           artifacts=_artifacts(paths, stage), skipped=False,
+                           artifacts=_artifacts(paths, stage), skipped=False, run_id=run_id,
                            status=tracking.end_status(exc), error=f"{type(exc).__name__}: {exc}")
         raise
 

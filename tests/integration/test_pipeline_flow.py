@@ -54,6 +54,9 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert train.data.params["model.base_channels"] == "32" and train.data.metrics["final_parameters"] > 0
     loss_curve = client.get_metric_history(train.info.run_id, "loss")
     assert [m.step for m in loss_curve] == [2, 4, 6, 8, 10, 12]  # the whole curve, per step
+    # the stage's run spans the stage: it started before its first logged step and ended after the last
+    assert train.info.start_time <= loss_curve[0].timestamp <= loss_curve[-1].timestamp <= train.info.end_time
+    assert all(r.info.status == "FINISHED" and r.info.start_time >= parent.info.start_time for r in children)
     assert {"train/samples/final.png"} <= {a.path for a in client.list_artifacts(train.info.run_id, "train/samples")}
     student = next(r for r in children if r.info.run_name == "distill@student-1")
     assert student.data.metrics["final_sampling_steps"] == 1 and "student_vs_teacher_rmse" in " ".join(student.data.metrics)
