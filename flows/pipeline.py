@@ -212,6 +212,7 @@ def _run_pipeline(paths: ProjectPaths, cfg: MelforgeConfig, *, push: bool) -> di
         digest = _record_data_version(paths, push=push)
         trained_by = {model_dir(paths, s).name: o["mlflow_run_id"] for s, o in outcomes.items()
                       if model_dir(paths, s) is not None and not o["skipped"] and o.get("mlflow_run_id")}
+        code = {**code, "melforge.evaluation_run": outcomes.get("evaluate", {}).get("mlflow_run_id", "none")}
         registry = _register(paths, cfg, run.info.run_id, digest, code, trained_by) if cfg.registry.enabled else {}
         summary = _summary(paths, cfg, outcomes, registry, run.info.run_id, digest)
         # a run in which DVC skipped every stage and the champion did not move changed nothing

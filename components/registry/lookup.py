@@ -122,16 +122,20 @@ def best_version(client, name: str):
     """The registered version with the best recorded primary metric (its own ``melforge.primary_metric``)."""
     from components.evaluate.metric_table import lower_is_better
 
+    from components.registry.tags import metric_from_tags
+
     scored = []
     for v in client.search_model_versions(f"name = {quoted(name)}"):
         metric = v.tags.get("melforge.primary_metric")
-        value = v.tags.get(f"metric.{metric}") if metric else None
+        value = metric_from_tags(v.tags, metric) if metric else None
         if value is not None and v.tags.get("melforge.evaluation", "ok") == "ok":
-            scored.append((float(value) if lower_is_better(metric) else -float(value), int(v.version), v))
+            scored.append((value.value if lower_is_better(metric) else -value.value, int(v.version), v))
     return min(scored)[2] if scored else None
 
 
 def _no_champion(client, name: str, aliases: str) -> str:
+    from components.registry.tags import metric_from_tags
+
     best = best_version(client, name)
     text = (f"model {name!r} has no champion yet: no version has passed the promotion gate "
             f"(it needs a quality within registry.max_floor_ratio / registry.min_real_ratio of the real data); aliases: {aliases}")
@@ -140,5 +144,5 @@ def _no_champion(client, name: str, aliases: str) -> str:
     metric = best.tags["melforge.primary_metric"]
     reason = best.tags.get("melforge.promotion_reason")
     return (text + f". The best registered version is {name}/{best.version} ({best.tags.get('melforge.model', '?')}, "
-            f"{metric} {float(best.tags[f'metric.{metric}']):.4g}" + (f"; {reason}" if reason else "") +
+            f"{metric} {metric_from_tags(best.tags, metric).value:.4g}" + (f"; {reason}" if reason else "") +
             f"): use --model {name}/{best.version} to generate from it anyway")

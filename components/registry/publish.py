@@ -36,6 +36,7 @@ from components.registry.promotion import Decision, promotion_decision
 from components.registry.lookup import quoted
 from components.registry.promotion_lock import store_file_lock
 from components.registry.pyfunc import DENOISER_ARTIFACT, VOCODER_ARTIFACT
+from components.registry.tags import metric_from_tags, metric_tags
 from components.settings import ProjectPaths
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -55,27 +56,6 @@ def _requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "torch", "numpy", "scipy", "librosa", "torchaudio", "pandas")]
-
-
-def metric_tags(row: dict[str, Any]) -> dict[str, str]:
-    tags = {}
-    for name, m in row["metrics"].items():
-        tags[f"metric.{name}"] = repr(m["value"])
-        tags[f"metric.{name}.ci95"] = f"{m['low']!r},{m['high']!r}"
-        tags[f"metric.{name}.n"] = f"{m['n_a']},{m['n_b']}"
-    if "rtf" in row:
-        tags["metric.rtf"] = repr(row["rtf"])
-    if "verdict" in row:
-        tags["melforge.quality"] = row["verdict"]
-    return tags
-
-
-def metric_from_tags(tags: dict[str, str], name: str) -> MetricValue | None:
-    if f"metric.{name}" not in tags:
-        return None
-    low, high = (float(v) for v in tags[f"metric.{name}.ci95"].split(","))
-    n_a, n_b = (int(v) for v in tags.get(f"metric.{name}.n", "0,0").split(","))
-    return MetricValue(float(tags[f"metric.{name}"]), low, high, n_a, n_b)
 
 
 def _find_version(client, name: str, model_hash: str, vocoder_hash: str):
@@ -215,7 +195,7 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
     versions: dict[str, Any] = {}
     registered = []
     for model, row in own_rows.items():
-        tags = {**base, **metric_tags(row), "melforge.model": model, "melforge.kind": row["kind"],
+        tags = {**base, **metric_tags(row, cfg.registry.primary_metric), "melforge.model": model, "melforge.kind": row["kind"],
                 "melforge.family": row.get("family", DIFFUSION),
                 "melforge.sampling_steps": str(row["steps"]), "melforge.evaluation": row["status"],
                 "melforge.sample_rate": str(cfg.audio.sample_rate)}

@@ -22,7 +22,7 @@ from typing import Any
 from components.config import GAN_FAMILIES
 from components.provenance import git
 from components.models.io import MODEL_FILE
-from components.registry.publish import metric_from_tags
+from components.registry.tags import recorded_metrics
 from components.settings import ProjectPaths
 from components.stage_names import DATA_STAGES
 
@@ -180,12 +180,7 @@ def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, 
             results = json.loads((rebuilt.evaluation / "metrics.json").read_text())
             rows = [r for r in results["models"] if r["model"] == model]
             row = max(rows, key=lambda r: r["steps"]) if rows else None
-            for metric in sorted(k.removeprefix("metric.") for k in tags if k.startswith("metric.") and k.count(".") == 1):
-                if metric == "rtf":  # speed depends on the machine, not on the model
-                    continue
-                old = metric_from_tags(tags, metric)
-                if old is None:
-                    continue
+            for metric, old in sorted(recorded_metrics(tags).items()):  # RTF left out: it measures the machine
                 new = row["metrics"].get(metric, {}).get("value") if row else None
                 within = new is not None and abs(new - old.value) <= tolerance * max(abs(old.value), 1e-12)
                 comparison.metrics.append({"metric": metric, "registered": old.value, "rebuilt": new, "within": within})

@@ -77,7 +77,12 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     assert summary["promoted"] is True and summary["champion"] == summary["registered"]
     champion = client.get_model_version_by_alias("melforge-mel-diffusion", "champion")
     assert champion.tags["git.commit"] == parent.data.tags["git.commit"] and champion.tags["dvc.data_digest"] == mels_md5
-    assert champion.tags["melforge.promotion"] == "champion" and "metric.fad_classifier" in champion.tags
+    assert champion.tags["melforge.promotion"] == "champion" and "fad_classifier" in json.loads(champion.tags["melforge.metrics"])
+    # a lean record: one machine record of the metrics and one line in words, not a tag per metric
+    assert not [k for k in champion.tags if k.startswith("metric.")] and len(champion.tags) < 30
+    assert champion.tags["melforge.summary"].startswith("fad_classifier ") and "x the floor" in champion.tags["melforge.summary"]
+    evaluation_run = client.get_run(champion.tags["melforge.evaluation_run"])
+    assert evaluation_run.info.run_name == "evaluate" and "student-1.fad_classifier" in evaluation_run.data.metrics
     # its source run is the stage run that trained it, not the registry's
     source = client.get_run(champion.run_id)
     model_stage = {"teacher": "train", "wavegan": "gan@wavegan", "specgan": "gan@specgan"}.get(

@@ -16,7 +16,8 @@ import soundfile as sf
 from components.evaluate.metrics import MetricValue
 from components.evaluate.quality import GateSettings
 from components.evaluate.quality import gate as quality_gate
-from components.registry.publish import apply_promotion, metric_from_tags, metric_tags, register_model
+from components.registry.publish import apply_promotion, register_model
+from components.registry.tags import metric_from_tags, metric_tags
 from components.settings import project_paths
 from helpers import write_tiny_model, write_tiny_vocoder
 

@@ -13,7 +13,8 @@ from components.cli import app
 from components.config import load_config
 from components.registry.champion import RollbackRefused, rollback
 from components.registry.history import read_history
-from components.registry.publish import apply_promotion, metric_from_tags, metric_tags
+from components.registry.publish import apply_promotion
+from components.registry.tags import metric_from_tags, metric_tags
 from helpers import copy_project
 
 METRIC = "fad_classifier"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from components.registry.publish import metric_tags
+from components.registry.tags import metric_tags
 
 REPO = Path(__file__).resolve().parents[2]
 METRIC = "fad_classifier"
@@ -19,7 +19,8 @@ RACER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from mlflow import MlflowClient
-    from components.registry.publish import apply_promotion, metric_from_tags
+    from components.registry.publish import apply_promotion
+    from components.registry.tags import metric_from_tags
 
     uri, version, delay, barrier = sys.argv[1], sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
     client = MlflowClient(tracking_uri=uri)
