@@ -4,7 +4,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-LOCK_ID := $(shell sha1sum requirements.lock pyproject.toml Makefile | sha1sum | cut -c1-12)
+# the folder is part of the stamp: a workspace copied or moved elsewhere installs its own code again
+LOCK_ID := $(shell (sha1sum requirements.lock pyproject.toml Makefile; echo "$(CURDIR)") | sha1sum | cut -c1-12)
 STAMP  := $(VENV)/.melforge-installed-$(LOCK_ID)
 PYTEST_ARGS ?=
 
@@ -13,6 +14,9 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
+	@# a venv's scripts name its folder: one copied from another folder runs that folder's code, or nothing
+	@if [ -e $(VENV)/bin/melforge ] && ! head -1 $(VENV)/bin/melforge | grep -qF "$(abspath $(VENV))/bin/"; then \
+	  echo "$(VENV) was made in another folder: re-creating it here"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(VENV)/bin/uv pip sync --compile-bytecode --python $(PY) requirements.lock

@@ -116,6 +116,9 @@ def setup_experiment(name: str, paths: ProjectPaths) -> str:
     _create_local_store(uri)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None and uri == f"sqlite:///{paths.mlflow_db}":
+        if reroot_local_store(paths, experiment.artifact_location):
+            experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         location = paths.mlflow_artifacts.as_uri() if uri.startswith("sqlite:") else None
         experiment_id = mlflow.create_experiment(name, artifact_location=location)
@@ -128,6 +131,38 @@ def setup_experiment(name: str, paths: ProjectPaths) -> str:
             client.set_experiment_tag(experiment_id, key, value)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+# where a SQLite store writes absolute paths of its own workspace (MLflow keeps artifact locations as URIs)
+PATH_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"),
+                ("model_versions", "storage_location"), ("model_versions", "source"), ("datasets", "dataset_source"))
+
+
+def reroot_local_store(paths: ProjectPaths, artifact_location: str) -> bool:
+    """A workspace copied or moved to another folder: its store still points every artifact at the
+    old folder, so runs would write there and the registry would break once it is gone. Rewrite those
+    paths to this workspace (one transaction) and say so; False when nothing pointed elsewhere."""
+    import sqlite3
+    from urllib.parse import unquote, urlparse
+
+    if not artifact_location.startswith("file:"):
+        return False
+    old_artifacts = Path(unquote(urlparse(artifact_location).path))
+    tail = paths.mlflow_artifacts.relative_to(paths.root)
+    if old_artifacts == paths.mlflow_artifacts or old_artifacts.parts[-len(tail.parts):] != tail.parts:
+        return False
+    old_root = old_artifacts.parents[len(tail.parts) - 1]
+    with sqlite3.connect(paths.mlflow_db) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, column in PATH_COLUMNS:
+            if table in tables and column in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"UPDATE {table} SET {column} = REPLACE({column}, ?, ?) WHERE instr({column}, ?) > 0",
+                           (f"{old_root}/", f"{paths.root}/", f"{old_root}/"))
+    import logging
+
+    logging.getLogger(__name__).warning("this workspace was moved from %s: its MLflow store now points at %s",
+                                        old_root, paths.root)
+    return True
 
 
 def _create_local_store(uri: str) -> None:
