@@ -306,6 +306,17 @@ def ui_base_url() -> str:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
+# MLflow 3.17's UI chooses GenAI or model-training pages by a workflow type kept in the browser
+# (GenAI by default: an experiment opened on a traces overview with 0 traces); a link carrying it
+# opens the runs table and shows the model registry in the sidebar
+UI_MODE = "workflowType=machine_learning"
+
+
+def ui_url(base: str, route: str) -> str:
+    """``base/#/route`` in the model-training view of the MLflow UI."""
+    return f"{base}/#/{route.lstrip('/')}?{UI_MODE}"
+
+
 def ui_links(base: str, experiment: str, model_name: str) -> list[tuple[str, str]]:
     """Deep links into the MLflow UI at ``base``: the experiment's runs table, the latest pipeline
     run, the latest evaluation report and the champion's version page (those that exist)."""
@@ -316,38 +327,39 @@ def ui_links(base: str, experiment: str, model_name: str) -> list[tuple[str, str
     links: list[tuple[str, str]] = []
     found = client.get_experiment_by_name(experiment)
     if found is not None:
-        home = f"{base}/#/experiments/{found.experiment_id}"
-        links.append(("runs", f"{home}/runs"))
+        home = f"experiments/{found.experiment_id}"
+        links.append(("runs", ui_url(base, f"{home}/runs")))
         latest = client.search_runs([found.experiment_id], "attributes.run_name LIKE 'pipeline-%'",
                                     order_by=["attributes.start_time DESC"], max_results=1)
         if latest:
-            links.append(("latest pipeline run", f"{home}/runs/{latest[0].info.run_id}"))
+            links.append(("latest pipeline run", ui_url(base, f"{home}/runs/{latest[0].info.run_id}")))
         for run in client.search_runs([found.experiment_id], "attributes.run_name = 'evaluate'",
                                       order_by=["attributes.start_time DESC"], max_results=20):
             if any(a.path == "evaluate/report.html" for a in client.list_artifacts(run.info.run_id, "evaluate")):
-                links.append(("latest report", f"{home}/runs/{run.info.run_id}/artifacts/evaluate/report.html"))
+                links.append(("latest report", ui_url(base, f"{home}/runs/{run.info.run_id}/artifacts/evaluate/report.html")))
                 break
     try:
         champion = client.get_model_version_by_alias(model_name, "champion")
-        links.append((f"champion ({model_name}/{champion.version})", f"{base}/#/models/{model_name}/versions/{champion.version}"))
+        links.append((f"champion ({model_name}/{champion.version})",
+                      ui_url(base, f"models/{model_name}/versions/{champion.version}")))
     except MlflowException:
         pass
     return links
 
 
-def run_url(run_id: str) -> str:
+def run_url(run_id: str, tab: str = "") -> str:
     import mlflow
 
     experiment_id = mlflow.get_run(run_id).info.experiment_id
-    return f"{ui_base_url()}/#/experiments/{experiment_id}/runs/{run_id}"
+    return ui_url(ui_base_url(), f"experiments/{experiment_id}/runs/{run_id}{'/' + tab if tab else ''}")
 
 
 def model_version_url(name: str, version: str | int) -> str:
-    return f"{ui_base_url()}/#/models/{name}/versions/{version}"
+    return ui_url(ui_base_url(), f"models/{name}/versions/{version}")
 
 
 def artifact_url(run_id: str | None) -> str:
     """A link to a run's artifacts tab in the MLflow UI ("" without a run)."""
     if not run_id:
         return ""
-    return f"{run_url(run_id)}/artifacts"
+    return run_url(run_id, "artifacts")

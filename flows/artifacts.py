@@ -10,6 +10,7 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from components.evaluate.metric_table import metric_info
+from components.tracking import ui_url
 
 
 def _fmt(value: Any) -> str:
@@ -91,7 +92,7 @@ def publish_registry(decision: dict[str, Any], *, tracking_ui: str) -> None:
                "no change": "already the champion: nothing changed"}.get(decision.get("action", ""),
                                                                          "not promoted (champion unchanged)")
     lines = ["## melforge registry", "",
-             f"Candidate [{decision['candidate']}]({tracking_ui}/#/models/{name}/versions/{version}) "
+             f"Candidate [{decision['candidate']}]({ui_url(tracking_ui, f'models/{name}/versions/{version}')}) "
              f"({decision['candidate_model']}, alias `challenger`): {verdict}.", "",
              f"Reason: {decision['reason']}", "", f"Champion now: `{decision['champion']}`", "",
              "| model | version | newly registered |", "|---|---|---|"]

@@ -15,7 +15,8 @@ def test_ui_links_point_at_what_exists(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{paths.mlflow_db}")
     base = "http://127.0.0.1:5001"
     experiment_id = tracking.setup_experiment("melforge", paths)
-    assert tracking.ui_links(base, "melforge", "m") == [("runs", f"{base}/#/experiments/{experiment_id}/runs")]
+    mode = "?workflowType=machine_learning"  # MLflow's model-training view, not its GenAI default
+    assert tracking.ui_links(base, "melforge", "m") == [("runs", f"{base}/#/experiments/{experiment_id}/runs{mode}")]
     with mlflow.start_run(run_name="pipeline-demo-20261207-120000") as old:
         pass
     with mlflow.start_run(run_name="pipeline-demo-20261207-130000") as parent:
@@ -30,7 +31,7 @@ def test_ui_links_point_at_what_exists(tmp_path, monkeypatch):
         client.set_registered_model_alias("m", "champion", "1")
     links = dict(tracking.ui_links(base, "melforge", "m"))
     home = f"{base}/#/experiments/{experiment_id}"
-    assert links["latest pipeline run"] == f"{home}/runs/{parent.info.run_id}" != f"{home}/runs/{old.info.run_id}"
-    assert links["latest report"] == f"{home}/runs/{evaluate.info.run_id}/artifacts/evaluate/report.html"
-    assert links["champion (m/1)"] == f"{base}/#/models/m/versions/1"
+    assert links["latest pipeline run"] == f"{home}/runs/{parent.info.run_id}{mode}" != f"{home}/runs/{old.info.run_id}{mode}"
+    assert links["latest report"] == f"{home}/runs/{evaluate.info.run_id}/artifacts/evaluate/report.html{mode}"
+    assert links["champion (m/1)"] == f"{base}/#/models/m/versions/1{mode}"
     mlflow.set_tracking_uri(None)
