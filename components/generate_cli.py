@@ -208,4 +208,4 @@ def _check_hash(version, model_path: Path, file_name: str, recorded: str | None)
     if actual != recorded:
         raise GenerationError(f"models:/{version.name}/{version.version}: {file_name} has SHA-256 {actual[:16]}..., "
                               f"not the {recorded[:16]}... recorded at registration; the artifact store was modified "
-                              "after registration: refusing to load it (see README, Security)")
+                              "after registration: refusing to load it (see docs/operations.md, Security)")
