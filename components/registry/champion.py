@@ -15,8 +15,9 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from components.registry.history import (ROLLED_BACK, append_entry, make_entry, previous_champion, read_history)
-from components.registry.lookup import ModelNotFound, quoted
+from components.registry.history import (ROLLED_BACK, append_entry, make_entry, previous_champion, read_history,
+                                         tag_version)
+from components.registry.lookup import check_name, quoted
 from components.registry.promotion_lock import store_file_lock
 
 CHAMPION = "champion"
@@ -45,12 +46,7 @@ def _listing(versions: dict[str, Any]) -> str:
 def champion_state(client, name: str) -> ChampionState:
     """The champion now and the model's decision history; ModelNotFound naming the registered
     models when ``name`` is not one."""
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        names = sorted(m.name for m in client.search_registered_models())
-        raise ModelNotFound(f"no registered model {name!r}; registered models: {', '.join(names) or 'none yet'} "
-                            "(run `melforge run` to train and register one)") from None
+    check_name(client, name)
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -93,9 +89,7 @@ def rollback(client, name: str, version: str | None, *, reason: str,
         entry = make_entry(ROLLED_BACK, candidate=version, before=state.version, after=version,
                            reason=f"rolled back by hand: {reason.strip()}", run_id=run.info.run_id if run else None)
         seq = append_entry(client, name, entry)
-        client.set_model_version_tag(name, version, "melforge.promotion", "champion")
-        client.set_model_version_tag(name, version, "melforge.promotion_reason", entry["reason"][:5000])
-        client.set_model_version_tag(name, version, "melforge.previous_champion", state.version or "none")
+        tag_version(client, name, version, champion=True, reason=entry["reason"], before=state.version)
         if state.version is not None:
             client.set_model_version_tag(name, state.version, "melforge.demoted",
                                          f"{entry['at']}: champion rolled back to v{version} ({reason.strip()})"[:5000])

@@ -64,6 +64,15 @@ def append_entry(client, name: str, entry: dict[str, Any]) -> int:
     return seq
 
 
+def tag_version(client, name: str, version: str, *, champion: bool, reason: str, before: str | None) -> None:
+    """A version's own record of the latest decision that changed something about it (the gate's
+    or a rollback's): ``melforge.promotion``, ``melforge.promotion_reason``, ``melforge.previous_champion``."""
+    for key, value in {"melforge.promotion": "champion" if champion else "rejected",
+                       "melforge.promotion_reason": reason[:5000],
+                       "melforge.previous_champion": before or "none"}.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 def previous_champion(history: list[dict[str, Any]], current: str | None) -> str | None:
     """The version that held ``champion`` before ``current`` took it: the ``before`` of the latest
     move onto ``current``; None when there was none."""

@@ -31,7 +31,8 @@ def _registered_names(client) -> list[str]:
     return sorted(m.name for m in client.search_registered_models())
 
 
-def _check_name(client, name: str):
+def check_name(client, name: str):
+    """The registered model ``name``, or ModelNotFound listing the registered ones."""
     try:
         return client.get_registered_model(name)
     except MlflowException:
@@ -70,7 +71,7 @@ def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
         spec = f"{default_name}/{spec}"
     if "@" in spec:
         name, alias = spec.split("@", 1)
-        model = _check_name(client, name)
+        model = check_name(client, name)
         try:
             version = client.get_model_version_by_alias(name, alias)
         except MlflowException:
@@ -83,7 +84,7 @@ def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
     if "/" in spec:
         name, version = spec.rsplit("/", 1)
         try:
-            _check_name(client, name)
+            check_name(client, name)
         except ModelNotFound as exc:
             if Path(name).is_dir():  # a mistyped local model folder, not a <name>/<version>
                 raise ModelNotFound(f"no model folder {text!r} (a folder holding model.pt) and {exc}") from None
@@ -92,7 +93,7 @@ def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
         if version not in versions:
             raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: {', '.join(versions) or 'none'}")
         return ResolvedModel(uri=f"models:/{name}/{version}", name=name, version=version)
-    model = _check_name(client, spec)
+    model = check_name(client, spec)
     aliases = ", ".join(f"{spec}@{a}" for a in sorted(_aliases(model))) or "none"
     raise ModelNotFound(f"say which version of {spec!r}: {spec}/<version> or an alias ({aliases}); "
                         f"versions: {', '.join(_versions(client, spec)) or 'none'}")

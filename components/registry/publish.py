@@ -31,7 +31,7 @@ from components.gan import DIFFUSION
 from components.models.io import MODEL_FILE
 from components.provenance import dvc_lock_hash, file_sha256, params_hash
 from components.registry.history import (NO_CHANGE, PROMOTED, REJECTED, append_entry, history_rows, make_entry,
-                                         read_history)
+                                         read_history, tag_version)
 from components.registry.promotion import Decision, promotion_decision
 from components.registry.lookup import quoted
 from components.registry.promotion_lock import store_file_lock
@@ -308,7 +308,4 @@ def _record(client, name: str, candidate, champion, action: str, reason: str, me
                                           champion_value=champion_value, run_id=run.info.run_id if run else None))
     if action == NO_CHANGE:
         return
-    for key, value in {"melforge.promotion": "champion" if action == PROMOTED else "rejected",
-                       "melforge.promotion_reason": reason[:5000],
-                       "melforge.previous_champion": before or "none"}.items():
-        client.set_model_version_tag(name, candidate.version, key, value)
+    tag_version(client, name, candidate.version, champion=action == PROMOTED, reason=reason, before=before)
