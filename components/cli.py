@@ -404,14 +404,12 @@ def reproduce(
     and prints data hashes and metrics old vs new. Exit code 0: reproduced; 1: not reproduced.
     """
     paths = _workspace()
-    import mlflow
-
+    from components.generate_cli import registry_name
     from components.registry.lookup import ModelNotFound, resolve
     from components.registry.reproduce import ReproduceError, reproduce as rebuild
+    from components.tracking import environment_client
 
-    from components.generate_cli import registry_name
-
-    client = mlflow.MlflowClient()
+    client = environment_client()
     try:
         resolved = resolve(client, model, default_name=registry_name(paths))
     except ModelNotFound as exc:
@@ -446,10 +444,8 @@ ModelOption = Annotated[Optional[str], typer.Option(help="Registered model name 
 def _registry(model: str | None):
     """(client, model name) for the champion commands: this project's registry, or outside a project
     the one MLFLOW_TRACKING_URI names, after checking that a tracking server answers."""
-    import mlflow
-
     from components.generate_cli import registry_name
-    from components.tracking import TrackingUnavailable, check_tracking_server
+    from components.tracking import TrackingUnavailable, check_tracking_server, environment_client
 
     paths: ProjectPaths | None = None
     if existing_project_root() is not None:
@@ -463,7 +459,7 @@ def _registry(model: str | None):
         check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
     except TrackingUnavailable as exc:
         _fail(str(exc), code=1)
-    return mlflow.MlflowClient(), model or registry_name(paths)
+    return environment_client(), model or registry_name(paths)
 
 
 @app.command()

@@ -144,8 +144,10 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
 
     from components.registry.lookup import RUN_ID, ModelNotFound, quoted, resolve
 
+    from components.tracking import environment_client
+
     name = registry_name(paths)
-    client = mlflow.MlflowClient()
+    client = environment_client()
     text = model
     if not ("/" in model or "@" in model or model.isdigit() or RUN_ID.match(model)):
         # a plain word: a registered model's name, or else an alias of registry.model_name

@@ -107,6 +107,16 @@ EXPERIMENT_TAGS = {
 }
 
 
+def environment_client() -> Any:
+    """A client on the store MLFLOW_TRACKING_URI names, made that process's default too: a command
+    must read the store it was pointed at, not one an earlier call in the same process selected
+    with mlflow.set_tracking_uri (which outranks the environment)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or None)
+    return mlflow.MlflowClient()
+
+
 def setup_experiment(name: str, paths: ProjectPaths) -> str:
     """Select (creating if needed) the experiment, marked as model training and described (tags an
     operator set by hand are kept); local stores keep artifacts in .melforge/."""

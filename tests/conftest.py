@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,3 +33,15 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_store_leaks_between_tests():
+    """mlflow.set_tracking_uri (called by every stage) outranks MLFLOW_TRACKING_URI for the rest of the
+    process: clear it after each test and put the variable back, so no test reads another's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)  # also unsets the variable
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before

@@ -4,7 +4,9 @@ that moves nothing, and `melforge champion` / `melforge rollback` on a real SQLi
 from __future__ import annotations
 
 import json
+import os
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
@@ -83,8 +85,13 @@ def test_rollback_moves_the_champion_back_and_is_recorded_like_any_decision(stor
     assert len(read_history(client, name)) == 4  # refusals record nothing
 
 
-def test_champion_and_rollback_commands(store):
+def test_champion_and_rollback_commands(store, tmp_path, monkeypatch):
     client, name = store
+    # an earlier call in this process selected another store (set_tracking_uri outranks the environment,
+    # and sets it): the commands must still read the one MLFLOW_TRACKING_URI names when they run
+    ours = os.environ["MLFLOW_TRACKING_URI"]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'another.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", ours)
     empty = runner.invoke(app, ["rollback", "--reason", "x"])
     assert empty.exit_code == 2 and "no earlier champion" in empty.output
     _gate(client, name, "1")
