@@ -27,6 +27,7 @@ import torch
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.stats import MelStats, to_logmel
 from components.gan import DIFFUSION, MODEL_FAMILY_KEY
+from components.level import LevelConvention
 from components.models.conditioning import Cells, conditioning_of, evaluations_per_step, label_v_function
 from components.models.io import denoiser_from_payload, read_model_file
 from components.models.sampler import get_sampler
@@ -56,6 +57,11 @@ class Generator(ABC):
     @property
     def spec(self) -> MelSpec:
         return MelSpec.from_index(self.mel_index)
+
+    @property
+    def level(self) -> LevelConvention:
+        """The level its clips are delivered at: the real clips' convention, stored in the model file."""
+        return LevelConvention.from_index(self.mel_index)
 
     @property
     def stats(self) -> MelStats:
@@ -103,9 +109,9 @@ class Generator(ABC):
         return to_logmel(values, self.stats, self.meta.get("layout", self.mel_index["layout"]))
 
     def to_audio(self, logmel: np.ndarray, *, seconds: float | None = None) -> np.ndarray:
-        """(batch, n_mels, frames) -> (batch, samples) float32 audio in [-1, 1], by the vocoder."""
-        audio = self.active_vocoder(logmel)  # float32 in [-1, 1] (the Vocoder contract)
-        return audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))]
+        """(batch, n_mels, frames) -> (batch, samples) float32 audio by the vocoder, at the model's level."""
+        audio = self.active_vocoder(logmel)  # float32, peaks at most -1 dBFS (the Vocoder contract)
+        return self.level.apply(audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))])
 
     def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:
         """``n`` clips of ``seconds`` (default: the training clip length) as (n, samples) audio.
@@ -116,7 +122,7 @@ class Generator(ABC):
             raise ValueError(f"{self.family} makes clips of at most {self.clip_seconds:.3f} s (its training length); "
                              f"asked for {seconds:g} s")
         _, audio = self.sample(n, seed, steps=steps)
-        return audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))]
+        return audio if seconds is None else self.level.apply(audio[:, : int(round(seconds * self.sample_rate))])
 
     def real_time_factor(self, *, clips: int = 4, steps: int | None = None, repeats: int = 2) -> dict[str, float]:
         """Seconds of compute per second of audio (best of ``repeats``): the network alone
@@ -269,11 +275,15 @@ class WaveGANGenerator(Generator):
         return LogMel(self.spec)
 
     def output_to_logmel(self, output: torch.Tensor) -> np.ndarray:
-        frames = int(self.meta["frames"])  # the features stage's fixed frame count
-        return fit_frames(self.analysis(output.float()).numpy(), frames, log_floor_value(self.spec))
+        return self._analyse(self.level.apply(output.float().numpy()))
 
     def output_to_clips(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        return self.output_to_logmel(output), output.numpy().astype(np.float32)
+        audio = self.level.apply(output.float().numpy())  # scored as delivered, like a real clip at its level
+        return self._analyse(audio), audio
+
+    def _analyse(self, audio: np.ndarray) -> np.ndarray:
+        frames = int(self.meta["frames"])  # the features stage's fixed frame count
+        return fit_frames(self.analysis(torch.from_numpy(audio)).numpy(), frames, log_floor_value(self.spec))
 
 
 def _sample_gan(gen: Generator, n: int, seed: int, steps: int | None, batch_size: int) -> torch.Tensor:

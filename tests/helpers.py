@@ -62,8 +62,10 @@ def write_audio(path: Path, audio: np.ndarray, rate: int, **kwargs) -> Path:
     return path
 
 
-def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: int = 2, **meta) -> Path:
-    """A randomly initialised tiny denoiser saved like a trained one (16 mels x 32 frames)."""
+def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: int = 2, level: dict | None = None,
+                     **meta) -> Path:
+    """A randomly initialised tiny denoiser saved like a trained one (16 mels x 32 frames); ``level``:
+    the level convention its mel index stores (None: an index from before it was stored)."""
     import torch
 
     from components.models.io import save_denoiser
@@ -74,7 +76,7 @@ def write_tiny_model(path: Path, seed: int, *, sample_rate: int = 8000, steps: i
                     attention_heads=2)
     mel_index = {"sample_rate": sample_rate, "layout": "flat", "example_shape": [16, 32],
                  "mel": {"n_fft": 256, "hop_length": 128, "n_mels": 16, "fmin": 0.0, "fmax": None, "win_length": None,
-                         "log_floor": 1e-5, "griffinlim_iters": 2}}
+                         "log_floor": 1e-5, "griffinlim_iters": 2}, **({"level": level} if level else {})}
     stats = {"mean": [-4.0] * 16, "std": [2.0] * 16, "clip_sigma": 3.0}
     path.parent.mkdir(parents=True, exist_ok=True)
     model = UNet1d(spec)

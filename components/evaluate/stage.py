@@ -29,6 +29,7 @@ from components.features.plots import save_mel_grid
 from components.features.split import EVAL, TRAIN
 from components.features.store import MelStore
 from components.gan import DIFFUSION
+from components.level import LevelConvention
 from components.generation import Generator, load_generator
 from components.models.io import MODEL_FILE
 from components.progress import progress_bar
@@ -129,11 +130,13 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the {producer} stages first")
     started = time.perf_counter()
     gate_settings = GateSettings.from_config(cfg)
-    # real and generated mels go through the same vocoder, so CREPE compares models, not vocoders
+    # real and generated mels go through the same vocoder and are delivered at the same level (the
+    # convention stored in the index and every model), so CREPE and the level statistics compare models
     vocoder = workspace_vocoder(cfg, paths, MelSpec.from_index(store.index), griffinlim_iters=e.griffinlim_iters)
+    level = LevelConvention.from_index(store.index)
     with staged_directory(out) as tmp, progress_bar() as bar:
         task = bar.add_task("evaluate", total=len(plan) + 2, info="classifier + real clips")
-        ref = Reference.build(store, cfg, real_audio_fn=vocoder)
+        ref = Reference.build(store, cfg, real_audio_fn=lambda logmel: level.apply(vocoder(logmel)))
         ref.save(tmp / "reference")
         n = ref.sample_size(e.samples)
         floor = {k: m.to_dict() for k, m in ref.real_floor(e.samples).items()}

@@ -23,6 +23,7 @@ from components.features.split import SPLIT_COLUMN, TRAIN, assign_split
 from components.features.stats import RunningBinStats
 from components.features.store import INDEX, MANIFEST, STATS
 from components.ingest.stage import LABEL_PREFIX, open_clips, read_manifest
+from components.level import INDEX_KEY as LEVEL_KEY, LevelConvention
 from components.progress import progress_bar
 from components.storage import ShardWriter, atomic_save_npy, atomic_write_json, staged_directory
 
@@ -85,6 +86,7 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
             "shards": shards, "layout": m.layout, "example_shape": list(example_shape), "count": n,
             "mel": m.model_dump(mode="json"), "sample_rate": cfg.audio.sample_rate,
             "clip_samples": cfg.audio.clip_samples,
+            LEVEL_KEY: LevelConvention.from_audio_config(cfg.audio).to_json(),  # generated clips are delivered at it
         })
     elapsed = time.perf_counter() - started
     audio_seconds = n * cfg.audio.clip_seconds

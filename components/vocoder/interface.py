@@ -16,6 +16,7 @@ import torch
 
 from components.features.griffinlim import mel_to_audio
 from components.features.mel import MelSpec
+from components.level import LEGACY_CEILING_DBFS, limit_peak
 from components.storage import atomic_save_torch, load_torch
 from components.vocoder import VOCODER_FILE
 from components.vocoder.model import ARCHITECTURE_VERSION, Vocos, VocoderSpec
@@ -26,17 +27,9 @@ MATCHED_FIELDS = ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax"
 
 
 # Griffin-Lim's phase raises a clip's crest factor: real clips normalised to a -1 dBFS peak come back
-# above full scale in ~60% of cases. A clip that would pass this ceiling is turned down to it (one gain
-# per clip: no clipping distortion, and quieter clips keep their level).
-PEAK_CEILING_DBFS = -1.0
-
-
-def limit_peak(audio: np.ndarray, ceiling_dbfs: float = PEAK_CEILING_DBFS) -> np.ndarray:
-    """(batch, samples) -> float32 with every clip's max |x| at most 10^(ceiling/20), by a per-clip gain."""
-    audio = np.asarray(audio, np.float32)
-    ceiling = 10 ** (ceiling_dbfs / 20)
-    peak = np.abs(audio).max(-1, keepdims=True) if audio.size else np.zeros(audio.shape[:-1] + (1,), np.float32)
-    return (audio * np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))).astype(np.float32)
+# above full scale in ~60% of cases. A vocoder turns such a clip down to this ceiling (one gain per
+# clip, components/level.py); the model's level convention then sets the delivered level.
+PEAK_CEILING_DBFS = LEGACY_CEILING_DBFS
 
 
 class VocoderMismatch(ValueError):

@@ -10,6 +10,7 @@ import pytest
 
 from components.features.packing import unpack_snake
 from components.features.stage import run_features
+from components.level import LevelConvention
 from components.features.store import MelStore
 from components.ingest.stage import run_ingest
 from components.validate.stage import ValidationFailed, run_validate
@@ -83,6 +84,8 @@ def test_features_store_normalised_mels_with_stats_and_previews(clips_dir, tmp_p
     assert list(manifest["split"].value_counts().sort_index()) == [4, 4]
     assert manifest.groupby(["label_pitch", "label_program"])["split"].nunique().eq(2).all()
     assert store.stats.mean.shape == (32,)
+    # the level the ingest stage gave the clips, stored for every model trained on them
+    assert LevelConvention.from_index(store.index) == LevelConvention("peak", cfg.audio.peak_dbfs, cfg.audio.loudness_dbfs)
     assert summary["griffinlim_spectral_convergence_db"] < 0  # reconstruction error below the signal
     assert summary["frames_per_clip"] == 65 and summary["padding_frames"] == 0  # 1 s at hop 250, 64 kept
     assert (tmp_path / "mels" / "preview" / "mels.png").stat().st_size > 1000
