@@ -90,10 +90,10 @@ def test_bad_vocoder_settings_fail_before_any_work_naming_the_field(overrides, e
     assert expected in str(err.value)
 
 
-def test_the_cpu_profile_trains_a_vocoder_the_full_one_serves_it_and_the_demo_uses_griffin_lim():
+def test_the_full_profile_serves_a_learned_vocoder_and_the_cpu_ones_griffin_lim_without_training_one():
     kinds = {name: validate_params(profile_params(name)).vocoder for name in PROFILES}
-    assert kinds["demo"].kind == "griffinlim" and kinds["demo"].steps == 0
-    assert kinds["cpu"].kind == "griffinlim" and kinds["cpu"].steps > 0  # scored, not served: see docs/benchmarks.md
+    for cpu_profile in ("demo", "cpu", "digits"):  # the cpu one's was never served: see docs/benchmarks.md
+        assert kinds[cpu_profile].kind == "griffinlim" and kinds[cpu_profile].steps == 0
     assert kinds["full"].kind == "learned" and kinds["full"].adversarial
 
 

@@ -161,13 +161,13 @@ def test_wgan_gp_training_with_phase_shuffle_resumes_exactly(tmp_path):
     assert straight["history"][-1]["critic_loss"] == resumed["history"][-1]["critic_loss"]
 
 
-def _save_tiny_gan(tmp_path, family):
+def _save_tiny_gan(tmp_path, family, level=None):
     from components.gan.io import save_gan
     from components.gan.specgan import SpecGANGenerator
     from helpers import write_tiny_model
     from components.models.io import read_model_file
 
-    meta = read_model_file(write_tiny_model(tmp_path / "diffusion.pt", seed=0))  # mel settings and stats to share
+    meta = read_model_file(write_tiny_model(tmp_path / "diffusion.pt", seed=0, level=level))  # mel settings, stats, level
     if family == "wavegan":
         model = WaveGANGenerator(WaveGANSpec(latent_dim=8, dim=4, layers=3, kernel=9, base_frames=63))  # 4032 samples
         clip = 4000
@@ -188,11 +188,12 @@ def test_a_saved_gan_generates_seeded_clips_through_the_same_interface_as_diffus
 
     from components.generation import load_generator
 
-    gen = load_generator(_save_tiny_gan(tmp_path, family))
+    gen = load_generator(_save_tiny_gan(tmp_path, family, level={"mode": "peak", "peak_dbfs": -1.0, "loudness_dbfs": -20.0}))
     assert gen.family == family and gen.network_evaluations() == 1
     logmel, audio = gen.sample(3, seed=5)
     assert logmel.shape == (3, 16, 32) and np.isfinite(logmel).all()
-    assert audio.shape[0] == 3 and audio.dtype == np.float32 and np.abs(audio).max() <= 1
+    assert audio.shape[0] == 3 and audio.dtype == np.float32
+    assert np.allclose(20 * np.log10(np.abs(audio).max(-1)), -1.0, atol=1e-4)  # at the real clips' level, as stored
     if family == "wavegan":
         assert audio.shape[1] == 4000  # cut back from the 4032 samples the network makes
     assert np.array_equal(gen.generate(2, seed=7), gen.generate(2, seed=7))
