@@ -57,9 +57,11 @@ def template_path(name: str) -> Path:
 
 
 def _is_sound(path: Path) -> bool:
-    """True when ``path`` opens as a SQLite database that passes SQLite's quick check."""
+    """True when ``path`` opens as a SQLite database that passes SQLite's quick check. Opened as
+    immutable (a published template never changes): a plain read-only open of a WAL-mode database
+    writes its -shm and -wal files beside it, in the user's cache, on every new workspace."""
     try:
-        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
         try:
             return con.execute("PRAGMA quick_check").fetchall() == [("ok",)]
         finally:

@@ -42,6 +42,22 @@ def test_first_database_is_migrated_and_kept_later_ones_are_copies(tmp_path: Pat
     assert not list(second.parent.glob(".*tmp")) and not list(cache.glob(".*tmp"))
 
 
+def test_copying_a_wal_template_writes_nothing_beside_it(tmp_path: Path, cache: Path) -> None:
+    """Tools keep their databases in WAL mode; reading the template must not leave -shm/-wal files in the cache."""
+    first = tmp_path / "a" / "tool.db"
+
+    def migrate() -> None:
+        _migrator(first, [])()
+        with sqlite3.connect(first) as con:
+            con.execute("pragma journal_mode=wal")
+
+    create_database(first, "tool-1.0", migrate)
+    before = sorted(p.name for p in cache.iterdir())
+    create_database(tmp_path / "b" / "tool.db", "tool-1.0", _migrator(tmp_path / "b" / "tool.db", []))
+    assert sorted(p.name for p in cache.iterdir()) == before == ["tool-1.0.db"]
+    assert _tables(tmp_path / "b" / "tool.db") == [("head-1",)]
+
+
 def test_a_new_tool_version_gets_its_own_template(tmp_path: Path, cache: Path) -> None:
     calls: list[Path] = []
     create_database(tmp_path / "a.db", "tool-1.0", _migrator(tmp_path / "a.db", calls))
