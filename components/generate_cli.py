@@ -143,7 +143,6 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
     import mlflow
 
     from components.registry.lookup import RUN_ID, ModelNotFound, quoted, resolve
-
     from components.tracking import environment_client
 
     name = registry_name(paths)

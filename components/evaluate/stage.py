@@ -29,8 +29,8 @@ from components.features.plots import save_mel_grid
 from components.features.split import EVAL, TRAIN
 from components.features.store import MelStore
 from components.gan import DIFFUSION
-from components.level import LevelConvention
 from components.generation import Generator, load_generator
+from components.level import LevelConvention
 from components.models.io import MODEL_FILE
 from components.progress import progress_bar
 from components.evaluate.serving import choose_served
