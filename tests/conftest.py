@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from components.settings import ProjectPaths, runtime_defaults  # noqa: E402  (no tool imported yet)
 
 _STATE = Path(tempfile.mkdtemp(prefix="melforge-tests-"))
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 ProjectPaths(root=_STATE).state.mkdir(parents=True)
 # The same offline, telemetry-free defaults the CLI applies, with state in a throwaway folder.
 # Tests that need a tracking store set MLFLOW_TRACKING_URI themselves.
