@@ -31,7 +31,7 @@ def test_the_check_catches_a_figure_the_benchmarks_do_not_hold(tmp_path, monkeyp
     monkeypatch.setattr(render_readme, "README", tmp_path / "README.md")
     monkeypatch.setattr(render_readme, "BENCHMARKS", tmp_path / "docs" / "benchmarks.md")
     assert render_readme.problems() == []
-    figures.write_text(figures.read_text().replace('"97 minutes"', '"77 minutes"'))
+    figures.write_text(figures.read_text().replace('"67.6 minutes"', '"57.6 minutes"'))
     found = render_readme.problems()
-    assert any("77 minutes" in p and "benchmarks.md" in p for p in found)
-    assert any("not the rendered" in p for p in found)  # README still says 97
+    assert any("57.6 minutes" in p and "benchmarks.md" in p for p in found)
+    assert any("not the rendered" in p for p in found)  # README still says 67.6
