@@ -110,8 +110,8 @@ class Generator(ABC):
 
     def to_audio(self, logmel: np.ndarray, *, seconds: float | None = None) -> np.ndarray:
         """(batch, n_mels, frames) -> (batch, samples) float32 audio by the vocoder, at the model's level."""
-        audio = self.active_vocoder(logmel)  # float32, peaks at most -1 dBFS (the Vocoder contract)
-        return self.level.apply(audio if seconds is None else audio[:, : int(round(seconds * self.sample_rate))])
+        audio = self.level.deliver(logmel, self.active_vocoder.synthesise, self.spec.log_floor)
+        return audio if seconds is None else self.level.apply(audio[:, : int(round(seconds * self.sample_rate))])
 
     def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:
         """``n`` clips of ``seconds`` (default: the training clip length) as (n, samples) audio.

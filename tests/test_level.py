@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from components.generation import MelGenerator
 from components.level import LevelConvention, limit_peak
@@ -68,3 +69,27 @@ def test_a_model_delivers_32_clips_at_its_stored_level_with_none_at_full_scale(t
     cut = stored.generate(4, seed=1, seconds=0.3)  # a shorter clip is levelled as delivered, not before the cut
     assert np.allclose(20 * np.log10(np.abs(cut).max(-1)), -1.0, atol=1e-4)
     assert legacy.level == LevelConvention("none", -1.0) and np.abs(legacy.generate(4, seed=1)).max() <= CEILING + 1e-6
+
+
+def test_delivery_applies_the_gain_before_the_mel_floor_as_the_data_got_it():
+    """A model's clip 12 dB louder than the convention, over silence at the mel floor (what a model
+    writes), must come out with the real clip's noise floor: levelled after synthesis instead, its
+    silence is turned down with it, 12 dB below any real clip's."""
+    from components.evaluate.signal import level_stats
+    from components.features.mel import LogMel, MelSpec
+    from components.vocoder.interface import GriffinLim
+
+    spec = MelSpec(sample_rate=16000, n_fft=512, hop_length=128, n_mels=40)
+    t = np.arange(32000) / 16000
+    clip = np.where(t < 0.8, np.sin(2 * np.pi * 440 * t) * np.exp(-3 * t), 0.0).astype(np.float32)
+    level = LevelConvention("peak", peak_dbfs=-1.0)
+    real = LogMel(spec)(torch.from_numpy(level.apply(clip[None]))).numpy()  # the data's order: level, then floor
+    floor = np.log(spec.log_floor)
+    loud = np.where(real > floor + 0.01, real + np.log(10 ** 1.2), real)  # the note 12 dB up, silence kept
+    vocoder = GriffinLim(spec, n_iter=16)
+    delivered = {name: level_stats(level.deliver(m, vocoder.synthesise, spec.log_floor))
+                 for name, m in (("real", real), ("loud", loud))}
+    after = level_stats(level.apply(vocoder(loud)))
+    assert delivered["loud"]["peak_db"] == pytest.approx(delivered["real"]["peak_db"], abs=1e-3)
+    assert abs(delivered["loud"]["noise_floor_db"][0] - delivered["real"]["noise_floor_db"][0]) < 1.0
+    assert after["noise_floor_db"][0] < delivered["real"]["noise_floor_db"][0] - 8.0

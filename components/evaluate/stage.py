@@ -132,11 +132,13 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     gate_settings = GateSettings.from_config(cfg)
     # real and generated mels go through the same vocoder and are delivered at the same level (the
     # convention stored in the index and every model), so CREPE and the level statistics compare models
-    vocoder = workspace_vocoder(cfg, paths, MelSpec.from_index(store.index), griffinlim_iters=e.griffinlim_iters)
+    spec = MelSpec.from_index(store.index)
+    vocoder = workspace_vocoder(cfg, paths, spec, griffinlim_iters=e.griffinlim_iters)
     level = LevelConvention.from_index(store.index)
     with staged_directory(out) as tmp, progress_bar() as bar:
         task = bar.add_task("evaluate", total=len(plan) + 2, info="classifier + real clips")
-        ref = Reference.build(store, cfg, real_audio_fn=lambda logmel: level.apply(vocoder(logmel)))
+        ref = Reference.build(store, cfg, real_audio_fn=lambda logmel: level.deliver(logmel, vocoder.synthesise,
+                                                                                     spec.log_floor))
         ref.save(tmp / "reference")
         n = ref.sample_size(e.samples)
         floor = {k: m.to_dict() for k, m in ref.real_floor(e.samples).items()}

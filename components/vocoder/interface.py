@@ -39,9 +39,12 @@ class VocoderMismatch(ValueError):
 class Vocoder(Protocol):
     kind: str
 
+    def synthesise(self, logmel: np.ndarray) -> np.ndarray:
+        """(batch, n_mels, frames) natural-log mel power -> (batch, samples) float32 as made, at the
+        mels' own level (no ceiling): what a level convention measures its gain on."""
+
     def __call__(self, logmel: np.ndarray) -> np.ndarray:
-        """(batch, n_mels, frames) natural-log mel power -> (batch, samples) float32, peaks at most
-        PEAK_CEILING_DBFS (:func:`limit_peak`)."""
+        """:meth:`synthesise`, every clip turned down to at most PEAK_CEILING_DBFS (:func:`limit_peak`)."""
 
 
 @dataclass
@@ -52,9 +55,11 @@ class GriffinLim:
     n_iter: int = 32
     kind: str = "griffinlim"
 
+    def synthesise(self, logmel: np.ndarray) -> np.ndarray:
+        return mel_to_audio(np.asarray(logmel), self.spec, n_iter=self.n_iter)
+
     def __call__(self, logmel: np.ndarray) -> np.ndarray:
-        audio = mel_to_audio(np.asarray(logmel), self.spec, n_iter=self.n_iter)
-        return limit_peak(audio)
+        return limit_peak(self.synthesise(logmel))
 
     def describe(self) -> str:
         return f"Griffin-Lim ({self.n_iter} iterations)"
@@ -71,7 +76,7 @@ class LearnedVocoder:
     chunk: int = 16
     kind: str = "learned"
 
-    def __call__(self, logmel: np.ndarray) -> np.ndarray:
+    def synthesise(self, logmel: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(np.asarray(logmel), dtype=torch.float32)
         if x.ndim == 2:
             x = x[None]
@@ -79,8 +84,10 @@ class LearnedVocoder:
             raise VocoderMismatch(f"the learned vocoder takes {self.spec.n_mels} mel bins, got {x.shape[1]}")
         with torch.inference_mode():
             parts = [self.model(x[i:i + self.chunk].to(self.device)).float().cpu() for i in range(0, len(x), self.chunk)]
-        audio = torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
-        return limit_peak(audio)
+        return torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
+
+    def __call__(self, logmel: np.ndarray) -> np.ndarray:
+        return limit_peak(self.synthesise(logmel))
 
     def describe(self) -> str:
         return f"learned vocoder (Vocos, {self.meta.get('steps', '?')} steps)"
