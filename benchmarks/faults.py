@@ -41,7 +41,7 @@ def _env() -> dict[str, str]:
 def _workspace(root: Path, profile: str, overrides: list[str]) -> Path:
     ws = root / "workspace"
     subprocess.run(["git", "clone", "-q", str(REPO), str(ws)], check=True)
-    from components.config import resolve_params
+    from components.params_file import resolve_params
 
     resolve_params(ws / "params.yaml", profile=profile, overrides=overrides)
     return ws
@@ -105,7 +105,7 @@ def _files_lost(ws: Path) -> int:
     """Source files neither in the manifest nor in quarantine."""
     import pandas as pd
 
-    from components.config import load_config
+    from components.params_file import load_config
     from components.datasets import builtin_catalogue
 
     cfg = load_config(ws / "params.yaml")
@@ -180,7 +180,7 @@ def fault_tampered_model(ws: Path, logs: Path) -> dict:
     import mlflow
     import torch
 
-    from components.config import load_config
+    from components.params_file import load_config
 
     name = load_config(ws / "params.yaml").registry.model_name
     client = mlflow.MlflowClient(f"sqlite:///{ws / '.melforge' / 'mlflow.db'}")
@@ -219,7 +219,7 @@ def fault_s3_outage(root: Path, objects: int = 100, after: int = 13) -> dict:
     import soundfile as sf
     from moto.server import ThreadedMotoServer
 
-    from components.config import load_config
+    from components.params_file import load_config
     from components.ingest import stage as ingest_stage
     from components.ingest.sources import SourceUnavailable
     from components.settings import apply_tool_defaults
@@ -467,7 +467,7 @@ def fault_hostile_ingest(root: Path) -> list[dict]:
     subprocess.run(["git", "clone", "-q", str(REPO), str(ws)], check=True)
     source = root / "hostile"
     entries = _hostile_source(source)
-    from components.config import resolve_params
+    from components.params_file import resolve_params
 
     resolve_params(ws / "params.yaml", profile="demo", overrides=[f"data.sources=[{source}]"])
     scan = _command(ws, "stage", "scan")
@@ -548,7 +548,7 @@ def fault_dvc_commit_disk_full(root: Path) -> dict:
     """DVC's cache fills while the features stage commits (a 4 KB tmpfs); then space returns."""
     ws = root / "commit-workspace"
     subprocess.run(["git", "clone", "-q", str(REPO), str(ws)], check=True)
-    from components.config import resolve_params
+    from components.params_file import resolve_params
 
     resolve_params(ws / "params.yaml", profile="demo", overrides=[])
     env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'commit-mlflow.db'}"}

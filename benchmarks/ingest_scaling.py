@@ -51,7 +51,7 @@ def make_one_file(folder: Path, minutes: int, rate: int = 44100) -> None:
 
 def _child(corpus: str, out: str) -> None:
     """Run one ingest and print its summary plus this process's peak RSS."""
-    from components.config import apply_overrides, profile_params, validate_params
+    from components.params_file import apply_overrides, profile_params, validate_params
     from components.ingest.stage import run_ingest
 
     cfg = validate_params(apply_overrides(profile_params("demo"), [f"data.sources=[{corpus}]"]))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.config import load_config
+from components.params_file import load_config
 from components.evaluate.signal import LEVEL_JND_DB, in_range_share, level_stats
 from components.features.mel import MelSpec
 from components.features.split import EVAL

@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DIRECT = """
-from components.config import load_config
+from components.params_file import load_config
 from components.settings import apply_runtime_defaults
 from components.stages import pipeline_order, run_stage, stage_options
 paths = apply_runtime_defaults()
@@ -64,7 +64,7 @@ def _timed(cmd: list[str], cwd: Path, log: Path | None = None, env: dict[str, st
 def _workspace(root: Path, name: str, profile: str, overrides: list[str]) -> Path:
     ws = root / name
     subprocess.run(["git", "clone", "-q", str(REPO), str(ws)], check=True)
-    from components.config import resolve_params
+    from components.params_file import resolve_params
 
     resolve_params(ws / "params.yaml", profile=profile, overrides=overrides)
     return ws

@@ -26,7 +26,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from components.config import load_config
+from components.params_file import load_config
 from components.features.mel import MelSpec
 from components.features.split import EVAL
 from components.features.store import MelStore

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from components.config import apply_overrides, profile_params, validate_params
+from components.params_file import apply_overrides, profile_params, validate_params
 from components.distill.objective import student_objective
 from components.evaluate.reference import Reference
 from components.features.mel import MelSpec, log_floor_value

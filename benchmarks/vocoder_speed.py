@@ -26,7 +26,7 @@ import librosa
 import numpy as np
 import torch
 
-from components.config import load_config
+from components.params_file import load_config
 from components.features.mel import LogMel, MelSpec
 from components.generation import MelGenerator
 from components.ingest.stage import open_clips, read_manifest

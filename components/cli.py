@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from components.config import MAX_SAMPLING_STEPS, MAX_SEED, ConfigError
+from components.config_base import MAX_SAMPLING_STEPS, MAX_SEED, ConfigError
 from components.profiles import PROFILES
 from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
 from components.errors import redact
@@ -142,7 +142,7 @@ def run(
     run in seconds (exit 130/143); the next run continues from the last completed stage.
     """
     paths = _workspace()
-    from components.config import resolve_params
+    from components.params_file import resolve_params
     from components.interrupts import exit_code, raise_on_signals
     from components.run_lock import WorkspaceBusy, hold_workspace
     from components.tracking import TrackingUnavailable, check_tracking_server
@@ -229,7 +229,7 @@ def stage(
 ) -> None:
     """Run one stage directly from params.yaml (what dvc.yaml calls; no Prefect, no MLflow)."""
     paths = _workspace()
-    from components.config import load_config
+    from components.params_file import load_config
     from components.stages import STAGES, run_stage
 
     if name not in STAGES:
@@ -637,7 +637,8 @@ def ui(port: Annotated[Optional[int], typer.Option(help="Port on 127.0.0.1 (defa
         raise typer.Exit(_prefect_ui(paths, port or 4200))
     port = port or 5000
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    from components.config import ConfigError, load_config
+    from components.config_base import ConfigError
+    from components.params_file import load_config
     from components.tracking import redact_uri, setup_experiment, ui_links
 
     console.print(f"MLflow UI for {escape(redact_uri(uri))} on http://127.0.0.1:{port} (Ctrl-C to stop)")

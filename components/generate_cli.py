@@ -58,7 +58,8 @@ def local_model(text: str) -> Path | None:
 
 
 def registry_name(paths: ProjectPaths | None) -> str:
-    from components.config import ConfigError, load_config
+    from components.config_base import ConfigError
+    from components.params_file import load_config
 
     try:
         if paths is None:
@@ -81,7 +82,8 @@ def local_vocoder(paths: ProjectPaths | None, choice: str | None):
         path = Path(choice)
         path = path / VOCODER_FILE if path.is_dir() else path
     elif paths is not None and paths.params.is_file():
-        from components.config import ConfigError, load_config
+        from components.config_base import ConfigError
+        from components.params_file import load_config
 
         try:
             if load_config(paths.params).vocoder.kind != "learned":

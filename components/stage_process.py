@@ -77,7 +77,7 @@ def _child(stage: str, root: str, options: dict[str, Any], error_file: str, envi
     os.environ.clear()  # the caller's environment now, not the one the forkserver started with
     os.environ.update(environ)
     try:
-        from components.config import load_config
+        from components.params_file import load_config
         from components.settings import apply_runtime_defaults, project_paths
         from components.stages import run_stage
 

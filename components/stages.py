@@ -12,7 +12,7 @@ from typing import Any
 
 from components.config import MelforgeConfig
 from components.settings import ProjectPaths
-from components.stage_names import DATA_STAGES
+from components.names import DATA_STAGES
 from components.storage import atomic_write_json
 
 
@@ -114,7 +114,7 @@ def _distill(cfg: MelforgeConfig, paths: ProjectPaths, *, student: str | None = 
 
 
 def _gan(cfg: MelforgeConfig, paths: ProjectPaths, *, family: str | None = None, resume: bool = True) -> dict[str, Any]:
-    from components.config import GAN_FAMILIES
+    from components.names import GAN_FAMILIES
     from components.gan.stage import run_gan
 
     if family not in GAN_FAMILIES:
@@ -144,7 +144,7 @@ STAGES: dict[str, Callable[..., dict[str, Any]]] = {
 def pipeline_order(cfg: MelforgeConfig) -> list[str]:
     """DVC stage names in run order: data stages, the vocoder, the teacher, every distillation stage, the GAN
     baselines (a family that is off records only that), evaluation."""
-    from components.config import GAN_FAMILIES
+    from components.names import GAN_FAMILIES
 
     return [*DATA_STAGES, "vocoder", "train", *(f"distill@{name}" for name in cfg.distill.stages),
             *(f"gan@{family}" for family in GAN_FAMILIES), "evaluate"]

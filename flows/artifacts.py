@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from components.evaluate.metric_table import metric_info
+from components.metric_table import metric_info
 from components.tracking import ui_url
 
 

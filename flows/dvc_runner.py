@@ -21,7 +21,7 @@ from components.interrupts import deferred
 from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
 from components.storage import atomic_write_bytes
-from components.stage_names import TRAINING_STAGES
+from components.names import TRAINING_STAGES
 
 
 
@@ -95,7 +95,7 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
 
             run_in_child(name, paths.root, options, state_dir=paths.state / "stages")
         else:
-            from components.config import load_config
+            from components.params_file import load_config
             from components.stages import run_stage
 
             run_stage(name, load_config(paths.params), paths, **options)

@@ -16,7 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from components.config import load_config
+from components.params_file import load_config
 from components.settings import apply_runtime_defaults, project_paths
 from components.stages import model_stages
 from components.storage import atomic_write_bytes

@@ -21,11 +21,12 @@ from prefect import flow, get_run_logger, task
 from prefect.deployments import run_deployment
 
 from components import stage_process, tracking
-from components.config import MelforgeConfig, resolve_params
+from components.config import MelforgeConfig
+from components.params_file import resolve_params
 from components.provenance import git_state
 from components.run_lock import hold_workspace
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
-from components.stage_names import TRAINING_STAGES
+from components.names import TRAINING_STAGES
 from components.stages import declared_params, model_dir, model_stages, pipeline_order, select_params
 from components.storage import atomic_write_bytes
 from components.vocoder import EVALUATION_FILE

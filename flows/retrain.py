@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from components import tracking
-from components.config import resolve_params
+from components.params_file import resolve_params
 from components.provenance import git_state
 from components.settings import apply_runtime_defaults, project_paths
 from components.stages import pipeline_order

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from components.config import MelforgeConfig, apply_overrides, profile_params, validate_params
+from components.config import MelforgeConfig
+from components.params_file import apply_overrides, profile_params, validate_params
 from components.features.split import TRAIN, assign_split
 from components.features.stats import MelStats
 
@@ -158,7 +159,7 @@ def copy_project(root: Path) -> Path:
     """A minimal melforge project in ``root``: the repository's dvc.yaml and a tiny params.yaml."""
     import shutil
 
-    from components.config import write_params_file
+    from components.params_file import write_params_file
 
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(Path(__file__).resolve().parents[1] / "dvc.yaml", root / "dvc.yaml")

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import (ConfigError, apply_overrides, load_config, parse_override,
-                               profile_params, resolve_params, validate_params)
+from components.config_base import ConfigError
+from components.params_file import apply_overrides, load_config, parse_override, profile_params, resolve_params, validate_params
 from components.profiles import PROFILES
 
 
@@ -68,7 +68,7 @@ def test_builtin_clips_shorter_than_a_clip_fail_before_any_work():
 
 
 def test_orchestration_timeouts_are_per_stage_and_checked():
-    from components.config import profile_params, validate_params
+    from components.params_file import profile_params, validate_params
 
     cfg = validate_params(apply_overrides(profile_params("demo"), ["orchestration.stage_timeout_minutes={default: 5, train: 60}"]))
     assert cfg.orchestration.timeout_seconds("train") == 3600 and cfg.orchestration.timeout_seconds("distill@student-4") == 300
@@ -98,7 +98,8 @@ def test_the_full_profile_serves_a_learned_vocoder_and_the_cpu_ones_griffin_lim_
 
 
 def test_one_configuration_the_schema_defaults_the_demo_profile_and_params_yaml_agree():
-    from components.config import MelforgeConfig, read_params_file
+    from components.config import MelforgeConfig
+    from components.params_file import read_params_file
 
     demo = validate_params(profile_params("demo")).to_params()
     assert MelforgeConfig().to_params() == demo
@@ -114,7 +115,7 @@ def test_hydra_style_prefixes_are_refused_with_what_melforge_accepts():
 def test_the_teacher_sampler_choices_are_the_sampler_table():
     from typing import get_args
 
-    from components.config import DistillConfig
+    from components.config_training import DistillConfig
     from components.models.sampler import SAMPLERS
 
     assert set(get_args(DistillConfig.model_fields["teacher_sampler"].annotation)) == set(SAMPLERS)
@@ -123,7 +124,7 @@ def test_the_teacher_sampler_choices_are_the_sampler_table():
 def test_the_loss_weighting_choices_are_the_diffusion_module_s():
     from typing import get_args
 
-    from components.config import DistillConfig, TrainConfig
+    from components.config_training import DistillConfig, TrainConfig
     from components.models.diffusion import LOSS_WEIGHTINGS
 
     for section in (TrainConfig, DistillConfig):

@@ -53,7 +53,7 @@ def test_unknown_errors_keep_their_type_and_first_line_and_never_print_credentia
 
 
 def test_exit_codes_tell_bad_input_from_a_failure():
-    from components.config import ConfigError
+    from components.config_base import ConfigError
     from components.registry.lookup import ModelNotFound
 
     assert exit_code(ConfigError("train.steps: expected an integer")) == BAD_INPUT

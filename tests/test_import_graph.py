@@ -112,13 +112,67 @@ def test_the_cli_loads_prefect_only_inside_the_commands_that_run_flows():
     assert top_level == []
 
 
-@pytest.mark.parametrize("lower, upper", [
-    ("components.evaluate", "components.registry"),  # the registry reads evaluation's choice, never the reverse
-    ("components.models", "components.train"),
-    ("components.models", "components.evaluate"),
-    ("components.features", "components.train"),
-])
-def test_a_lower_layer_never_imports_a_higher_one(lower, upper):
+# The layers, lowest first. A module may import its own layer and those below, never one above: the schema
+# and the vocabularies know no stage, a stage knows no orchestrator. A module takes the layer of its longest
+# listed prefix (components.gan.stage trains; the rest of components.gan are models).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("leaves", ("components", "components.config", "components.config_base", "components.config_training",
+                "components.names", "components.metric_table", "components.profiles", "components.settings",
+                "components.storage", "components.file_lock", "components.progress", "components.errors",
+                "components.interrupts", "components.transient", "components.runtime", "components.provenance",
+                "components.torchaudio_ops", "components.db_template")),
+    ("data stages", ("components.datasets", "components.ingest", "components.validate", "components.features",
+                     "components.level")),
+    ("models", ("components.models", "components.gan", "components.vocoder", "components.generation")),
+    ("training", ("components.train", "components.distill", "components.gan.stage", "components.gan.wgan_gp",
+                  "components.vocoder.stage", "components.vocoder.losses", "components.vocoder.adversarial",
+                  "components.vocoder.quality")),
+    ("evaluation", ("components.evaluate",)),
+    ("registry", ("components.registry",)),
+    ("commands", ("components.stages", "components.stage_process", "components.params_file", "components.tracking",
+                  "components.services", "components.stores", "components.run_lock", "components.generate_cli")),
+    ("flows", ("flows",)),
+    ("cli", (APP_LAYER,)),
+)
+
+
+def _names(prefix: str, module: str) -> bool:
+    """Whether ``prefix`` names ``module``: itself or a module inside it (the root package only itself)."""
+    return module == prefix or (prefix != "components" and module.startswith(prefix + "."))
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the longest prefix naming ``module``."""
+    best, found = -1, None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if _names(prefix, module) and len(prefix) > best:
+                best, found = len(prefix), index
+    if found is None:
+        raise KeyError(f"{module} is in no layer: add it to LAYERS")
+    return found
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str, str]]:
+    """(module, imported module, 'layer -> higher layer') for every import that points up the layers."""
+    return sorted((m, d, f"{LAYERS[layer_of(m)][0]} -> {LAYERS[layer_of(d)][0]}")
+                  for m, deps in graph.items() for d in deps if layer_of(d) > layer_of(m))
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in MODULES if not any(_names(p, m) for _, ps in LAYERS for p in ps)] == []
+
+
+def test_every_import_points_down_the_layers():
+    assert upward_imports(_graph()) == []
+
+
+def test_the_layer_check_finds_an_import_pointing_up():
+    assert upward_imports({"components.config": {"components.gan.specs"}, "components.gan.specs": set()}) == [
+        ("components.config", "components.gan.specs", "leaves -> models")]
+
+
+def test_the_schema_imports_only_leaves():
     graph = _graph()
-    offending = sorted((m, d) for m, deps in graph.items() if m.startswith(lower) for d in deps if d.startswith(upper))
-    assert offending == []
+    schema = [m for m in graph if m.startswith("components.config")]
+    assert schema and all(layer_of(d) == 0 for m in schema for d in graph[m])

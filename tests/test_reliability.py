@@ -214,7 +214,8 @@ def test_generate_checks_out_and_size_before_loading_anything(tmp_path, monkeypa
 
 
 def test_an_empty_params_yaml_is_refused_unless_a_profile_is_given(tmp_path, monkeypatch):
-    from components.config import ConfigError, resolve_params
+    from components.config_base import ConfigError
+    from components.params_file import resolve_params
 
     (tmp_path / "params.yaml").write_text("# nothing yet\n")
     with pytest.raises(ConfigError, match="params.yaml: is empty.*--profile demo"):

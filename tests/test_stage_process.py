@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from components.config import validate_params, write_params_file
+from components.params_file import validate_params, write_params_file
 from components.stage_process import StageProcessFailed, run_in_child
 from components.settings import project_paths
 from components.stages import run_stage

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import load_config
+from components.params_file import load_config
 from components.distill.stage import STUDENT_TRAINING_PARAMS
 from components.stages import declared_params, model_stages, pipeline_order, select_params
 
@@ -45,7 +45,7 @@ def test_the_model_stages_are_the_training_part_of_the_pipeline_order():
 def test_the_stage_names_are_dvc_yaml_s_and_the_stage_table_s():
     import yaml
 
-    from components.stage_names import STAGE_NAMES
+    from components.names import STAGE_NAMES
     from components.stages import STAGES
 
     assert tuple(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]) == STAGE_NAMES
@@ -53,12 +53,12 @@ def test_the_stage_names_are_dvc_yaml_s_and_the_stage_table_s():
 
 
 def test_warn_only_accepts_exactly_the_suite_s_checks():
-    from components.validate.checks import CHECKS
+    from components.names import CHECK_NAMES
     from components.validate.suite import build_checks
 
     cfg = load_config(ROOT / "params.yaml")
     built = {c.name.split(":")[0] for c in build_checks(cfg, ["label_digit"], {"digit": ["0", "1"]})}
-    assert built == set(CHECKS)
+    assert built == set(CHECK_NAMES)
 
 
 def test_a_dvc_stage_name_maps_to_its_entry_point_and_options():

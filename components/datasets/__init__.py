@@ -14,8 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from components.datasets.item import BuiltinItem
-
-BUILTIN_NAMES = ("nsynth-mini", "digits")
+from components.names import BUILTIN_NAMES
 
 
 def _module(name: str):

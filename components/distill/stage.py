@@ -15,7 +15,7 @@ from components.models.io import MODEL_FILE, load_denoiser
 from components.models.unet import UNetSpec
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json
-from components.train.loop import LoopSettings, train_loop
+from components.train.loop import loop_settings, train_loop
 from components.train.runner import (batch_source, bf16_autocast, data_fingerprint, fingerprint, resolve_device,
                                      work_dir, final_samples, write_model_output)
 from components.distill.objective import student_objective
@@ -25,8 +25,9 @@ from components.train.teacher import training_cells
 # what a student's training depends on besides its step count, its teacher and the data. The shape of the
 # chain (distill.teacher_steps, final_steps) and the teacher's sampler are not, so growing the chain to
 # 1 step reuses the students already trained. dvc.yaml declares the same keys (a test keeps them equal).
-STUDENT_TRAINING_PARAMS = ("distill.updates_per_stage", "distill.batch_size", "distill.lr", "distill.min_lr_ratio",
-                           "distill.ema_decay", "distill.loss_weighting", "train.grad_clip", "train.bf16")
+STUDENT_TRAINING_PARAMS = ("distill.updates_per_stage", "distill.batch_size", "distill.lr", "distill.betas",
+                           "distill.weight_decay", "distill.warmup_steps", "distill.min_lr_ratio", "distill.grad_clip",
+                           "distill.ema_decay", "distill.loss_weighting", "train.bf16")
 
 
 def student_training_params(cfg: MelforgeConfig) -> dict[str, Any]:
@@ -71,11 +72,9 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     fp = fingerprint("distill", student, student_training_params(cfg), cfg.seed, meta.get("fingerprint"),
                      data_fingerprint(store), *([guidance] if cells is not None else []))
     work = work_dir(paths, student, fp)
-    settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, warmup_steps=0, min_lr_ratio=d.min_lr_ratio,
-                            ema_decay=d.ema_decay, grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every,
-                            checkpoint_every=d.checkpoint_every, sample_every=0, seed=cfg.seed + steps,
-                            device=device, bf16=bf16_autocast(device, gpu=cfg.train.bf16, cpu=False), compile=False,
-                            fingerprint=fp)
+    settings = loop_settings(d, steps=d.updates_per_stage, log_every=cfg.train.log_every,
+                             checkpoint_every=d.checkpoint_every, sample_every=0, seed=cfg.seed + steps, device=device,
+                             bf16=bf16_autocast(device, gpu=cfg.train.bf16, cpu=False), compile=False, fingerprint=fp)
     result = train_loop(model, student_objective(teacher, steps, d.loss_weighting, guidance),
                         batch_source(store, d.batch_size, cfg.seed + steps, cell_index=cell_index), settings, work,
                         resume=resume, label=f"distill {2 * steps}->{steps}")

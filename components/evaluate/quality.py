@@ -4,7 +4,7 @@ rule (:func:`gate`) that the champion gate, the verdict words and the controls c
 Distances (FAD, FAD∞, KID) are compared as a ratio to the floor: 1.0 is as close as n training
 clips are to the evaluation set. IS, precision, recall, density and coverage are compared as a
 fraction of the floor's: 1.0 is as confident, faithful or varied as real clips. Which way each
-metric points is declared once, in :mod:`components.evaluate.metric_table`.
+metric points is declared once, in :mod:`components.metric_table`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from components.evaluate.metric_table import lower_is_better, metric_info
+from components.metric_table import lower_is_better, metric_info
 
 # A KID floor sits near 0 (it is unbiased); ratios to it are meaningless, so KID is compared with
 # the floor's upper 95% bound, never with less than this.

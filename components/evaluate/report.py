@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
-from components.evaluate.metric_table import METRICS, lower_is_better, metric_info
+from components.metric_table import METRICS, lower_is_better, metric_info
 
 
 def _fmt(m: dict[str, float] | None) -> str:

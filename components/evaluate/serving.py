@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.evaluate.metric_table import lower_is_better
+from components.metric_table import lower_is_better
 from components.evaluate.quality import within
 
 

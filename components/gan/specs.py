@@ -99,3 +99,14 @@ def wavegan_spec(w) -> WaveGANSpec:
 def specgan_spec(s, n_mels: int, frames: int) -> SpecGANSpec:
     """From the ``gan.specgan`` config section and the mel shape it must generate."""
     return SpecGANSpec(n_mels=n_mels, frames=frames, latent_dim=s.latent_dim, dim=s.dim, layers=s.layers, kernel=s.kernel)
+
+
+def config_problems(cfg: Any) -> list[str]:
+    """What the enabled GAN families cannot produce with these clip and mel settings (``cfg``: the
+    whole MelforgeConfig)."""
+    problems = []
+    if cfg.gan.wavegan.steps:
+        problems.append(producible_samples_problem(wavegan_spec(cfg.gan.wavegan), cfg.audio.clip_samples))
+    if cfg.gan.specgan.steps:
+        problems.append(reachable_shape_problem(specgan_spec(cfg.gan.specgan, cfg.mel.n_mels, cfg.mel.frames)))
+    return [p for p in problems if p]

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.config import GANTrainingConfig, MelforgeConfig
+from components.config import MelforgeConfig
+from components.config_training import GANTrainingConfig
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.packing import unpack_snake
 from components.features.plots import save_mel_grid
@@ -32,7 +33,7 @@ from components.ingest.stage import open_clips, read_manifest
 from components.models.io import MODEL_FILE
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
-from components.train.loop import BatchAt, LoopSettings, Objective, train_loop
+from components.train.loop import BatchAt, LoopSettings, Objective, loop_settings, train_loop
 from components.train.previews import write_previews
 from components.train.runner import data_fingerprint, fingerprint, resolve_device, work_dir
 
@@ -79,10 +80,8 @@ def mel_source(store: MelStore, *, batch_size: int, seed: int):
 
 def _loop_settings(g: GANTrainingConfig, seed: int, device: str, fp: str) -> LoopSettings:
     """The paper's optimiser: Adam (no weight decay), constant lr, no gradient clipping."""
-    return LoopSettings(steps=g.steps, lr=g.lr, betas=tuple(g.betas), warmup_steps=0, min_lr_ratio=1.0,
-                        ema_decay=g.ema_decay, grad_clip=float("inf"), log_every=g.log_every,
-                        checkpoint_every=g.checkpoint_every, sample_every=g.sample_every, seed=seed, device=device,
-                        fingerprint=fp)
+    return loop_settings(g, steps=g.steps, log_every=g.log_every, checkpoint_every=g.checkpoint_every,
+                         sample_every=g.sample_every, seed=seed, device=device, fingerprint=fp)
 
 
 @dataclass

@@ -121,7 +121,7 @@ def _from_run(client, run_id: str) -> ResolvedModel:
 
 def best_version(client, name: str):
     """The registered version with the best recorded primary metric (its own ``melforge.primary_metric``)."""
-    from components.evaluate.metric_table import lower_is_better
+    from components.metric_table import lower_is_better
 
     from components.registry.tags import metric_from_tags
 

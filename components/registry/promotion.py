@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from components.evaluate.metrics import MetricValue
-from components.evaluate.metric_table import lower_is_better
+from components.metric_table import lower_is_better
 from components.evaluate.quality import better_by
 
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import GAN_FAMILIES
+from components.names import GAN_FAMILIES
 from components.provenance import git
 from components.models.io import MODEL_FILE
 from components.registry.tags import recorded_metrics
 from components.settings import ProjectPaths
-from components.stage_names import DATA_STAGES
+from components.names import DATA_STAGES
 
 
 class ReproduceError(RuntimeError):

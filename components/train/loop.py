@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from components.config_base import OptimConfig
 from components.progress import progress_bar
 from components.train.checkpoint import latest_checkpoint, restore_rng_states, write_checkpoint
 
@@ -81,6 +82,14 @@ class LoopSettings:
     bf16: bool = False  # bf16 autocast on ``device`` (the caller decides: runner.bf16_autocast)
     compile: bool = False
     fingerprint: str = ""
+
+
+def loop_settings(optim: OptimConfig, *, steps: int, **run: Any) -> LoopSettings:
+    """The loop's settings: a section's optimiser (every trainable section is an ``OptimConfig``) plus how
+    this run is driven (``run``: log/checkpoint/sample cadence, seed, device, precision, fingerprint)."""
+    return LoopSettings(steps=steps, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay,
+                        warmup_steps=optim.warmup_steps, min_lr_ratio=optim.min_lr_ratio, ema_decay=optim.ema_decay,
+                        grad_clip=math.inf if optim.grad_clip is None else optim.grad_clip, **run)
 
 
 def cpu_has_native_bf16() -> bool:

@@ -16,7 +16,7 @@ from components.models.unet import ARCHITECTURE_VERSION, UNet1d, UNetSpec
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json
 from components.train.augment import Augment
-from components.train.loop import LoopSettings, train_loop
+from components.train.loop import loop_settings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised, write_previews
 from components.train.runner import (batch_source, bf16_autocast, data_fingerprint, fingerprint, resolve_device,
@@ -80,11 +80,9 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
     fp = fingerprint("teacher", ARCHITECTURE_VERSION, teacher_fingerprint_model(cfg), t.model_dump(exclude=unused),
                      cfg.seed, data_fingerprint(store))
     work = work_dir(paths, "teacher", fp)
-    settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
-                            weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
-                            log_every=t.log_every, checkpoint_every=t.checkpoint_every, sample_every=t.sample_every,
-                            seed=cfg.seed, device=device, bf16=bf16_autocast(device, gpu=t.bf16, cpu=t.cpu_bf16),
-                            compile=t.compile, fingerprint=fp)
+    settings = loop_settings(t, steps=t.steps, log_every=t.log_every, checkpoint_every=t.checkpoint_every,
+                             sample_every=t.sample_every, seed=cfg.seed, device=device,
+                             bf16=bf16_autocast(device, gpu=t.bf16, cpu=t.cpu_bf16), compile=t.compile, fingerprint=fp)
     ddp = None
     if world > 1:
         model.to(device)

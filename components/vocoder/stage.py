@@ -29,7 +29,7 @@ from components.features.store import MelStore
 from components.ingest.stage import open_clips, read_manifest
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
-from components.train.loop import LoopSettings, train_loop
+from components.train.loop import loop_settings, train_loop
 from components.train.runner import fingerprint, resolve_device, work_dir
 from components.vocoder.adversarial import (AdversarialCritic, Discriminators, feature_matching,
                                             generator_hinge)
@@ -156,10 +156,8 @@ def train_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, clips: ShardReader, 
     fp = fingerprint("vocoder", ARCHITECTURE_VERSION, v.model_dump(exclude={"kind", "eval_clips", "audio_previews", "rtf_repeats"}),
                      spec.__dict__, cfg.seed, [locations[int(r)] for r in train_rows])
     work = work_dir(paths, "vocoder", fp)
-    settings = LoopSettings(steps=v.steps, lr=v.lr, warmup_steps=v.warmup_steps, min_lr_ratio=v.min_lr_ratio,
-                            weight_decay=v.weight_decay, ema_decay=v.ema_decay, grad_clip=v.grad_clip,
-                            log_every=v.log_every, checkpoint_every=v.checkpoint_every, sample_every=v.sample_every,
-                            seed=cfg.seed, device=device, fingerprint=fp)
+    settings = loop_settings(v, steps=v.steps, log_every=v.log_every, checkpoint_every=v.checkpoint_every,
+                             sample_every=v.sample_every, seed=cfg.seed, device=device, fingerprint=fp)
     curve_path = work / "quality.jsonl"
     curve = _kept_curve(curve_path, resume)
 

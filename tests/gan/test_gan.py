@@ -111,7 +111,8 @@ def test_a_tiny_wgan_gp_moves_its_samples_toward_the_data_through_the_training_l
 
 
 def test_bad_gan_settings_fail_in_the_config_naming_the_field():
-    from components.config import ConfigError, validate_params
+    from components.config_base import ConfigError
+    from components.params_file import validate_params
     from helpers import tiny_params
 
     with pytest.raises(ConfigError, match=r"gan.wavegan.base_frames.*audio.clip_seconds"):

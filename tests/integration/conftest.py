@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import validate_params, write_params_file
+from components.params_file import validate_params, write_params_file
 from helpers import tiny_params
 from support import dvc, free_port, run
 

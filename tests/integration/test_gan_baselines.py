@@ -10,7 +10,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from components.config import validate_params, write_params_file
+from components.params_file import validate_params, write_params_file
 from components.evaluate.serving import choose_served
 from helpers import tiny_params
 from support import run

@@ -73,7 +73,7 @@ def test_a_stage_timeout_kills_training_and_a_rerun_continues(project, prefect_s
     assert not client.search_registered_models()  # nothing registered, no champion moved
 
     # the scheduled retraining flow sees an unfinished pipeline (same data) and completes it
-    from components.config import resolve_params
+    from components.params_file import resolve_params
     from flows.retrain import melforge_retrain
 
     # a generous timeout again: what is tested is the completion, not how fast a loaded machine trains 12 steps
@@ -142,7 +142,7 @@ def test_on_a_persistent_prefect_server_a_killed_holders_slot_expires_with_its_l
             # moving `champion` goes through the tracking store's promotion slot on the same server
             import mlflow
 
-            from components.config import load_config
+            from components.params_file import load_config
             from flows.pipeline import promotion_limit_name, promotion_slot
 
             cfg = load_config(project / "params.yaml")

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from components.config import read_params_file, validate_params, write_params_file
+from components.params_file import read_params_file, validate_params, write_params_file
 from support import dvc, read_yaml, run
 
 ROOT = Path(__file__).resolve().parents[2]

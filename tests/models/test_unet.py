@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from components.config import ConfigError
+from components.config_base import ConfigError
 from components.models.unet import UNet1d, UNetSpec
 from helpers import tiny_config
 

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from components.cli import app
-from components.config import load_config
+from components.params_file import load_config
 from components.registry.champion import RollbackRefused, rollback
 from components.registry.history import read_history
 from components.registry.publish import apply_promotion

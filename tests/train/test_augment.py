@@ -85,7 +85,8 @@ def test_the_teacher_batch_source_augments_reproducibly(tmp_path):
 
 
 def test_a_shift_as_long_as_the_clip_is_refused_naming_the_fields():
-    from components.config import ConfigError, validate_params
+    from components.config_base import ConfigError
+    from components.params_file import validate_params
     from helpers import tiny_params
 
     params = tiny_params(train={"augment_shift_frames": 64})

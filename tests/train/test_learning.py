@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from components.config import TrainConfig
+from components.config_training import TrainConfig
 from components.models.diffusion import alpha, sigma, v_from_z_x
 from components.models.sampler import ddim_sample
 from components.models.unet import UNet1d, UNetSpec

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from components.config import PROFILES, profile_params
+from components.params_file import profile_params
+from components.profiles import PROFILES
 from components.models.diffusion import alpha, sigma, v_from_x_eps
 from components.train.objectives import teacher_v_objective
 
