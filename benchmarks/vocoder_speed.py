@@ -29,7 +29,7 @@ import torch
 from components.params_file import load_config
 from components.features.mel import LogMel, MelSpec
 from components.generation import MelGenerator
-from components.ingest.stage import open_clips, read_manifest
+from components.ingest.store import open_clips, read_manifest
 from components.features.store import MelStore
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.unet import UNet1d

@@ -285,7 +285,7 @@ def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     paths = _workspace()
     import pandas as pd
 
-    from components.ingest.stage import LABEL_PREFIX, read_manifest
+    from components.ingest.store import LABEL_PREFIX, read_manifest
 
     try:
         manifest = read_manifest(paths.clips)

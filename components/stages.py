@@ -7,13 +7,13 @@ Each reads params.yaml (the record DVC tracks), runs its component and writes it
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from components.config import MelforgeConfig
 from components.settings import ProjectPaths
 from components.names import DATA_STAGES
-from components.storage import atomic_write_json
 
 
 def declared_params(root: Path, stage: str) -> list[str]:
@@ -46,32 +46,21 @@ def select_params(params: dict[str, Any], keys: list[str]) -> dict[str, Any]:
 
 def metrics_path(paths: ProjectPaths, stage: str) -> Path:
     """Where a DVC stage (``ingest``, ``train``, ``distill@student-8``...) writes its metrics."""
-    if stage == "train":
-        return paths.model_metrics / "teacher.json"
-    if stage.startswith(("distill@", "gan@")):
-        return paths.model_metrics / f"{stage.partition('@')[2]}.json"
-    if stage in ("evaluate", "vocoder"):
-        return paths.model_metrics / f"{stage}.json"
-    return paths.data / "metrics" / f"{stage}.json"
+    name, _, item = stage.partition("@")
+    return paths.root / stage_row(name).metrics.format(item=item)
 
 
 def model_dir(paths: ProjectPaths, stage: str) -> Path | None:
-    """The model folder a training stage produces (None for data stages)."""
-    if stage == "train":
-        return paths.models / "teacher"
-    if stage.startswith(("distill@", "gan@")):
-        return paths.models / stage.partition("@")[2]
-    if stage == "vocoder":
-        return paths.models / "vocoder"
-    return None
+    """The model folder a training stage produces (None for data stages and evaluation)."""
+    name, _, item = stage.partition("@")
+    row = stage_row(name)
+    return paths.root / row.output.format(item=item) if row.kind == "training" else None
 
 
 def _scan(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
-    from components.ingest.scan import scan_sources
+    from components.ingest.scan import run_scan
 
-    listing = scan_sources(cfg)
-    atomic_write_json(paths.data / "sources.json", listing)
-    return {"sources": len(listing["sources"])}
+    return run_scan(cfg, paths.data / "sources.json")
 
 
 def _ingest(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
@@ -128,17 +117,39 @@ def _evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     return run_evaluate(cfg, paths)
 
 
-STAGES: dict[str, Callable[..., dict[str, Any]]] = {
-    "scan": _scan,
-    "ingest": _ingest,
-    "validate": _validate,
-    "features": _features,
-    "vocoder": _vocoder,
-    "train": _train,
-    "distill": _distill,
-    "gan": _gan,
-    "evaluate": _evaluate,
-}
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table: what ``melforge stage NAME`` runs and what it leaves where.
+    ``{item}`` in a path is the foreach item (``distill@student-8`` -> student-8)."""
+
+    name: str
+    entry: Callable[..., dict[str, Any]]  # the component's entry point (imported on use)
+    kind: Literal["data", "training", "evaluation"]  # training runs in a child process a timeout can stop
+    output: str  # the folder (or file) it writes, relative to the workspace
+    metrics: str  # its metrics file, relative to the workspace
+    item: str | None = None  # the option a foreach item is passed as (--student, --family)
+
+
+TABLE: tuple[Stage, ...] = (
+    Stage("scan", _scan, "data", "data/sources.json", "data/metrics/scan.json"),
+    Stage("ingest", _ingest, "data", "data/clips", "data/metrics/ingest.json"),
+    Stage("validate", _validate, "data", "data/validation", "data/metrics/validate.json"),
+    Stage("features", _features, "data", "data/mels", "data/metrics/features.json"),
+    Stage("vocoder", _vocoder, "training", "models/vocoder", "models/metrics/vocoder.json"),
+    Stage("train", _train, "training", "models/teacher", "models/metrics/teacher.json"),
+    Stage("distill", _distill, "training", "models/{item}", "models/metrics/{item}.json", item="student"),
+    Stage("gan", _gan, "training", "models/{item}", "models/metrics/{item}.json", item="family"),
+    Stage("evaluate", _evaluate, "evaluation", "models/evaluation", "models/metrics/evaluate.json"),
+)
+STAGES: dict[str, Callable[..., dict[str, Any]]] = {row.name: row.entry for row in TABLE}
+
+
+def stage_row(name: str) -> Stage:
+    """The table's row for a stage name (``distill``, not ``distill@student-8``)."""
+    for row in TABLE:
+        if row.name == name:
+            return row
+    raise KeyError(f"unknown stage {name!r}; allowed: {', '.join(row.name for row in TABLE)}")
 
 
 def pipeline_order(cfg: MelforgeConfig) -> list[str]:
@@ -161,7 +172,8 @@ def stage_options(stage: str) -> tuple[str, dict[str, str]]:
     """A DVC stage name as the entry point's name and options: ``distill@student-8`` ->
     ("distill", {"student": "student-8"}), ``gan@wavegan`` -> ("gan", {"family": "wavegan"})."""
     name, _, item = stage.partition("@")
-    return name, ({("family" if name == "gan" else "student"): item} if item else {})
+    option = stage_row(name).item
+    return name, ({option: item} if item and option else {})
 
 
 def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:

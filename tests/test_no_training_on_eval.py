@@ -12,7 +12,8 @@ from components.features.split import EVAL, TRAIN
 from components.features.stage import run_features
 from components.features.store import MelStore
 from components.gan.stage import mel_source, train_locations, waveform_source
-from components.ingest.stage import open_clips, read_manifest, run_ingest
+from components.ingest.stage import run_ingest
+from components.ingest.store import open_clips, read_manifest
 from components.train.runner import data_fingerprint
 from components.train.teacher import teacher_batches
 from components.vocoder.stage import segment_source, split_clips

@@ -71,3 +71,21 @@ def test_a_dvc_stage_name_maps_to_its_entry_point_and_options():
     for stage in pipeline_order(cfg):  # every option is one its entry point takes
         name, options = stage_options(stage)
         assert set(options) <= set(inspect.signature(STAGES[name]).parameters), stage
+
+
+def test_the_stage_table_s_outputs_metrics_and_kinds_are_dvc_yaml_s():
+    import yaml
+
+    from components.names import DATA_STAGES, TRAINING_STAGES
+    from components.stages import TABLE
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for row in TABLE:
+        spec = stages[row.name].get("do", stages[row.name])
+        item = "${key}" if row.name == "distill" else "${item}"
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in spec["outs"]]
+        assert outs == [row.output.replace("{item}", item)], row.name
+        assert spec.get("metrics", [row.metrics.replace("{item}", item)]) == [row.metrics.replace("{item}", item)], row.name
+        assert ("foreach" in stages[row.name]) == (row.item is not None), row.name
+    assert tuple(r.name for r in TABLE if r.kind == "data") == DATA_STAGES
+    assert tuple(r.name for r in TABLE if r.kind == "training") == TRAINING_STAGES

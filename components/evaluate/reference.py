@@ -25,7 +25,7 @@ from components.features.mel import MelSpec
 from components.features.packing import pack_snake, unpack_snake
 from components.features.split import EVAL, TRAIN, cell_keys, choose_cell_labels
 from components.features.stats import MelStats, to_logmel
-from components.ingest.stage import LABEL_PREFIX
+from components.ingest.store import LABEL_PREFIX
 from components.storage import atomic_save_torch, atomic_write, atomic_write_json, load_torch
 
 MEMORY_SIZE = 32  # the memorisation check compares mels pooled to at most 32 x 32

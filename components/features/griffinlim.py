@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 
 from components.features.mel import LogMel, MelSpec
+from components.level import limit_peak
 
 
 NNLS_ITERATIONS = 50
@@ -90,3 +94,27 @@ def mel_spectral_convergence_db(reference_logmel: np.ndarray, estimate_logmel: n
     ref, est = ref[..., :frames], est[..., :frames]
     sc = np.linalg.norm((ref - est).reshape(len(ref), -1), axis=1) / np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
     return 20.0 * np.log10(np.maximum(sc, 1e-12))
+
+
+@dataclass
+class GriffinLim:
+    """Phase by Griffin-Lim from the non-negative least-squares linear spectrum."""
+
+    spec: MelSpec
+    n_iter: int = 32
+    kind: str = "griffinlim"
+
+    def synthesise(self, logmel: np.ndarray) -> np.ndarray:
+        return mel_to_audio(np.asarray(logmel), self.spec, n_iter=self.n_iter)
+
+    def __call__(self, logmel: np.ndarray) -> np.ndarray:
+        return limit_peak(self.synthesise(logmel))
+
+    def describe(self) -> str:
+        return f"Griffin-Lim ({self.n_iter} iterations)"
+
+    @classmethod
+    def for_index(cls, mel_index: dict[str, Any]) -> "GriffinLim":
+        """The mel store's own Griffin-Lim (its mel settings and ``mel.griffinlim_iters``): the vocoder of
+        training previews, which needs nothing trained."""
+        return cls(MelSpec.from_index(mel_index), n_iter=mel_index["mel"]["griffinlim_iters"])

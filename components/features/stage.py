@@ -22,7 +22,7 @@ from components.features.plots import save_mel_grid
 from components.features.split import SPLIT_COLUMN, TRAIN, assign_split
 from components.features.stats import RunningBinStats
 from components.features.store import INDEX, MANIFEST, STATS
-from components.ingest.stage import LABEL_PREFIX, open_clips, read_manifest
+from components.ingest.store import LABEL_PREFIX, open_clips, read_manifest
 from components.level import INDEX_KEY as LEVEL_KEY, LevelConvention
 from components.progress import progress_bar
 from components.storage import ShardWriter, atomic_save_npy, atomic_write_json, staged_directory

@@ -16,7 +16,7 @@ import pandas as pd
 
 from components.features.split import SPLIT_COLUMN, TRAIN, cell_keys, choose_cell_labels, split_rows
 from components.features.stats import MelStats
-from components.ingest.stage import LABEL_PREFIX
+from components.ingest.store import LABEL_PREFIX
 from components.storage import ShardReader
 
 INDEX = "index.json"

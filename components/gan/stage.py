@@ -20,6 +20,7 @@ import torch
 
 from components.config import MelforgeConfig
 from components.config_training import GANTrainingConfig
+from components.features.griffinlim import GriffinLim
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
 from components.features.packing import unpack_snake
 from components.features.plots import save_mel_grid
@@ -29,7 +30,7 @@ from components.gan.specgan import SpecGANCritic, SpecGANGenerator
 from components.gan.specs import specgan_spec, wavegan_spec
 from components.gan.wavegan import WaveGANCritic, WaveGANGenerator
 from components.gan.wgan_gp import WGANCritic
-from components.ingest.stage import open_clips, read_manifest
+from components.ingest.store import open_clips, read_manifest
 from components.models.io import MODEL_FILE
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
@@ -192,7 +193,7 @@ def write_gan_previews(folder: Path, tag: str, family: str, generator: torch.nn.
         out = generator(z.to(device)).float().cpu()
     if family == SPECGAN:
         write_previews(folder, tag, out, stats=store.stats, layout="flat", mel_index=store.index,
-                       audio_count=audio_count, title=title)
+                       vocoder=GriffinLim.for_index(store.index), audio_count=audio_count, title=title)
         return
     audio = out[:, : cfg.audio.clip_samples].numpy()
     spec = MelSpec.from_index(store.index)

@@ -13,6 +13,7 @@ from typing import Any
 from components.config import MelforgeConfig
 from components.datasets import builtin_fingerprint
 from components.ingest.sources import SourceError, list_s3, matches_include, s3_client, source_kind
+from components.storage import atomic_write_json
 
 
 def scan_sources(cfg: MelforgeConfig) -> dict[str, Any]:
@@ -38,3 +39,10 @@ def scan_sources(cfg: MelforgeConfig) -> dict[str, Any]:
             objects = list_s3(client, source)  # an unreachable endpoint raises SourceUnavailable: retried
             listing[source] = {"objects": {o["Key"]: [o["Size"], o.get("ETag", "")] for o in objects}}
     return {"sources": listing, "include": d.include, "labels": d.labels}
+
+
+def run_scan(cfg: MelforgeConfig, listing_path: Path) -> dict[str, Any]:
+    """The scan stage: write every source's listing to ``listing_path`` (atomically)."""
+    listing = scan_sources(cfg)
+    atomic_write_json(listing_path, listing)
+    return {"sources": len(listing["sources"])}

@@ -27,12 +27,9 @@ from components.ingest.decode import BadAudio, decode_stream
 from components.ingest.sources import EntryError, SourceError, local_entries, s3_entries, source_kind
 from components.progress import progress_bar
 from components.provenance import stream_sha256
+from components.ingest.store import INDEX, LABEL_PREFIX, MANIFEST, QUARANTINE
 from components.storage import ShardReader, ShardWriter, atomic_write_json, staged_directory
 
-MANIFEST = "manifest.parquet"
-QUARANTINE = "quarantine.csv"
-INDEX = "index.json"
-LABEL_PREFIX = "label_"
 
 
 class IngestError(RuntimeError):
@@ -285,15 +282,3 @@ def run_ingest(cfg: MelforgeConfig, out_dir: Path, metrics_path: Path | None = N
     if metrics_path is not None:
         atomic_write_json(metrics_path, summary)
     return summary
-
-
-def read_manifest(clips_dir: Path) -> pd.DataFrame:
-    path = clips_dir / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no clip manifest; run the ingest stage first (melforge stage ingest)")
-    return pd.read_parquet(path)
-
-
-def open_clips(clips_dir: Path) -> ShardReader:
-    index = json.loads((clips_dir / INDEX).read_text())
-    return ShardReader(clips_dir, index["shards"])

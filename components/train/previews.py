@@ -5,9 +5,11 @@ learned vocoder may not exist yet. Evaluation and serving use the configured voc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from components.features.mel import MelSpec, log_floor_value
@@ -15,7 +17,6 @@ from components.features.plots import save_mel_grid
 from components.features.stats import MelStats, to_logmel
 from components.models.conditioning import Cells, label_v_function
 from components.models.sampler import get_sampler
-from components.vocoder.interface import GriffinLim
 
 
 def sample_normalised(model: torch.nn.Module, example_shape: tuple[int, ...], *, count: int, steps: int,
@@ -32,8 +33,10 @@ def sample_normalised(model: torch.nn.Module, example_shape: tuple[int, ...], *,
 
 
 def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelStats, layout: str,
-                   mel_index: dict[str, Any], audio_count: int, title: str) -> list[Path]:
-    """Write ``<tag>.png`` (grid) and ``<tag>-NN.wav`` (Griffin-Lim) for a batch of samples."""
+                   mel_index: dict[str, Any], vocoder: Callable[[np.ndarray], np.ndarray], audio_count: int,
+                   title: str) -> list[Path]:
+    """Write ``<tag>.png`` (grid) and ``<tag>-NN.wav`` (through the ``vocoder`` the stage hands in) for a
+    batch of samples."""
     import soundfile as sf
 
     logmel = to_logmel(samples.numpy(), stats, layout)
@@ -41,8 +44,7 @@ def write_previews(folder: Path, tag: str, samples: torch.Tensor, *, stats: MelS
     spec = MelSpec.from_index(mel_index)
     paths = [save_mel_grid(logmel, folder / f"{tag}.png", floor=log_floor_value(spec), title=title)]
     if audio_count:
-        m = mel_index["mel"]
-        audio = GriffinLim(spec, n_iter=m["griffinlim_iters"])(logmel[:audio_count])
+        audio = vocoder(logmel[:audio_count])
         for k, clip in enumerate(audio):
             path = folder / f"{tag}-{k:02d}.wav"
             sf.write(path, clip, mel_index["sample_rate"])

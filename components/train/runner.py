@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from components.features.griffinlim import GriffinLim
 from components.features.store import MelStore
 from components.models.conditioning import Cells, conditioning_meta, evaluations_per_step, label_v_function
 from components.models.io import MODEL_FILE, save_denoiser
@@ -122,7 +123,8 @@ def write_model_output(out_dir: Path, work: Path, *, model: torch.nn.Module, spe
         if (work / "samples").is_dir():
             shutil.copytree(work / "samples", preview_dir)
         write_previews(preview_dir, "final", samples, stats=store.stats, layout=store.layout,
-                       mel_index=store.index, audio_count=cfg.train.audio_previews,
+                       mel_index=store.index, vocoder=GriffinLim.for_index(store.index),
+                       audio_count=cfg.train.audio_previews,
                        title=f"{label}: {steps}-step {sampler} samples")
         seconds = sampling_seconds(model, store.example_shape, steps, device, sampler=sampler, cells=cells,
                                    guidance=guidance)

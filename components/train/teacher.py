@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from components.config import MelforgeConfig
+from components.features.griffinlim import GriffinLim
 from components.features.mel import MelSpec, log_floor_value
 from components.features.store import MelStore
 from components.models.conditioning import Cells
@@ -93,7 +94,7 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
                                     seed=cfg.seed + 1, device=device, sampler=cfg.distill.teacher_sampler,
                                     cells=cells, guidance=cfg.model.guidance)
         write_previews(work / "samples", f"step-{step:08d}", samples, stats=store.stats, layout=store.layout,
-                       mel_index=store.index, audio_count=t.audio_previews,
+                       mel_index=store.index, vocoder=GriffinLim.for_index(store.index), audio_count=t.audio_previews,
                        title=f"teacher step {step}: {cfg.distill.teacher_steps}-step {cfg.distill.teacher_sampler} samples")
 
     objective = teacher_v_objective(t.loss_weighting, classes=spec.classes, label_dropout=cfg.model.label_dropout)

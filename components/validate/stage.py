@@ -17,7 +17,7 @@ import pandas as pd
 from components.config import MelforgeConfig
 from components.datasets import builtin_label_values
 from components.ingest.sources import source_kind
-from components.ingest.stage import LABEL_PREFIX, QUARANTINE, read_manifest
+from components.ingest.store import LABEL_PREFIX, QUARANTINE, read_manifest
 from components.storage import atomic_write_json, staged_directory
 from components.validate.suite import Check, build_checks
 

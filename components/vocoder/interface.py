@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from components.features.griffinlim import mel_to_audio
+from components.features.griffinlim import GriffinLim
 from components.features.mel import MelSpec
 from components.level import LEGACY_CEILING_DBFS, limit_peak
 from components.storage import atomic_save_torch, load_torch
@@ -45,24 +45,6 @@ class Vocoder(Protocol):
 
     def __call__(self, logmel: np.ndarray) -> np.ndarray:
         """:meth:`synthesise`, every clip turned down to at most PEAK_CEILING_DBFS (:func:`limit_peak`)."""
-
-
-@dataclass
-class GriffinLim:
-    """Phase by Griffin-Lim from the non-negative least-squares linear spectrum."""
-
-    spec: MelSpec
-    n_iter: int = 32
-    kind: str = "griffinlim"
-
-    def synthesise(self, logmel: np.ndarray) -> np.ndarray:
-        return mel_to_audio(np.asarray(logmel), self.spec, n_iter=self.n_iter)
-
-    def __call__(self, logmel: np.ndarray) -> np.ndarray:
-        return limit_peak(self.synthesise(logmel))
-
-    def describe(self) -> str:
-        return f"Griffin-Lim ({self.n_iter} iterations)"
 
 
 @dataclass

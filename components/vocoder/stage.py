@@ -26,7 +26,7 @@ from components.features.mel import LogMel, MelSpec, log_floor_value
 from components.features.plots import save_mel_grid
 from components.features.split import EVAL, TRAIN
 from components.features.store import MelStore
-from components.ingest.stage import open_clips, read_manifest
+from components.ingest.store import open_clips, read_manifest
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
 from components.train.loop import loop_settings, train_loop

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from components.ingest.sources import SourceError
-from components.ingest.stage import IngestError, read_manifest, run_ingest
+from components.ingest.stage import IngestError, run_ingest
+from components.ingest.store import read_manifest
 from helpers import sine, tiny_config, write_audio
 
 GOOD = {
@@ -132,7 +133,7 @@ def test_unchanged_files_are_not_decoded_again(tmp_path):
     m2 = read_manifest(tmp_path / "clips")
     assert first["files_decoded"] == 2 and second["files_decoded"] == 1 and second["files_reused"] == 2
     assert set(m1["clip_id"]) < set(m2["clip_id"])
-    from components.ingest.stage import open_clips
+    from components.ingest.store import open_clips
 
     r1 = open_clips(tmp_path / "clips")
     # the reused clips are byte-identical to a fresh decode
@@ -249,7 +250,8 @@ def test_a_file_that_goes_bad_half_way_through_gives_no_clips_and_others_are_kep
 def test_streamed_clips_equal_the_whole_signal_s_at_another_rate(tmp_path):
     """A 44.1 kHz stereo file, decoded in blocks and resampled as a stream, gives the clips of the
     whole-signal path (to float rounding)."""
-    from components.ingest.stage import audio_to_clips, open_clips
+    from components.ingest.stage import audio_to_clips
+    from components.ingest.store import open_clips
 
     rng = np.random.default_rng(0)
     stereo = (0.3 * rng.standard_normal((2, 44100 * 7))).astype(np.float32)

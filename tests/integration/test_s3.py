@@ -14,7 +14,8 @@ import soundfile as sf
 from botocore.exceptions import ClientError
 
 from components.ingest.sources import EntryError, SourceError, _s3_opener
-from components.ingest.stage import read_manifest, run_ingest
+from components.ingest.stage import run_ingest
+from components.ingest.store import read_manifest
 from support import dvc, run
 from helpers import sine, tiny_config
 

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from components.params_file import profile_params
-from components.profiles import PROFILES
 from components.distill.objective import student_objective
 from components.models.conditioning import Cells, drop_labels, evaluations_per_step, label_v_function
 from components.models.diffusion import guided_v
