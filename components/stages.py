@@ -6,14 +6,17 @@ Each reads params.yaml (the record DVC tracks), runs its component and writes it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from components.config import MelforgeConfig
 from components.settings import ProjectPaths
-from components.names import DATA_STAGES
+from components.storage import atomic_write_json
+from components.vocoder import EVALUATION_FILE
+from components.ingest.store import QUARANTINE
+from components.names import GAN_FAMILIES
 
 
 def declared_params(root: Path, stage: str) -> list[str]:
@@ -50,11 +53,26 @@ def metrics_path(paths: ProjectPaths, stage: str) -> Path:
     return paths.root / stage_row(name).metrics.format(item=item)
 
 
+def output_path(paths: ProjectPaths, stage: str) -> Path:
+    """The folder (or file) a DVC stage (``features``, ``distill@student-8``...) writes."""
+    name, _, item = stage.partition("@")
+    return paths.root / stage_row(name).output.format(item=item)
+
+
 def model_dir(paths: ProjectPaths, stage: str) -> Path | None:
     """The model folder a training stage produces (None for data stages and evaluation)."""
-    name, _, item = stage.partition("@")
-    row = stage_row(name)
-    return paths.root / row.output.format(item=item) if row.kind == "training" else None
+    return output_path(paths, stage) if stage_row(stage.partition("@")[0]).kind == "training" else None
+
+
+def stage_artifacts(paths: ProjectPaths, stage: str) -> list[Path]:
+    """What a stage's MLflow run logs as artifacts (the table's ``artifacts``, inside its output)."""
+    return [output_path(paths, stage) / rel for rel in stage_row(stage.partition("@")[0]).artifacts]
+
+
+def stage_table(paths: ProjectPaths, stage: str) -> list[dict[str, Any]] | None:
+    """The rows a stage's Prefect artifact shows (None: a summary only)."""
+    row = stage_row(stage.partition("@")[0])
+    return row.table(output_path(paths, stage)) if row.table else None
 
 
 def _scan(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
@@ -66,20 +84,19 @@ def _scan(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
 def _ingest(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     from components.ingest.stage import run_ingest
 
-    return run_ingest(cfg, paths.clips, metrics_path(paths, "ingest"))
+    return run_ingest(cfg, paths.clips)
 
 
 def _validate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     from components.validate.stage import run_validate
 
-    return run_validate(cfg, paths.clips, paths.validation, metrics_path(paths, "validate"),
-                        history=paths.state / "validation" / "quarantine_shares.json")
+    return run_validate(cfg, paths.clips, paths.validation, history=paths.state / "validation" / "quarantine_shares.json")
 
 
 def _features(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     from components.features.stage import run_features
 
-    return run_features(cfg, paths.clips, paths.mels, metrics_path(paths, "features"))
+    return run_features(cfg, paths.clips, paths.mels)
 
 
 def _vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
@@ -103,7 +120,6 @@ def _distill(cfg: MelforgeConfig, paths: ProjectPaths, *, student: str | None = 
 
 
 def _gan(cfg: MelforgeConfig, paths: ProjectPaths, *, family: str | None = None, resume: bool = True) -> dict[str, Any]:
-    from components.names import GAN_FAMILIES
     from components.gan.stage import run_gan
 
     if family not in GAN_FAMILIES:
@@ -117,6 +133,25 @@ def _evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     return run_evaluate(cfg, paths)
 
 
+def _quarantine_rows(clips: Path) -> list[dict[str, Any]] | None:
+    """Ingest's Prefect table: every quarantined file and why."""
+    import pandas as pd
+
+    path = clips / QUARANTINE
+    return pd.read_csv(path).to_dict("records") if path.is_file() else None
+
+
+def _check_rows(validation: Path) -> list[dict[str, Any]] | None:
+    """Validation's Prefect table: one row per check of the suite."""
+    import json
+
+    path = validation / "results.json"
+    if not path.is_file():
+        return None
+    keys = ("check", "severity", "success", "unexpected_count", "element_count")
+    return [{k: r[k] for k in keys} for r in json.loads(path.read_text())["results"]]
+
+
 @dataclass(frozen=True)
 class Stage:
     """One row of the stage table: what ``melforge stage NAME`` runs and what it leaves where.
@@ -128,18 +163,30 @@ class Stage:
     output: str  # the folder (or file) it writes, relative to the workspace
     metrics: str  # its metrics file, relative to the workspace
     item: str | None = None  # the option a foreach item is passed as (--student, --family)
+    items: Callable[[MelforgeConfig], Iterable[str]] | None = None  # the foreach items this config runs
+    artifacts: tuple[str, ...] = ()  # logged to its MLflow run, relative to ``output``
+    table: Callable[[Path], list[dict[str, Any]] | None] | None = None  # rows of its Prefect artifact, from ``output``
+    announced: bool = True  # whether the flow leaves a Prefect artifact for it (scan is a listing only)
 
 
+SAMPLES = ("samples",)
 TABLE: tuple[Stage, ...] = (
-    Stage("scan", _scan, "data", "data/sources.json", "data/metrics/scan.json"),
-    Stage("ingest", _ingest, "data", "data/clips", "data/metrics/ingest.json"),
-    Stage("validate", _validate, "data", "data/validation", "data/metrics/validate.json"),
-    Stage("features", _features, "data", "data/mels", "data/metrics/features.json"),
-    Stage("vocoder", _vocoder, "training", "models/vocoder", "models/metrics/vocoder.json"),
-    Stage("train", _train, "training", "models/teacher", "models/metrics/teacher.json"),
-    Stage("distill", _distill, "training", "models/{item}", "models/metrics/{item}.json", item="student"),
-    Stage("gan", _gan, "training", "models/{item}", "models/metrics/{item}.json", item="family"),
-    Stage("evaluate", _evaluate, "evaluation", "models/evaluation", "models/metrics/evaluate.json"),
+    Stage("scan", _scan, "data", "data/sources.json", "data/metrics/scan.json", announced=False),
+    Stage("ingest", _ingest, "data", "data/clips", "data/metrics/ingest.json", artifacts=(QUARANTINE,),
+          table=_quarantine_rows),
+    Stage("validate", _validate, "data", "data/validation", "data/metrics/validate.json",
+          artifacts=("results.json", "failures.csv", "docs"), table=_check_rows),
+    Stage("features", _features, "data", "data/mels", "data/metrics/features.json", artifacts=("stats.json", "preview")),
+    Stage("vocoder", _vocoder, "training", "models/vocoder", "models/metrics/vocoder.json",
+          artifacts=(EVALUATION_FILE, "quality_vs_minutes.png", *SAMPLES)),
+    Stage("train", _train, "training", "models/teacher", "models/metrics/teacher.json", artifacts=SAMPLES),
+    Stage("distill", _distill, "training", "models/{item}", "models/metrics/{item}.json", item="student",
+          items=lambda cfg: cfg.distill.stages, artifacts=SAMPLES),
+    Stage("gan", _gan, "training", "models/{item}", "models/metrics/{item}.json", item="family",
+          items=lambda cfg: GAN_FAMILIES, artifacts=SAMPLES),
+    Stage("evaluate", _evaluate, "evaluation", "models/evaluation", "models/metrics/evaluate.json",
+          artifacts=("report.html", "steps_vs_quality.png", "quality_vs_compute.png", "steps_vs_quality.csv",
+                     "metrics.json", *SAMPLES)),
 )
 STAGES: dict[str, Callable[..., dict[str, Any]]] = {row.name: row.entry for row in TABLE}
 
@@ -154,11 +201,9 @@ def stage_row(name: str) -> Stage:
 
 def pipeline_order(cfg: MelforgeConfig) -> list[str]:
     """DVC stage names in run order: data stages, the vocoder, the teacher, every distillation stage, the GAN
-    baselines (a family that is off records only that), evaluation."""
-    from components.names import GAN_FAMILIES
-
-    return [*DATA_STAGES, "vocoder", "train", *(f"distill@{name}" for name in cfg.distill.stages),
-            *(f"gan@{family}" for family in GAN_FAMILIES), "evaluate"]
+    baselines (a family that is off records only that), evaluation: the table's rows, foreach items expanded."""
+    return [stage for row in TABLE
+            for stage in ([f"{row.name}@{item}" for item in row.items(cfg)] if row.items else [row.name])]
 
 
 def model_stages(cfg: MelforgeConfig) -> list[str]:
@@ -176,7 +221,12 @@ def stage_options(stage: str) -> tuple[str, dict[str, str]]:
     return name, ({option: item} if item and option else {})
 
 
-def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any]:
-    if name not in STAGES:
-        raise KeyError(f"unknown stage {name!r}; allowed: {', '.join(STAGES)}")
-    return STAGES[name](cfg, paths, **options)
+def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: Any) -> dict[str, Any] | None:
+    """Run a stage's entry point and write what it returns as its metrics file, the same way for every
+    stage (atomically; a stage that fails writes none). None: a rank other than 0 of a distributed run."""
+    row = stage_row(name)
+    summary = row.entry(cfg, paths, **options)
+    if summary is not None:
+        item = options.get(row.item, "") if row.item else ""
+        atomic_write_json(paths.root / row.metrics.format(item=item), summary)
+    return summary

@@ -21,7 +21,6 @@ from components.interrupts import deferred
 from components.transient import is_transient as connectivity_failure
 from components.settings import ProjectPaths
 from components.storage import atomic_write_bytes
-from components.names import TRAINING_STAGES
 
 
 
@@ -81,7 +80,7 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
     Components write their outputs into a temp folder swapped in on success, so a failed stage
     leaves the previous outputs (and dvc.lock) as they were; DVC only commits after success.
     """
-    from components.stages import stage_options
+    from components.stages import stage_options, stage_row
 
     name, options = stage_options(stage)
     marker = paths.state / "stages" / f"{stage}.computed"
@@ -90,7 +89,7 @@ def run_and_commit(paths: ProjectPaths, stage: str) -> None:
             _commit(paths, stage, marker)  # a commit cut short (a full disk): record what was computed, not recompute it
             return
         marker.unlink(missing_ok=True)
-        if name in TRAINING_STAGES:
+        if stage_row(name).kind == "training":  # in a child process a timeout can stop
             from components.stage_process import run_in_child
 
             run_in_child(name, paths.root, options, state_dir=paths.state / "stages")

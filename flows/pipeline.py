@@ -26,19 +26,14 @@ from components.params_file import resolve_params
 from components.provenance import git_state
 from components.run_lock import hold_workspace
 from components.settings import ProjectPaths, apply_runtime_defaults, project_paths
-from components.names import TRAINING_STAGES
-from components.stages import declared_params, model_dir, model_stages, pipeline_order, select_params
+from components.stages import (declared_params, model_dir, model_stages, pipeline_order, select_params, stage_artifacts,
+                               stage_row)
 from components.storage import atomic_write_bytes
-from components.vocoder import EVALUATION_FILE
 from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry
 from flows.dvc_runner import dvc_pull, dvc_push, out_hash, stage_is_current, stale_stages, workspace_lock
 from flows.gpu import LOCK_ARTIFACT_KEY, input_stages, lock_from_markdown
 from flows.tasks import read_metrics, stage_task
 
-STAGE_ARTIFACTS = {"ingest": ("clips/quarantine.csv",), "validate": ("validation/results.json", "validation/failures.csv", "validation/docs"),
-                   "features": ("mels/stats.json", "mels/preview")}
-VOCODER_ARTIFACTS = (EVALUATION_FILE, "quality_vs_minutes.png", "samples")
-EVALUATION_ARTIFACTS = ("report.html", "steps_vs_quality.png", "quality_vs_compute.png", "steps_vs_quality.csv", "metrics.json", "samples")
 
 
 @task(name="registry", retries=1, retry_delay_seconds=5)
@@ -246,14 +241,14 @@ def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any]
                 stale = stale_stages(paths)
         elif not outcome["skipped"]:
             stale = None
-        ahead = {s for s in order[position + 1:] if s.split("@")[0] in TRAINING_STAGES}
+        ahead = {s for s in order[position + 1:] if stage_row(s.partition("@")[0]).kind == "training"}
         if ahead and (stale is None or ahead & stale):
             stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
         if stage != "scan":
             # artifacts only when the stage ran: a skipped stage's files are those of the run that made them
             outcome["mlflow_run_id"] = tracking.log_stage(
                 stage, summary=outcome["summary"], params=_sections(paths, params, stage),
-                artifacts=[] if outcome["skipped"] else _artifacts(paths, stage),
+                artifacts=[] if outcome["skipped"] else stage_artifacts(paths, stage),
                 skipped=outcome["skipped"], history=_history(paths, stage), run_id=run_id)
         if stage == "evaluate":
             report_uri = "" if outcome["skipped"] else tracking.artifact_url(outcome["mlflow_run_id"])
@@ -271,7 +266,7 @@ def _run_stage(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any],
         return stage_task(cfg, stage)(paths, stage, force=(stage == "scan"), known_current=known_current)
     except BaseException as exc:
         tracking.log_stage(stage, summary=read_metrics(paths, stage), params=_sections(paths, params, stage),
-                           artifacts=_artifacts(paths, stage), skipped=False, run_id=run_id,
+                           artifacts=stage_artifacts(paths, stage), skipped=False, run_id=run_id,
                            status=tracking.end_status(exc), error=f"{type(exc).__name__}: {exc}")
         raise
 
@@ -348,17 +343,6 @@ def vocoder_line(summary: dict[str, Any]) -> str:
 def _sections(paths: ProjectPaths, params: dict[str, Any], stage: str) -> dict[str, Any]:
     """What the stage depends on (its ``params:`` in dvc.yaml), logged as its nested run's params."""
     return select_params(params, declared_params(paths.root, stage))
-
-
-def _artifacts(paths: ProjectPaths, stage: str) -> list[Path]:
-    if stage == "evaluate":
-        return [paths.evaluation / rel for rel in EVALUATION_ARTIFACTS]
-    if stage == "vocoder":
-        return [paths.models / "vocoder" / rel for rel in VOCODER_ARTIFACTS]
-    folder = model_dir(paths, stage)
-    if folder is not None:
-        return [folder / "samples"]
-    return [paths.data / rel for rel in STAGE_ARTIFACTS.get(stage, ())]
 
 
 def _history(paths: ProjectPaths, stage: str) -> list[dict[str, Any]] | None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pandas as pd
 from prefect import task
 from prefect.tasks import exponential_backoff
 
 from components.config import MelforgeConfig
 from components.settings import ProjectPaths
-from components.stages import metrics_path
+from components.stages import metrics_path, stage_row, stage_table
 from flows.artifacts import publish_stage
 from flows.dvc_runner import is_transient, run_and_commit, stage_is_current, workspace_lock
 
@@ -39,14 +38,8 @@ def run_dvc_stage(paths: ProjectPaths, stage: str, force: bool = False, known_cu
         if not skipped:
             run_and_commit(paths, stage)
     summary = read_metrics(paths, stage)
-    table = None
-    if stage == "ingest" and (paths.clips / "quarantine.csv").is_file():
-        table = pd.read_csv(paths.clips / "quarantine.csv").to_dict("records")
-    elif stage == "validate" and (paths.validation / "results.json").is_file():
-        results = json.loads((paths.validation / "results.json").read_text())["results"]
-        table = [{k: r[k] for k in ("check", "severity", "success", "unexpected_count", "element_count")} for r in results]
-    if stage != "scan":
-        publish_stage(stage, summary, skipped=skipped, table=table)
+    if stage_row(stage.partition("@")[0]).announced:
+        publish_stage(stage, summary, skipped=skipped, table=stage_table(paths, stage))
     return {"stage": stage, "skipped": skipped, "summary": summary}
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 import pytest
 
-from components.params_file import load_config
 from components.distill.stage import STUDENT_TRAINING_PARAMS
+from components.params_file import load_config
 from components.stages import declared_params, model_stages, pipeline_order, select_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,3 +90,24 @@ def test_the_stage_table_s_outputs_metrics_and_kinds_are_dvc_yaml_s():
         assert ("foreach" in stages[row.name]) == (row.item is not None), row.name
     assert tuple(r.name for r in TABLE if r.kind == "data") == DATA_STAGES
     assert tuple(r.name for r in TABLE if r.kind == "training") == TRAINING_STAGES
+
+
+def test_the_runner_writes_every_stage_s_metrics_the_same_way(tmp_path, monkeypatch):
+    from components import stages
+    from components.settings import ProjectPaths
+
+    summaries = {"one": {"clips": 3}, "two": None}
+    rows = (stages.Stage("one", lambda cfg, paths: summaries["one"], "data", "data/one", "data/metrics/one.json"),
+            stages.Stage("two", lambda cfg, paths, student: summaries["two"], "training", "models/{item}",
+                         "models/metrics/{item}.json", item="student"))
+    monkeypatch.setattr(stages, "TABLE", rows)
+    paths = ProjectPaths(root=tmp_path)
+    assert stages.run_stage("one", None, paths) == {"clips": 3}
+    assert json.loads((tmp_path / "data" / "metrics" / "one.json").read_text()) == {"clips": 3}
+    assert stages.run_stage("two", None, paths, student="student-2") is None  # a rank other than 0: nothing written
+    assert not (tmp_path / "models").exists()
+    summaries["two"] = {"loss": 0.5}
+    stages.run_stage("two", None, paths, student="student-2")
+    assert json.loads((tmp_path / "models" / "metrics" / "student-2.json").read_text()) == {"loss": 0.5}
+    with pytest.raises(KeyError, match="unknown stage 'three'; allowed: one, two"):
+        stages.run_stage("three", None, paths)

@@ -14,7 +14,6 @@ from components.models.conditioning import Cells, conditioning_of
 from components.models.io import MODEL_FILE, load_denoiser
 from components.models.unet import UNetSpec
 from components.settings import ProjectPaths
-from components.storage import atomic_write_json
 from components.train.loop import loop_settings, train_loop
 from components.train.runner import (batch_source, bf16_autocast, data_fingerprint, fingerprint, resolve_device,
                                      work_dir, final_samples, write_model_output)
@@ -92,5 +91,4 @@ def run_distill(cfg: MelforgeConfig, paths: ProjectPaths, student: str, *, resum
     summary = {**result["summary"], **outputs, "teacher": parent, "teacher_steps": 2 * steps,
                "student_vs_teacher_rmse": gap, "device": device, "loss_weighting": d.loss_weighting,
                "work_dir": str(work)}
-    atomic_write_json(paths.model_metrics / f"{student}.json", summary)
     return summary

@@ -215,7 +215,6 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
         write_html(tmp / "report.html", results=results, plot=plot, sample_dir=samples_dir, compute_plot=compute_plot)
     summary = flat_summary(results)
     summary["evaluate_seconds"] = round(time.perf_counter() - started, 2)
-    atomic_write_json(paths.model_metrics / "evaluate.json", summary)
     return summary
 
 

@@ -28,7 +28,7 @@ from components.progress import progress_bar
 from components.storage import ShardWriter, atomic_save_npy, atomic_write_json, staged_directory
 
 
-def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_path: Path | None = None) -> dict[str, Any]:
+def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     manifest = read_manifest(clips_dir)
     clips = open_clips(clips_dir)
@@ -100,8 +100,6 @@ def run_features(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
         "split": split_report.to_json(),
         "realtime_factor": audio_seconds / elapsed if elapsed > 0 else 0.0,
     }
-    if metrics_path is not None:
-        atomic_write_json(metrics_path, summary)
     return summary
 
 

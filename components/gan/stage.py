@@ -142,14 +142,11 @@ def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bo
     """Train (or resume) one GAN family, or record that it is off; write models/<family>."""
     g = cfg.gan.family(family)
     out = paths.models / family
-    metrics_file = paths.model_metrics / f"{family}.json"
     if not g.steps:
         with staged_directory(out) as tmp:
             atomic_write_json(tmp / STATUS_FILE, {"family": family, "trained": False,
                                                   "reason": f"gan.{family}.steps is 0 (this family is off)"})
-        summary = {"family": family, "trained": False}
-        atomic_write_json(metrics_file, summary)
-        return summary
+        return {"family": family, "trained": False}
     device = resolve_device(g.device)
     store = MelStore(paths.mels)
     setup = prepare_gan(cfg, paths, family, store, device)
@@ -178,7 +175,6 @@ def run_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, *, resume: bo
                "parameters": parameters, "critic_parameters": setup.meta["critic_parameters"],
                "sampling_seconds_4": seconds, "device": device, "train_seconds_this_run": round(train_seconds, 1),
                "work_dir": str(work)}
-    atomic_write_json(metrics_file, summary)
     return summary
 
 

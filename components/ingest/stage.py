@@ -241,8 +241,8 @@ def _sha256(fh) -> str:
     return digest
 
 
-def run_ingest(cfg: MelforgeConfig, out_dir: Path, metrics_path: Path | None = None) -> dict[str, Any]:
-    """Run the stage; return its summary (also written to ``metrics_path`` when given)."""
+def run_ingest(cfg: MelforgeConfig, out_dir: Path) -> dict[str, Any]:
+    """Run the stage; return its summary (the stage runner writes it as the stage's metrics)."""
     started = time.perf_counter()
     fingerprint = audio_fingerprint(cfg)
     previous, index, reader = _load_previous(out_dir, fingerprint)
@@ -279,6 +279,4 @@ def run_ingest(cfg: MelforgeConfig, out_dir: Path, metrics_path: Path | None = N
         "label_columns": [c.removeprefix(LABEL_PREFIX) for c in label_cols],
         "seconds": elapsed, "realtime_factor": audio_seconds / elapsed if elapsed > 0 else 0.0,
     }
-    if metrics_path is not None:
-        atomic_write_json(metrics_path, summary)
     return summary

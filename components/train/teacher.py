@@ -15,7 +15,6 @@ from components.features.store import MelStore
 from components.models.conditioning import Cells
 from components.models.unet import ARCHITECTURE_VERSION, UNet1d, UNetSpec
 from components.settings import ProjectPaths
-from components.storage import atomic_write_json
 from components.train.augment import Augment
 from components.train.loop import loop_settings, train_loop
 from components.train.objectives import teacher_v_objective
@@ -64,8 +63,8 @@ def teacher_fingerprint_model(cfg: MelforgeConfig) -> dict[str, Any]:
     return values
 
 
-def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
-    """Train (or resume) the teacher; write models/teacher and models/metrics/teacher.json."""
+def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any] | None:
+    """Train (or resume) the teacher; write models/teacher; return its summary (None on ranks other than 0)."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(cfg.train.device)
     if world > 1:
@@ -105,14 +104,13 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
         torch.distributed.barrier()
     if rank != 0:
         torch.distributed.destroy_process_group()
-        return {}
+        return None  # rank 0 alone reports
     outputs = write_model_output(paths.models / "teacher", work, model=result["ema"], spec=spec, store=store,
                                  steps=cfg.distill.teacher_steps, kind="teacher", meta={"fingerprint": fp},
                                  sampler=cfg.distill.teacher_sampler, cells=cells, guidance=cfg.model.guidance,
                                  cfg=cfg, device=device, label="teacher (EMA)")
     summary = {**result["summary"], **outputs, "device": device, "world_size": world,
                "loss_weighting": t.loss_weighting, "work_dir": str(work)}
-    atomic_write_json(paths.model_metrics / "teacher.json", summary)
     if world > 1:
         torch.distributed.destroy_process_group()
     return summary

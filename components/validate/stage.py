@@ -156,7 +156,7 @@ def _previous_shares(history: Path | None) -> dict[str, float]:
         return {}
 
 
-def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_path: Path | None = None,
+def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, *,
                  history: Path | None = None) -> dict[str, Any]:
     """Run the suite; ``history`` keeps each source's quarantined share from the last run that
     passed, the baseline of the quarantine_increase check."""
@@ -185,8 +185,6 @@ def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, metrics_pa
         }
         atomic_write_json(tmp / RESULTS, {"summary": summary, "results": results})
         write_offline_index(tmp / DOCS, summary, results)
-    if metrics_path is not None:
-        atomic_write_json(metrics_path, summary)
     if critical:
         names = "; ".join(f"{r['check']} [{r['expectation']}"
                           f"{', column ' + r['column'] if r['column'] else ''}]: {r['unexpected_count']} of "

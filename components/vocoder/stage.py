@@ -131,7 +131,6 @@ def run_vocoder(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True
         write_comparison(tmp / "samples", vocoders, preview_mels, spec, v.audio_previews)
         plot_curve(trained["curve"], scores, tmp / "quality_vs_minutes.png")
     summary = {**trained["summary"], **flat_scores(scores, versus), "kind": v.kind, "held_out_clips": len(held_audio)}
-    atomic_write_json(paths.model_metrics / "vocoder.json", summary)
     return summary
 
 

@@ -25,7 +25,7 @@ def clips_dir(tmp_path_factory) -> Path:
 
 
 def test_suite_passes_on_good_clips_and_writes_results_and_data_docs(clips_dir, tmp_path):
-    summary = run_validate(tiny_config(), clips_dir, tmp_path / "validation", tmp_path / "v.json")
+    summary = run_validate(tiny_config(), clips_dir, tmp_path / "validation")
     assert summary["success"] and summary["critical_failures"] == 0
     results = json.loads((tmp_path / "validation" / "results.json").read_text())["results"]
     checks = {r["check"] for r in results}
