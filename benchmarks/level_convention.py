@@ -31,7 +31,8 @@ from components.evaluate.signal import LEVEL_JND_DB, in_range_share, level_stats
 from components.features.mel import MelSpec
 from components.features.split import EVAL
 from components.features.store import MelStore
-from components.generation import MelGenerator, SpecGANGenerator, load_generator
+from components.families import load_generator
+from components.generation import MelGenerator, SpecGANGenerator
 from components.level import LevelConvention
 from components.models.io import MODEL_FILE
 from components.settings import project_paths

@@ -30,7 +30,7 @@ from components.params_file import load_config
 from components.features.mel import MelSpec
 from components.features.split import EVAL
 from components.features.store import MelStore
-from components.generation import load_generator
+from components.families import load_generator
 from components.models.io import MODEL_FILE
 from components.settings import project_paths
 from components.vocoder.interface import workspace_vocoder

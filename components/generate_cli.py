@@ -103,7 +103,7 @@ def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, second
                        steps: int | None, out: Path, vocoder: str | None = None) -> tuple[list[Path], str]:
     local = local_model(model)
     if local is not None:
-        from components.generation import load_generator
+        from components.families import load_generator
         from components.vocoder.interface import VocoderMismatch
 
         try:
@@ -116,7 +116,7 @@ def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, second
             raise GenerationError(f"{local}: {exc}") from None
         used = {"model": local.parent.name if local.name.endswith(".pt") else local.name, "family": gen.family,
                 "registered": None, "version": None, "alias": None,
-                "steps": (steps or gen.sampling_steps) if gen.family == "diffusion" else 1,
+                "steps": gen.steps_for(steps),
                 "vocoder": gen.active_vocoder.describe() if gen.uses_vocoder else "none (makes waveforms)"}
     else:
         if vocoder is not None:
@@ -175,11 +175,13 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
 
     meta = pyfunc.metadata.metadata
     tags = client.get_model_version(resolved.name, resolved.version).tags if resolved.version else {}
-    family = tags.get("melforge.family", "diffusion")
-    used = {"model": meta.get("melforge_model"), "family": family, "registered": resolved.name,
+    from components.families import DIFFUSION, family
+
+    row = family(tags.get("melforge.family", DIFFUSION))
+    used = {"model": meta.get("melforge_model"), "family": row.name, "registered": resolved.name,
             "version": resolved.version, "alias": text.rpartition("@")[2] if "@" in text else None,
-            "steps": (steps or int(meta["sampling_steps"])) if family == "diffusion" else 1,
-            "vocoder": "none (makes waveforms)" if family == "wavegan" else
+            "steps": 1 if row.one_shot else (steps or int(meta["sampling_steps"])),
+            "vocoder": "none (makes waveforms)" if not row.generator.uses_vocoder else
                        "Griffin-Lim" if tags.get(VOCODER_HASH_TAG, "none") == "none" else
                        f"learned vocoder registered with the model (sha256 {tags[VOCODER_HASH_TAG][:12]})"}
     return audio, int(meta["sample_rate"]), resolved.uri + (f" (version {resolved.version})" if resolved.version else ""), used

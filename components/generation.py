@@ -8,7 +8,7 @@ needed (network spec, mel statistics, mel settings, sampling steps) travels insi
 - :class:`SpecGANGenerator`: SpecGAN; one network evaluation per fixed-size mel, then the vocoder.
 - :class:`WaveGANGenerator`: WaveGAN; one network evaluation per waveform, no vocoder.
 
-:func:`load_generator` picks the class from the model file.
+:func:`components.families.load_generator` picks the class from the model file (the family table).
 """
 
 from __future__ import annotations
@@ -45,6 +45,20 @@ class Generator(ABC):
 
     family = DIFFUSION
     uses_vocoder = True
+
+    @staticmethod
+    def network_from_payload(payload: dict[str, Any], device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """(network in eval mode on ``device``, the rest of the model file): each family reads its own."""
+        return denoiser_from_payload(payload, device)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], device: str = "cpu", vocoder: Vocoder | None = None) -> "Generator":
+        model, meta = cls.network_from_payload(payload, device)
+        return cls(model=model, meta=meta, device=device, vocoder=vocoder if cls.uses_vocoder else None)
+
+    def steps_for(self, steps: int | None) -> int:
+        """The sampling steps a request for ``steps`` (None: the model's own) is served with."""
+        return steps or self.sampling_steps
 
     @property
     def active_vocoder(self) -> Vocoder:
@@ -113,6 +127,11 @@ class Generator(ABC):
         audio = self.level.deliver(logmel, self.active_vocoder.synthesise, self.spec.log_floor)
         return audio if seconds is None else self.level.apply(audio[:, : int(round(seconds * self.sample_rate))])
 
+    def check_vocoder(self, origin: str) -> None:
+        """A learned vocoder must have been trained on this model's mel settings."""
+        if self.uses_vocoder and self.vocoder is not None and hasattr(self.vocoder, "check_matches"):
+            self.vocoder.check_matches(self.spec, origin=origin)
+
     def generate(self, n: int, seed: int, *, seconds: float | None = None, steps: int | None = None) -> np.ndarray:
         """``n`` clips of ``seconds`` (default: the training clip length) as (n, samples) audio.
         A GAN makes clips of one fixed length: shorter requests are cut, longer ones refused."""
@@ -150,9 +169,12 @@ class MelGenerator(Generator):
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> "MelGenerator":
-        gen = load_generator(path, device, vocoder)
-        if not isinstance(gen, cls):
-            raise TypeError(f"{path}: a {gen.family} model, not a diffusion model")
+        payload = read_model_file(Path(path))
+        family = payload.get(MODEL_FAMILY_KEY, DIFFUSION)
+        if family != DIFFUSION:
+            raise TypeError(f"{path}: a {family} model, not a diffusion model")
+        gen = cls.from_payload(payload, device, vocoder)
+        gen.check_vocoder(f"the model {path}")
         return gen
 
     @property
@@ -230,6 +252,20 @@ class MelGenerator(Generator):
         return self.to_audio(logmel, seconds=seconds)
 
 
+class GANGenerator(Generator):
+    """What both GAN families share: one network evaluation per clip from z ~ U(-1, 1)."""
+
+    @staticmethod
+    def network_from_payload(payload: dict[str, Any], device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+        from components.gan.io import gan_from_payload
+
+        return gan_from_payload(payload, device)
+
+    def steps_for(self, steps: int | None) -> int:
+        _gan_steps(self.family, steps)
+        return 1
+
+
 def _gan_steps(family: str, steps: int | None) -> None:
     if steps not in (None, 1):
         raise ValueError(f"a {family} generator makes a clip in one network evaluation; steps must be 1 or unset, "
@@ -237,7 +273,7 @@ def _gan_steps(family: str, steps: int | None) -> None:
 
 
 @dataclass
-class SpecGANGenerator(Generator):
+class SpecGANGenerator(GANGenerator):
     """SpecGAN: z ~ U(-1, 1) -> one normalised (n_mels, frames) log-mel, flat layout -> the vocoder."""
 
     family = "specgan"
@@ -251,7 +287,7 @@ class SpecGANGenerator(Generator):
 
 
 @dataclass
-class WaveGANGenerator(Generator):
+class WaveGANGenerator(GANGenerator):
     """WaveGAN: z ~ U(-1, 1) -> one waveform, cut to the clip length; its log-mel is analysed with the
     features stage's own transform, so it is scored exactly like a real clip."""
 
@@ -295,26 +331,6 @@ def _sample_gan(gen: Generator, n: int, seed: int, steps: int | None, batch_size
     z = latent(n, gen.model.spec.latent_dim, torch.Generator().manual_seed(seed))
     with torch.no_grad():
         return torch.cat([gen.model(z[i:i + batch_size].to(gen.device)).float().cpu() for i in range(0, n, batch_size)])
-
-
-def load_generator(path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> Generator:
-    """Any melforge model file -> its generator. A learned ``vocoder`` must match the model's mel
-    settings (WaveGAN needs none and ignores it)."""
-    path = Path(path)
-    payload = read_model_file(path)
-    family = payload.get(MODEL_FAMILY_KEY, DIFFUSION)
-    if family == DIFFUSION:
-        model, meta = denoiser_from_payload(payload, device)
-        gen: Generator = MelGenerator(model=model, meta=meta, device=device, vocoder=vocoder)
-    else:
-        from components.gan.io import gan_from_payload
-
-        model, meta = gan_from_payload(payload, device)
-        kind = {"specgan": SpecGANGenerator, "wavegan": WaveGANGenerator}[family]
-        gen = kind(model=model, meta=meta, device=device, vocoder=vocoder if kind.uses_vocoder else None)
-    if gen.uses_vocoder and vocoder is not None and hasattr(vocoder, "check_matches"):
-        vocoder.check_matches(gen.spec, origin=f"the model {path}")
-    return gen
 
 
 def _sync(device: str) -> None:

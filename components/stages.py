@@ -19,9 +19,8 @@ from components.ingest.store import QUARANTINE
 from components.names import GAN_FAMILIES
 
 
-def declared_params(root: Path, stage: str) -> list[str]:
-    """The params.yaml keys a DVC stage depends on, as dvc.yaml declares them (one place):
-    ``train`` -> [seed, model, train, distill.teacher_steps]; ``gan@wavegan`` -> [..., gan.wavegan, ...]."""
+def _declared(root: Path, stage: str, field: str) -> list[str]:
+    """A list field (params, deps) of a DVC stage in dvc.yaml, a foreach item filled in."""
     import yaml
 
     name, _, item = stage.partition("@")
@@ -30,7 +29,20 @@ def declared_params(root: Path, stage: str) -> list[str]:
         raise KeyError(f"dvc.yaml has no stage {name!r}; it has {', '.join(stages)}")
     spec = stages[name].get("do", stages[name])  # a foreach stage's template
     return [str(key).replace("${item}", item).replace("${key}", item)
-            for key in spec.get("params", []) if not isinstance(key, dict)]  # {file: keys}: another params file
+            for key in spec.get(field, []) if not isinstance(key, dict)]  # {file: keys}: another params file
+
+
+def declared_params(root: Path, stage: str) -> list[str]:
+    """The params.yaml keys a DVC stage depends on, as dvc.yaml declares them (one place):
+    ``train`` -> [seed, model, train, distill.teacher_steps]; ``gan@wavegan`` -> [..., gan.wavegan, ...]."""
+    return _declared(root, stage, "params")
+
+
+def input_stages(root: Path, stages: list[str]) -> list[str]:
+    """The data stages whose outputs ``stages`` read (dvc.yaml's deps against the table's outputs): what a
+    machine that runs only ``stages`` must pull first."""
+    needed = {dep for stage in stages for dep in _declared(root, stage, "deps")}
+    return [row.name for row in TABLE if row.kind == "data" and row.output in needed]
 
 
 def select_params(params: dict[str, Any], keys: list[str]) -> dict[str, Any]:

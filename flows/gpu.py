@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from components.params_file import load_config
 from components.settings import apply_runtime_defaults, project_paths
-from components.stages import model_stages
+from components.stages import input_stages, model_stages
 from components.storage import atomic_write_bytes
 from flows.dvc_runner import dvc_pull, dvc_push, workspace_lock
 from flows.tasks import stage_task
@@ -27,9 +27,9 @@ LOCK_ARTIFACT_KEY = "melforge-model-lock"
 FENCE = "```"
 
 
-def input_stages(cfg) -> list[str]:
-    """The data stages whose outputs travel to the GPU machine: the mels, and the clips when a GAN trains."""
-    return ["features", *(["ingest"] if cfg.gan.enabled else [])]
+def model_inputs(root: Path, cfg) -> list[str]:
+    """The data stages whose outputs travel to the GPU machine (the mels, and the clips when a GAN trains)."""
+    return input_stages(root, model_stages(cfg))
 
 
 def lock_markdown(lock_text: str) -> str:
@@ -51,7 +51,7 @@ def melforge_train_models(params_yaml: str, dvc_lock: str, root: str | None = No
     atomic_write_bytes(paths.root / "dvc.lock", dvc_lock.encode())
     cfg = load_config(paths.params)
     with workspace_lock(paths):
-        dvc_pull(paths, *input_stages(cfg))
+        dvc_pull(paths, *model_inputs(paths.root, cfg))
     stages = model_stages(cfg)
     ran = []
     for stage in stages:

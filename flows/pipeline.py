@@ -31,7 +31,7 @@ from components.stages import (declared_params, model_dir, model_stages, pipelin
 from components.storage import atomic_write_bytes
 from flows.artifacts import publish_evaluation, publish_pipeline, publish_registry
 from flows.dvc_runner import dvc_pull, dvc_push, out_hash, stage_is_current, stale_stages, workspace_lock
-from flows.gpu import LOCK_ARTIFACT_KEY, input_stages, lock_from_markdown
+from flows.gpu import LOCK_ARTIFACT_KEY, lock_from_markdown, model_inputs
 from flows.tasks import read_metrics, stage_task
 
 
@@ -97,7 +97,7 @@ def hand_off_training(paths: ProjectPaths, cfg: MelforgeConfig, deployment: str)
         stale = [s for s in stages if not stage_is_current(paths, s)]
         if not stale:
             return
-        dvc_push(paths, *input_stages(cfg))  # the worker pulls data/mels (and data/clips for a GAN) from the remote
+        dvc_push(paths, *model_inputs(paths.root, cfg))  # the worker pulls data/mels (and data/clips for a GAN) from the remote
     logger.info("handing %s to deployment %s", ", ".join(stale), deployment)
     flow_run = run_deployment(name=deployment, timeout=None, parameters={
         "params_yaml": paths.params.read_text(), "dvc_lock": (paths.root / "dvc.lock").read_text()})

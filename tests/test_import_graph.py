@@ -122,7 +122,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "components.torchaudio_ops", "components.db_template")),
     ("data stages", ("components.datasets", "components.ingest", "components.validate", "components.features",
                      "components.level")),
-    ("models", ("components.models", "components.gan", "components.vocoder", "components.generation")),
+    ("models", ("components.models", "components.gan", "components.vocoder", "components.generation", "components.families")),
     ("training", ("components.train", "components.distill", "components.gan.stage", "components.gan.wgan_gp",
                   "components.vocoder.stage", "components.vocoder.losses", "components.vocoder.adversarial",
                   "components.vocoder.quality")),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
+from components.families import family
 from components.metric_table import METRICS, lower_is_better, metric_info
 
 
@@ -36,8 +37,6 @@ def ordered_metrics(names) -> list[str]:
     return sorted(set(names), key=lambda n: (rank[metric_info(n).prefix], n))
 
 
-GAN_MARKERS = {"wavegan": "^", "specgan": "v"}
-GAN_COLOURS = {"wavegan": "tab:green", "specgan": "tab:red"}
 
 
 def _yerr(m: dict[str, float]) -> list[list[float]]:
@@ -87,7 +86,7 @@ def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str,
         for r in rows:
             if r["kind"] == "gan" and r["status"] == "ok" and name in r["metrics"]:
                 ax.errorbar([r["steps"]], [r["metrics"][name]["value"]], yerr=_yerr(r["metrics"][name]),
-                            marker=GAN_MARKERS.get(r["family"], "D"), color=GAN_COLOURS.get(r["family"], "tab:red"),
+                            marker=family(r["family"]).marker, color=family(r["family"]).colour,
                             capsize=3, ls="none", label=f"{r['name']} (GAN)")
         ax.set_xscale("log", base=2)
         _finish_panel(ax, name, floor, "sampling steps (network evaluations per clip)")
@@ -112,7 +111,7 @@ def plot_quality_vs_compute(rows: list[dict[str, Any]], floor: dict[str, dict[st
         for r in rows:
             if r["status"] != "ok" or name not in r["metrics"] or "rtf" not in r:
                 continue
-            colour, marker = (GAN_COLOURS.get(r["family"], "tab:red"), GAN_MARKERS.get(r["family"], "D")) \
+            colour, marker = (family(r["family"]).colour, family(r["family"]).marker) \
                 if r["kind"] == "gan" else styles[r["kind"]]
             group = r["family"] if r["kind"] == "gan" else f"diffusion {r['kind']}"
             m = r["metrics"][name]

@@ -29,7 +29,8 @@ from components.features.plots import save_mel_grid
 from components.features.split import EVAL, TRAIN
 from components.features.store import MelStore
 from components.gan import DIFFUSION
-from components.generation import Generator, load_generator
+from components.families import evaluation_plan, family, load_generator
+from components.generation import Generator
 from components.level import LevelConvention
 from components.models.io import MODEL_FILE
 from components.progress import progress_bar
@@ -42,21 +43,6 @@ from components.vocoder.interface import vocoder_dir, workspace_vocoder
 from components.vocoder.quality import flat_scores
 
 GRID_CLIPS = 8
-
-
-def evaluation_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
-    """(name, model folder, kind, family, steps): the teacher at each step count, every student, then
-    every GAN family that is on (one network evaluation per clip)."""
-    students = cfg.distill.stages
-    teacher_steps = cfg.eval.teacher_steps or sorted({cfg.distill.teacher_steps, *(s["steps"] for s in students.values())},
-                                                     reverse=True)
-    diffusion = {"family": DIFFUSION}
-    plan = [{"name": f"teacher@{n}", "folder": "teacher", "kind": "teacher", **diffusion, "steps": int(n)}
-            for n in teacher_steps]
-    plan += [{"name": name, "folder": name, "kind": "student", **diffusion, "steps": int(s["steps"])}
-             for name, s in students.items()]
-    plan += [{"name": family, "folder": family, "kind": "gan", "family": family, "steps": 1} for family in cfg.gan.enabled]
-    return plan
 
 
 def _write_samples(folder: Path, name: str, logmel: np.ndarray, audio: np.ndarray, sample_rate: int,
@@ -126,8 +112,8 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     plan = evaluation_plan(cfg)
     for entry in plan:
         if not (paths.models / entry["folder"] / MODEL_FILE).is_file():
-            producer = f"gan@{entry['family']}" if entry["kind"] == "gan" else "train and distill"
-            raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the {producer} stages first")
+            raise FileNotFoundError(f"models/{entry['folder']}/{MODEL_FILE}: missing; run the "
+                                    f"{family(entry['family']).trained_by} stages first")
     started = time.perf_counter()
     gate_settings = GateSettings.from_config(cfg)
     # real and generated mels go through the same vocoder and are delivered at the same level (the
@@ -188,7 +174,7 @@ def run_evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
             if row["status"] == "ok":
                 row.update(verdict(row["metrics"], floor, gate_settings))
                 row.update(gen.real_time_factor(clips=e.rtf_clips, steps=entry["steps"], repeats=1))
-                how = f"{entry['steps']}-step DDIM" if entry["family"] == DIFFUSION else "one network evaluation"
+                how = family(entry["family"]).sampling(entry["steps"])
                 _write_samples(samples_dir, entry["name"], logmel, audio, gen.sample_rate, e.report_audio,
                                f"{entry['name']}: {how}", scale)
             rows.append(row)

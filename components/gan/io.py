@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from components.gan import MODEL_FAMILY_KEY
-from components.gan.specgan import SpecGANGenerator
+from components.gan.specgan import SpecGANNetwork
 from components.gan.specs import SpecGANSpec, WaveGANSpec
-from components.gan.wavegan import WaveGANGenerator
+from components.gan.wavegan import WaveGANNetwork
 from components.storage import atomic_save_torch
 
 WAVEGAN, SPECGAN = "wavegan", "specgan"
@@ -24,9 +24,9 @@ def save_gan(path: Path, family: str, model: torch.nn.Module, **meta: Any) -> No
 
 def build_generator(family: str, spec: dict[str, Any]) -> torch.nn.Module:
     if family == WAVEGAN:
-        return WaveGANGenerator(WaveGANSpec(**spec))
+        return WaveGANNetwork(WaveGANSpec(**spec))
     if family == SPECGAN:
-        return SpecGANGenerator(SpecGANSpec(**spec))
+        return SpecGANNetwork(SpecGANSpec(**spec))
     raise ValueError(f"unknown GAN family {family!r} in the model file; allowed: {WAVEGAN}, {SPECGAN}")
 
 

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from components.gan.specs import SpecGANSpec, reachable_shape_problem
 
 
-class SpecGANGenerator(nn.Module):
+class SpecGANNetwork(nn.Module):
     def __init__(self, spec: SpecGANSpec) -> None:
         super().__init__()
         problem = reachable_shape_problem(spec)

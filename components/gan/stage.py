@@ -26,9 +26,9 @@ from components.features.packing import unpack_snake
 from components.features.plots import save_mel_grid
 from components.features.store import MelStore
 from components.gan.io import SPECGAN, WAVEGAN, latent, save_gan
-from components.gan.specgan import SpecGANCritic, SpecGANGenerator
+from components.gan.specgan import SpecGANCritic, SpecGANNetwork
 from components.gan.specs import specgan_spec, wavegan_spec
-from components.gan.wavegan import WaveGANCritic, WaveGANGenerator
+from components.gan.wavegan import WaveGANCritic, WaveGANNetwork
 from components.gan.wgan_gp import WGANCritic
 from components.ingest.store import open_clips, read_manifest
 from components.models.io import MODEL_FILE
@@ -106,14 +106,14 @@ def prepare_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, store: Me
     torch.manual_seed(cfg.seed)
     if family == WAVEGAN:
         net_spec = wavegan_spec(g)
-        model, critic_net = WaveGANGenerator(net_spec), WaveGANCritic(net_spec)
+        model, critic_net = WaveGANNetwork(net_spec), WaveGANCritic(net_spec)
         locations = train_locations(read_manifest(paths.clips), store)
         batch_at = waveform_source(open_clips(paths.clips), locations, batch_size=g.batch_size,
                                    samples=net_spec.samples, seed=cfg.seed)
         data_fp = [data_fingerprint(store), locations]
     else:
         net_spec = specgan_spec(g, cfg.mel.n_mels, cfg.mel.frames)
-        model, critic_net = SpecGANGenerator(net_spec), SpecGANCritic(net_spec)
+        model, critic_net = SpecGANNetwork(net_spec), SpecGANCritic(net_spec)
         batch_at = mel_source(store, batch_size=g.batch_size, seed=cfg.seed)
         data_fp = data_fingerprint(store)
     fp = fingerprint(family, ARCHITECTURE_VERSION, g.model_dump(exclude={"sample_count", "audio_previews", "device"}),

@@ -33,7 +33,7 @@ class PhaseShuffle(nn.Module):
         return padded.gather(-1, index.expand(-1, x.shape[1], -1))
 
 
-class WaveGANGenerator(nn.Module):
+class WaveGANNetwork(nn.Module):
     def __init__(self, spec: WaveGANSpec) -> None:
         super().__init__()
         self.spec = spec

@@ -27,6 +27,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from components.config import MelforgeConfig
 from components.evaluate.controls import CONTROL
 from components.evaluate.metrics import MetricValue
+from components.families import family
 from components.gan import DIFFUSION
 from components.models.io import MODEL_FILE
 from components.provenance import dvc_lock_hash, file_sha256, params_hash
@@ -100,9 +101,7 @@ def register_model(client, model_dir: Path, *, name: str, tags: dict[str, str], 
 def version_description(row: dict[str, Any], metric: str, role: str) -> str:
     """What the registry page shows first: which model, its sampling cost, its headline metric
     against the real-data floor, and why it is or is not champion."""
-    family = row.get("family", DIFFUSION)
-    what = (f"{row['model']}: {row['steps']}-step diffusion {row['kind']}" if family == DIFFUSION else
-            f"{row['model']}: {family} generator, one network evaluation per clip")
+    what = f"{row['model']}: {family(row.get('family', DIFFUSION)).describe(row)}"
     m = row["metrics"].get(metric)
     ratio = row.get("floor_ratios", {}).get(metric)
     headline = (f"{metric} {m['value']:.4g} [{m['low']:.4g}, {m['high']:.4g}]" +
@@ -127,7 +126,7 @@ def rescore_champion(champion, cfg: MelforgeConfig, paths: ProjectPaths) -> tupl
     mel settings differ (then the note says so)."""
     from components.evaluate.reference import Reference
     from components.evaluate.stage import score_generator
-    from components.generation import load_generator
+    from components.families import load_generator
     from components.vocoder.interface import workspace_vocoder
 
     metric = cfg.registry.primary_metric

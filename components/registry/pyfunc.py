@@ -49,7 +49,7 @@ class MelDiffusionModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import torch
 
-        from components.generation import load_generator
+        from components.families import load_generator
         from components.vocoder.interface import load_vocoder
 
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -4,13 +4,16 @@ against a hand-computed case, exact resume, a toy GAN that learns, serving a GAN
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from components.gan.specs import SpecGANSpec, WaveGANSpec, producible_samples_problem, reachable_shape_problem
-from components.gan.wavegan import PhaseShuffle, WaveGANCritic, WaveGANGenerator
+from components.gan.wavegan import PhaseShuffle, WaveGANCritic, WaveGANNetwork
 from components.gan.wgan_gp import critic_loss, generator_loss, gradient_penalty, interpolate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SMALL = WaveGANSpec(latent_dim=8, dim=4, layers=3, base_frames=4)
 
@@ -20,7 +23,7 @@ def test_the_papers_wavegan_makes_16384_samples_and_small_ones_scale_by_stride_p
     assert SMALL.samples == 4 * 4 ** 3
     assert [SMALL.width(i) for i in range(4)] == [16, 8, 4, 1]
     z = torch.rand(2, 8) * 2 - 1
-    audio = WaveGANGenerator(SMALL)(z)
+    audio = WaveGANNetwork(SMALL)(z)
     assert audio.shape == (2, SMALL.samples) and audio.abs().max() <= 1
     assert WaveGANCritic(SMALL)(audio).shape == (2,)
 
@@ -66,16 +69,16 @@ def test_the_gradient_penalty_of_a_linear_critic_is_lambda_times_the_squared_nor
 
 
 def test_specgan_makes_the_pipelines_mel_shape_and_names_a_shape_its_strides_cannot_reach():
-    from components.gan.specgan import SpecGANCritic, SpecGANGenerator
+    from components.gan.specgan import SpecGANCritic, SpecGANNetwork
 
     spec = SpecGANSpec(n_mels=64, frames=128, latent_dim=8, dim=4, layers=4)
-    mels = SpecGANGenerator(spec)(torch.rand(3, 8) * 2 - 1)
+    mels = SpecGANNetwork(spec)(torch.rand(3, 8) * 2 - 1)
     assert mels.shape == (3, 64, 128) and mels.abs().max() <= 1
     assert SpecGANCritic(spec)(mels).shape == (3,)
     problem = reachable_shape_problem(SpecGANSpec(n_mels=64, frames=100, layers=4))
     assert "mel.frames (100)" in problem and "2^gan.specgan.layers = 16" in problem
     with pytest.raises(ValueError, match="mel.n_mels"):
-        SpecGANGenerator(SpecGANSpec(n_mels=40, frames=128, layers=4))
+        SpecGANNetwork(SpecGANSpec(n_mels=40, frames=128, layers=4))
 
 
 def test_a_tiny_wgan_gp_moves_its_samples_toward_the_data_through_the_training_loop(tmp_path):
@@ -131,7 +134,7 @@ def _tiny_wavegan_run(tmp_path, *, stop_after=None):
     from components.train.loop import LoopSettings, train_loop
 
     torch.manual_seed(0)
-    net, critic_net = WaveGANGenerator(SMALL), WaveGANCritic(SMALL)
+    net, critic_net = WaveGANNetwork(SMALL), WaveGANCritic(SMALL)
 
     def sample_fake(g_net, n, gen):
         return g_net(latent(n, SMALL.latent_dim, gen))
@@ -164,16 +167,16 @@ def test_wgan_gp_training_with_phase_shuffle_resumes_exactly(tmp_path):
 
 def _save_tiny_gan(tmp_path, family, level=None):
     from components.gan.io import save_gan
-    from components.gan.specgan import SpecGANGenerator
+    from components.gan.specgan import SpecGANNetwork
     from helpers import write_tiny_model
     from components.models.io import read_model_file
 
     meta = read_model_file(write_tiny_model(tmp_path / "diffusion.pt", seed=0, level=level))  # mel settings, stats, level
     if family == "wavegan":
-        model = WaveGANGenerator(WaveGANSpec(latent_dim=8, dim=4, layers=3, kernel=9, base_frames=63))  # 4032 samples
+        model = WaveGANNetwork(WaveGANSpec(latent_dim=8, dim=4, layers=3, kernel=9, base_frames=63))  # 4032 samples
         clip = 4000
     else:
-        model = SpecGANGenerator(SpecGANSpec(n_mels=16, frames=32, latent_dim=8, dim=4, layers=2))
+        model = SpecGANNetwork(SpecGANSpec(n_mels=16, frames=32, latent_dim=8, dim=4, layers=2))
         clip = 31 * 128
     torch.manual_seed(1)
     path = tmp_path / family / "model.pt"
@@ -187,7 +190,7 @@ def _save_tiny_gan(tmp_path, family, level=None):
 def test_a_saved_gan_generates_seeded_clips_through_the_same_interface_as_diffusion(tmp_path, family):
     import numpy as np
 
-    from components.generation import load_generator
+    from components.families import load_generator
 
     gen = load_generator(_save_tiny_gan(tmp_path, family, level={"mode": "peak", "peak_dbfs": -1.0, "loudness_dbfs": -20.0}))
     assert gen.family == family and gen.network_evaluations() == 1
@@ -220,17 +223,17 @@ def test_melforge_generate_writes_a_local_gans_clips_and_explains_a_request_it_c
 
 def test_the_gpu_hand_off_carries_the_gan_families_that_are_on_and_the_clips_they_train_on():
     from components.stages import model_stages
-    from flows.gpu import input_stages
+    from flows.gpu import model_inputs
     from helpers import tiny_config
 
     off = tiny_config()
-    assert model_stages(off) == ["train", "distill@student-2", "distill@student-1"] and input_stages(off) == ["features"]
+    assert model_stages(off) == ["train", "distill@student-2", "distill@student-1"] and model_inputs(ROOT, off) == ["features"]
     on = tiny_config(gan={"wavegan": {"steps": 2, "layers": 3, "kernel": 9, "base_frames": 250}})
-    assert model_stages(on)[-1] == "gan@wavegan" and input_stages(on) == ["features", "ingest"]
+    assert model_stages(on)[-1] == "gan@wavegan" and model_inputs(ROOT, on) == ["ingest", "features"]
 
 
 def test_the_evaluation_plan_scores_every_gan_family_that_is_on_at_one_network_evaluation():
-    from components.evaluate.stage import evaluation_plan
+    from components.families import evaluation_plan
     from helpers import tiny_config
 
     assert [e["kind"] for e in evaluation_plan(tiny_config())] == ["teacher"] * 3 + ["student"] * 2
