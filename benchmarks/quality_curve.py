@@ -32,6 +32,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -49,7 +50,7 @@ from components.settings import project_paths
 from components.models.conditioning import Cells, conditioning_meta
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.unet import UNet1d, parameter_count
-from components.train.loop import LoopSettings, train_loop
+from components.train.loop import LoopSettings, loop_settings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised
 from components.train.runner import batch_source, bf16_autocast
@@ -151,8 +152,7 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
     for name, stage in d.stages.items():
         steps, parent = int(stage["steps"]), stage["teacher"]
         student = copy.deepcopy(models[parent]).train().requires_grad_(True)
-        settings = LoopSettings(steps=d.updates_per_stage, lr=d.lr, min_lr_ratio=d.min_lr_ratio, ema_decay=d.ema_decay,
-                                grad_clip=cfg.train.grad_clip, log_every=cfg.train.log_every, seed=cfg.seed + steps)
+        settings = loop_settings(d, steps=d.updates_per_stage, log_every=cfg.train.log_every, seed=cfg.seed + steps)
         start = time.perf_counter()
         result = train_loop(student, student_objective(models[parent], steps, d.loss_weighting, guidance[parent]),
                             batch_source(store, d.batch_size, cfg.seed + steps, cell_index=cell_index), settings,
@@ -176,7 +176,7 @@ def distill_and_score(cfg, store: MelStore, ref: Reference, teacher: torch.nn.Mo
     return [{"student": "teacher", "steps": d.teacher_steps, **teacher_score}, *rows]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="demo")
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="section.key=value")
@@ -196,8 +196,60 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="extend the curve already under --out (its JSON and last checkpoint) instead of "
                              "starting from step 0; --minutes stays the total")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+@dataclasses.dataclass
+class Curve:
+    """What one curve trains and how a snapshot of it is scored."""
+
+    args: argparse.Namespace
+    cfg: Any
+    store: MelStore
+    ref: Reference
+    vocoder: Any
+    samples: int
+    steps: int
+    label: str
+    work: Path
+    model: torch.nn.Module
+    objective: Any
+    batches: Any
+    settings: LoopSettings
+    critic: Any = None
+    cells: Cells | None = None
+    cell_index: Any = None
+    gan_meta: dict | None = None
+    generator: Any = None  # the GAN family's generator class
+
+    def describe(self) -> str:
+        return (f"scoring {self.samples} samples at {self.steps} DDIM steps" if self.generator is None
+                else f"scoring {self.samples} samples, one network evaluation each")
+
+    def snapshot(self, ema: torch.nn.Module, step: int, seconds: float) -> dict:
+        """Score the EMA now; save its spectrogram grid."""
+        cfg, ref = self.cfg, self.ref
+        if self.generator is None:
+            normalised, scores = sample_and_score(ref, self.store, ema, samples=self.samples, steps=self.steps,
+                                                  seed=cfg.seed + 2, vocoder=self.vocoder,
+                                                  sampler=cfg.distill.teacher_sampler, cells=self.cells,
+                                                  guidance=cfg.model.guidance)
+            logmel = to_logmel(normalised[:8].numpy(), self.store.stats, self.store.layout)
+            spread = float(normalised.std())
+        else:
+            gen = self.generator(model=ema.eval(), meta=self.gan_meta, vocoder=self.vocoder)
+            logmel, audio = gen.output_to_clips(gen.sample_output(self.samples, cfg.seed + 2))
+            scores = {k: m.value for k, m in ref.score(ref.normalise(logmel), None if self.args.no_audio else audio).items()}
+            spread, logmel = float(ref.normalise(logmel).std()), logmel[:8]
+        row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": spread, **scores}
+        save_mel_grid(logmel, self.work / f"samples-{step:06d}.png", floor=log_floor_value(ref.spec),
+                      title=f"{self.label}: EMA after {row['minutes']:.1f} min ({step} steps)")
+        print(f"minutes {row['minutes']}  step {step}  " + shown(scores), flush=True)
+        return row
+
+
+def build_curve(args: argparse.Namespace) -> Curve:
+    """The config, the ruler and the model (the teacher, or a GAN exactly as its stage builds it)."""
     cfg = validate_params(apply_overrides(profile_params(args.profile), args.overrides), f"profile {args.profile!r}")
     paths = project_paths(args.root)
     store = MelStore(paths.mels)
@@ -205,101 +257,94 @@ def main() -> None:
                                                            griffinlim_iters=cfg.eval.griffinlim_iters)
     ref = Reference.build(store, cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"crepe": False})}),
                           real_audio_fn=vocoder)
-    samples = args.samples or cfg.eval.samples
-    floor = {k: m.value for k, m in ref.real_floor(samples).items()}
-    steps = args.steps or cfg.distill.teacher_steps
     label = args.profile if args.family == "teacher" else f"{args.profile}-{args.family}"
-    work = args.out / f"quality_curve-{label}"
-    earlier = earlier_curve(args.out / f"quality_curve-{label}.json") if args.resume else []
-    if not args.resume:
-        shutil.rmtree(work, ignore_errors=True)  # a curve starts from step 0, never from an older run
-    critic = None
-    cells, cell_index = None, None
-    if args.family == "teacher":
-        torch.manual_seed(cfg.seed)
-        if cfg.model.conditioning != "none":
-            cells, cell_index = training_cells(store, cfg.eval.split_labels)
-        model = UNet1d(unet_spec(cfg, store.example_shape, classes=0 if cells is None else len(cells.names)))
-        t = cfg.train
-        settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio,
-                                weight_decay=t.weight_decay, ema_decay=t.ema_decay, grad_clip=t.grad_clip,
-                                log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{label}",
-                                bf16=bf16_autocast("cpu", gpu=t.bf16, cpu=t.cpu_bf16))
-        objective = teacher_v_objective(t.loss_weighting, classes=model.spec.classes, label_dropout=cfg.model.label_dropout)
-        batches = teacher_batches(cfg, store, cell_index=cell_index)
-        what = f"scoring {samples} samples at {steps} DDIM steps"
-    else:
+    common = {"args": args, "cfg": cfg, "store": store, "ref": ref, "vocoder": vocoder,
+              "samples": args.samples or cfg.eval.samples, "steps": args.steps or cfg.distill.teacher_steps,
+              "label": label, "work": args.out / f"quality_curve-{label}"}
+    if args.family != "teacher":
         setup = prepare_gan(cfg, paths, args.family, store, "cpu")
-        model, objective, batches, critic = setup.model, setup.objective, setup.batch_at, setup.critic
         settings = dataclasses.replace(setup.settings, fingerprint=f"quality-curve-{label}", checkpoint_every=0,
                                        sample_every=0)
-        kind = WaveGANGenerator if args.family == "wavegan" else SpecGANGenerator
-        what = f"scoring {samples} samples, one network evaluation each"
-    print(f"profile {args.profile}, {args.family}: {parameter_count(model):,} parameters, {len(store)} clips, "
-          f"up to {settings.steps} steps; {what}")
-    rows: list[dict] = list(earlier)
+        return Curve(**common, model=setup.model, objective=setup.objective, batches=setup.batch_at, settings=settings,
+                     critic=setup.critic, gan_meta=setup.meta,
+                     generator=WaveGANGenerator if args.family == "wavegan" else SpecGANGenerator)
+    torch.manual_seed(cfg.seed)
+    cells, cell_index = training_cells(store, cfg.eval.split_labels) if cfg.model.conditioning != "none" else (None, None)
+    model = UNet1d(unet_spec(cfg, store.example_shape, classes=0 if cells is None else len(cells.names)))
+    t = cfg.train
+    settings = loop_settings(t, steps=t.steps, log_every=t.log_every, seed=cfg.seed, fingerprint=f"quality-curve-{label}",
+                             bf16=bf16_autocast("cpu", gpu=t.bf16, cpu=t.cpu_bf16))
+    objective = teacher_v_objective(t.loss_weighting, classes=model.spec.classes, label_dropout=cfg.model.label_dropout)
+    return Curve(**common, model=model, objective=objective, batches=teacher_batches(cfg, store, cell_index=cell_index),
+                 settings=settings, cells=cells, cell_index=cell_index)
+
+
+def train_curve(curve: Curve, rows: list[dict]) -> tuple[dict, int]:
+    """Train in chunks of ``--every-minutes`` (the first 20 steps measure the speed), a snapshot after
+    each, until ``--minutes`` or the last step; (the last train_loop result, its step)."""
+    args, settings = curve.args, curve.settings
     trained, done, rate, result = 0.0, 0, None, None
     if rows:
         trained, done = rows[-1]["minutes"] * 60, rows[-1]["step"]
         rate = done / trained
         print(f"resuming the curve at step {done}, {rows[-1]['minutes']} training minutes")
-
-    def snapshot(ema: torch.nn.Module, step: int, seconds: float) -> dict:
-        if args.family == "teacher":
-            normalised, scores = sample_and_score(ref, store, ema, samples=samples, steps=steps, seed=cfg.seed + 2,
-                                                  vocoder=vocoder, sampler=cfg.distill.teacher_sampler, cells=cells,
-                                                  guidance=cfg.model.guidance)
-            logmel, spread = to_logmel(normalised[:8].numpy(), store.stats, store.layout), float(normalised.std())
-        else:
-            gen = kind(model=ema.eval(), meta=setup.meta, vocoder=vocoder)
-            logmel, audio = gen.output_to_clips(gen.sample_output(samples, cfg.seed + 2))
-            scores = {k: m.value for k, m in ref.score(ref.normalise(logmel), None if args.no_audio else audio).items()}
-            spread, logmel = float(ref.normalise(logmel).std()), logmel[:8]
-        row = {"minutes": round(seconds / 60, 2), "step": step, "sample_std": spread, **scores}
-        save_mel_grid(logmel, work / f"samples-{step:06d}.png", floor=log_floor_value(ref.spec),
-                      title=f"{label}: EMA after {row['minutes']:.1f} min ({step} steps)")
-        print(f"minutes {row['minutes']}  step {step}  " + shown(scores), flush=True)
-        return row
-
     while done < settings.steps and trained < args.minutes * 60:
         chunk = 20 if rate is None else max(1, round(rate * args.every_minutes * 60))
         if rate is not None and not rows:
             chunk = max(1, chunk - done)  # the first snapshot after --every-minutes, counting the probe
         start = time.perf_counter()
-        result = train_loop(model, objective, batches, settings, work, resume=True, stop_after=done + chunk,
-                            label=f"{args.family} (to step {min(settings.steps, done + chunk)})", critic=critic)
+        result = train_loop(curve.model, curve.objective, curve.batches, settings, curve.work, resume=True,
+                            stop_after=done + chunk, critic=curve.critic,
+                            label=f"{args.family} (to step {min(settings.steps, done + chunk)})")
         trained += time.perf_counter() - start
         done = result["summary"]["steps"]
         rate = done / trained
         if not rows and done == 20 and done < settings.steps and trained < args.minutes * 60:
             continue  # the speed probe
-        rows.append(snapshot(result["ema"], done, trained))
-        model = result["model"]
+        rows.append(curve.snapshot(result["ema"], done, trained))
+        curve.model = result["model"]
     if result is None:  # --resume of a finished curve: restore its last checkpoint (for --export / --distill)
-        result = train_loop(model, objective, batches, settings, work, resume=True, stop_after=done,
-                            label=args.family, critic=critic)
+        result = train_loop(curve.model, curve.objective, curve.batches, settings, curve.work, resume=True,
+                            stop_after=done, label=args.family, critic=curve.critic)
     if not rows or rows[-1]["step"] != done:
-        rows.append(snapshot(result["ema"], done, trained))
+        rows.append(curve.snapshot(result["ema"], done, trained))
+    return result, done
 
-    if args.export:
-        name = "teacher" if args.family == "teacher" else args.family
-        export_model(args.export / name, result["ema"], cfg, store, family=args.family, steps=steps,
-                     gan_meta=None if args.family == "teacher" else setup.meta, step=done, cells=cells,
-                     guidance=cfg.model.guidance)
-    stages = distill_and_score(cfg, store, ref, result["ema"], samples, work, args.export, vocoder, cells, cell_index) \
-        if args.distill and args.family == "teacher" else []
 
+def write_curve(curve: Curve, rows: list[dict], earlier: list[dict], stages: list[dict], floor: dict[str, float]) -> None:
+    args = curve.args
     print("floor (training clips vs the evaluation set, same n): " + shown(floor))
-    result = {"profile": args.profile, "family": args.family, "overrides": args.overrides, "parameters": parameter_count(model),
-              "samples": samples, "ddim_steps": steps, "real_clips": len(store), "floor": floor, "curve": rows,
-              "resumed_from_step": earlier[-1]["step"] if earlier else None,
-              "distillation": stages}
+    result = {"profile": args.profile, "family": args.family, "overrides": args.overrides,
+              "parameters": parameter_count(curve.model), "samples": curve.samples, "ddim_steps": curve.steps,
+              "real_clips": len(curve.store), "floor": floor, "curve": rows,
+              "resumed_from_step": earlier[-1]["step"] if earlier else None, "distillation": stages}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"quality_curve-{label}.json").write_text(json.dumps(result, indent=2))
+    (args.out / f"quality_curve-{curve.label}.json").write_text(json.dumps(result, indent=2))
     metrics = [m for m in ("fad_classifier", "recall_classifier", "voiced", "harmonicity", "level_in_range") if m in floor]
     metrics.insert(1, next(k for k in floor if k.startswith("is_")))
     if rows:
-        plot_curve(rows, floor, metrics, args.out / f"quality_curve-{label}.png")
+        plot_curve(rows, floor, metrics, args.out / f"quality_curve-{curve.label}.png")
+
+
+def main() -> None:
+    args = parse_args()
+    curve = build_curve(args)
+    floor = {k: m.value for k, m in curve.ref.real_floor(curve.samples).items()}
+    earlier = earlier_curve(args.out / f"quality_curve-{curve.label}.json") if args.resume else []
+    if not args.resume:
+        shutil.rmtree(curve.work, ignore_errors=True)  # a curve starts from step 0, never from an older run
+    print(f"profile {args.profile}, {args.family}: {parameter_count(curve.model):,} parameters, {len(curve.store)} "
+          f"clips, up to {curve.settings.steps} steps; {curve.describe()}")
+    rows: list[dict] = list(earlier)
+    result, done = train_curve(curve, rows)
+    if args.export:
+        export_model(args.export / ("teacher" if args.family == "teacher" else args.family), result["ema"], curve.cfg,
+                     curve.store, family=args.family, steps=curve.steps, gan_meta=curve.gan_meta, step=done,
+                     cells=curve.cells, guidance=curve.cfg.model.guidance)
+    stages = distill_and_score(curve.cfg, curve.store, curve.ref, result["ema"], curve.samples, curve.work, args.export,
+                               curve.vocoder, curve.cells, curve.cell_index) \
+        if args.distill and args.family == "teacher" else []
+    write_curve(curve, rows, earlier, stages, floor)
 
 
 if __name__ == "__main__":

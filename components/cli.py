@@ -406,7 +406,7 @@ def reproduce(
     paths = _workspace()
     from components.generate_cli import registry_name
     from components.registry.lookup import ModelNotFound, resolve
-    from components.registry.reproduce import ReproduceError, reproduce as rebuild
+    from components.reproduce import ReproduceError, reproduce as rebuild
     from components.tracking import environment_client
 
     client = environment_client()

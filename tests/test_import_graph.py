@@ -129,6 +129,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("components.evaluate",)),
     ("registry", ("components.registry",)),
     ("commands", ("components.stages", "components.stage_process", "components.params_file", "components.tracking",
+                  "components.reproduce",
                   "components.services", "components.stores", "components.run_lock", "components.generate_cli")),
     ("flows", ("flows",)),
     ("cli", (APP_LAYER,)),

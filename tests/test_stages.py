@@ -86,7 +86,7 @@ def test_the_stage_table_s_outputs_metrics_and_kinds_are_dvc_yaml_s():
         item = "${key}" if row.name == "distill" else "${item}"
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in spec["outs"]]
         assert outs == [row.output.replace("{item}", item)], row.name
-        assert spec.get("metrics", [row.metrics.replace("{item}", item)]) == [row.metrics.replace("{item}", item)], row.name
+        assert spec["metrics"] == [row.metrics.replace("{item}", item)], row.name
         assert ("foreach" in stages[row.name]) == (row.item is not None), row.name
     assert tuple(r.name for r in TABLE if r.kind == "data") == DATA_STAGES
     assert tuple(r.name for r in TABLE if r.kind == "training") == TRAINING_STAGES

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -122,6 +122,109 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
         e.copy_(b)
 
 
+@dataclass
+class _Run:
+    """One training run's state: the model, its EMA, optimiser, schedule and optional critic, and where
+    it checkpoints (rank 0 only)."""
+
+    model: nn.Module
+    ema: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    critic: Critic | None
+    settings: LoopSettings
+    ckpt_dir: Path
+    is_main: bool
+
+    @classmethod
+    def create(cls, model: nn.Module, settings: LoopSettings, out_dir: Path, critic: Critic | None,
+               is_main: bool) -> "_Run":
+        """Everything on the settings' device; the EMA starts as a copy of the model."""
+        model.to(torch.device(settings.device))
+        if critic is not None:
+            critic.to(torch.device(settings.device))
+        ema = copy.deepcopy(model).eval().requires_grad_(False)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+                                      betas=settings.betas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
+            s, steps=settings.steps, warmup=settings.warmup_steps, min_ratio=settings.min_lr_ratio))
+        return cls(model, ema, optimizer, scheduler, critic, settings, out_dir / "checkpoints", is_main)
+
+    def restore(self) -> int:
+        """Load the latest checkpoint of this fingerprint (RNG states included); the step to start from."""
+        state = latest_checkpoint(self.ckpt_dir, self.settings.fingerprint)
+        if state is None:
+            return 0
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        restore_rng_states(state["rng"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+        return int(state["step"])
+
+    def checkpoint(self, step: int) -> None:
+        if self.is_main:
+            write_checkpoint(self.ckpt_dir, step, {
+                "model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "fingerprint": self.settings.fingerprint,
+                **({"critic": self.critic.state_dict()} if self.critic is not None else {})})
+
+    def update(self, forward_net: nn.Module, objective: Objective, batch: torch.Tensor, step: int, rank: int,
+               autocast: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One step: the critic's update (if any), then the model's; (loss, grad norm, critic loss)."""
+        s = self.settings
+        generator = step_generator(s.seed, step, salt=2 * rank)  # each rank its own t and noise
+        critic_loss = None if self.critic is None else \
+            self.critic.update(forward_net, batch, step_generator(s.seed, step, salt=2 * rank + 1), step)
+        with autocast:
+            loss = objective(forward_net, batch, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)  # read when logged: no sync per step
+        self.optimizer.step()
+        self.scheduler.step()
+        ema_update(self.ema, self.model, s.ema_decay, step)
+        return loss, grad_norm, critic_loss
+
+
+@dataclass
+class _Log:
+    """The logged training curve: one record per ``log_every`` steps, appended to ``metrics.jsonl`` on rank 0."""
+
+    path: Path
+    history: list[dict[str, Any]]
+    is_main: bool
+    window_start: float = field(default_factory=time.perf_counter)
+    window_samples: int = 0
+
+    def write(self, done: int, loss: torch.Tensor, lr: float, grad_norm: torch.Tensor,
+              critic_loss: torch.Tensor | None) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.window_start
+        record = {"step": done, "loss": float(loss.detach()), "lr": lr, "grad_norm": float(grad_norm),
+                  "samples_per_s": self.window_samples / max(elapsed, 1e-9), "time": time.time()}
+        if critic_loss is not None:
+            record["critic_loss"] = float(critic_loss)
+        self.window_start, self.window_samples = time.perf_counter(), 0
+        if self.is_main:
+            self.history.append(record)
+            _append_jsonl(self.path, record)
+        return record
+
+    def summary(self, last: int, start: int, loss_value: float) -> dict[str, Any]:
+        losses = [h["loss"] for h in self.history]
+        tail = losses[-max(1, len(losses) // 5):] if losses else [float("nan")]
+        recent = self.history[-5:]
+        return {"steps": last, "resumed_from_step": start, "final_loss": losses[-1] if losses else loss_value,
+                "final_loss_mean_last_20pct": sum(tail) / len(tail),
+                "samples_per_s": sum(h["samples_per_s"] for h in recent) / len(recent) if recent else 0.0}
+
+
+def _due(every: int, done: int) -> bool:
+    return bool(every) and done % every == 0
+
+
 def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settings: LoopSettings, out_dir: Path, *,
                on_sample: Callable[[int, nn.Module], None] | None = None, resume: bool = True,
                label: str = "train", rank: int = 0, ddp_model: nn.Module | None = None,
@@ -132,86 +235,35 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
     ``critic`` (optional) is updated before every model step and checkpointed with it."""
     device = torch.device(settings.device)
     is_main = rank == 0
-    model.to(device)
-    if critic is not None:
-        critic.to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    run = _Run.create(model, settings, out_dir, critic, is_main)
     net = ddp_model or model
     forward_net = torch.compile(net) if settings.compile else net
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
-        s, steps=settings.steps, warmup=settings.warmup_steps, min_ratio=settings.min_lr_ratio))
-    ckpt_dir = out_dir / "checkpoints"
-    start = 0
-    if resume:
-        state = latest_checkpoint(ckpt_dir, settings.fingerprint)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            ema.load_state_dict(state["ema"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            restore_rng_states(state["rng"])
-            if critic is not None:
-                critic.load_state_dict(state["critic"])
-            start = int(state["step"])
-    metrics_path = out_dir / "metrics.jsonl"
-    history = _kept_history(metrics_path, start) if is_main else []
+    start = run.restore() if resume else 0
+    log = _Log(out_dir / "metrics.jsonl", _kept_history(out_dir / "metrics.jsonl", start) if is_main else [], is_main)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if settings.bf16 else nullcontext()
-
-    def checkpoint(step: int) -> None:
-        if is_main:
-            write_checkpoint(ckpt_dir, step, {"model": model.state_dict(), "ema": ema.state_dict(),
-                                              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                              "fingerprint": settings.fingerprint,
-                                              **({"critic": critic.state_dict()} if critic is not None else {})})
-
     model.train()
-    window_start, window_samples = time.perf_counter(), 0
+    log.window_start = time.perf_counter()
     loss_value = float("nan")
+    last = min(settings.steps, stop_after) if stop_after is not None else settings.steps
     with progress_bar() as progress:
         task = progress.add_task(label, total=settings.steps, completed=start, info="")
-        last = min(settings.steps, stop_after) if stop_after is not None else settings.steps
         for step in range(start, last):
             batch = batch_at(step).to(device, non_blocking=True)
-            generator = step_generator(settings.seed, step, salt=2 * rank)  # each rank its own t and noise
-            critic_loss = critic.update(forward_net, batch, step_generator(settings.seed, step, salt=2 * rank + 1), step) \
-                if critic is not None else None
-            with autocast:
-                loss = objective(forward_net, batch, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)  # read when logged: no sync per step
-            optimizer.step()
-            scheduler.step()
-            ema_update(ema, model, settings.ema_decay, step)
-            window_samples += batch.shape[0]
+            loss, grad_norm, critic_loss = run.update(forward_net, objective, batch, step, rank, autocast)
+            log.window_samples += batch.shape[0]
             done = step + 1
             if done % settings.log_every == 0 or done == settings.steps:
-                loss_value = float(loss.detach())
-                elapsed = time.perf_counter() - window_start
-                record = {"step": done, "loss": loss_value, "lr": optimizer.param_groups[0]["lr"],
-                          "grad_norm": float(grad_norm), "samples_per_s": window_samples / max(elapsed, 1e-9),
-                          "time": time.time()}
-                if critic_loss is not None:
-                    record["critic_loss"] = float(critic_loss)
-                window_start, window_samples = time.perf_counter(), 0
-                if is_main:
-                    history.append(record)
-                    _append_jsonl(metrics_path, record)
+                record = log.write(done, loss, run.optimizer.param_groups[0]["lr"], grad_norm, critic_loss)
+                loss_value = record["loss"]
                 progress.update(task, info=f"loss {loss_value:.4f}  {record['samples_per_s']:.0f} samples/s")
-            if settings.checkpoint_every and done % settings.checkpoint_every == 0 and done < settings.steps:
-                checkpoint(done)
-            if on_sample and is_main and settings.sample_every and done % settings.sample_every == 0:
-                on_sample(done, ema)
+            if _due(settings.checkpoint_every, done) and done < settings.steps:
+                run.checkpoint(done)
+            if on_sample and is_main and _due(settings.sample_every, done):
+                on_sample(done, run.ema)
                 model.train()
             progress.update(task, advance=1)
-    checkpoint(last)
-    losses = [h["loss"] for h in history]
-    tail = losses[-max(1, len(losses) // 5):] if losses else [float("nan")]
-    summary = {"steps": last, "resumed_from_step": start, "final_loss": losses[-1] if losses else loss_value,
-               "final_loss_mean_last_20pct": sum(tail) / len(tail),
-               "samples_per_s": (sum(h["samples_per_s"] for h in history[-5:]) / max(1, len(history[-5:]))) if history else 0.0}
-    return {"model": model, "ema": ema, "summary": summary, "history": history}
+    run.checkpoint(last)
+    return {"model": model, "ema": run.ema, "summary": log.summary(last, start, loss_value), "history": log.history}
 
 
 def _append_jsonl(path: Path, record: dict) -> None:

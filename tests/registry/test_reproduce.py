@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.registry.reproduce import _remote_urls
+from components.reproduce import _remote_urls
 
 
 def test_remote_urls_come_from_dvc_s_config_with_local_paths_made_absolute(tmp_path):
@@ -27,7 +27,7 @@ def test_data_missing_from_the_remote_is_one_line_naming_the_outputs_and_the_rem
     import pytest
     import yaml
 
-    from components.registry.reproduce import ReproduceError, _pull_data
+    from components.reproduce import ReproduceError, _pull_data
     from components.names import DATA_STAGES
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.names import GAN_FAMILIES
-from components.provenance import git
 from components.models.io import MODEL_FILE
+from components.provenance import git
 from components.registry.tags import recorded_metrics
 from components.settings import ProjectPaths
-from components.names import DATA_STAGES
+from components.stages import TABLE
+
+DATA_STAGES = [row.name for row in TABLE if row.kind == "data"]
+MODEL_STAGES = [row.name for row in TABLE if row.kind == "training"]  # a foreach name stands for all its stages
 
 
 class ReproduceError(RuntimeError):
@@ -129,61 +131,89 @@ def _features_digest(lock: dict[str, Any]) -> str:
     return next((o["md5"] for o in outs if o.get("path") == "data/mels"), "unknown")
 
 
-def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, keep: bool = False,
-              say: Callable[[str], None] = print) -> Comparison:
-    import mlflow
-    import yaml
-
-    mv = client.get_model_version(name, version)
-    tags = dict(mv.tags)
+def _registered(client, root: Path, name: str, version: str) -> tuple[dict[str, str], str, str, list[str]]:
+    """(tags, commit, model folder, notes) of a melforge model version whose commit this repository has."""
+    tags = dict(client.get_model_version(name, version).tags)
     commit, model = tags.get("git.commit", "unknown"), tags.get("melforge.model")
     if commit == "unknown" or not model:
         raise ReproduceError(f"{name}/{version} has no git.commit / melforge.model tags; it was not registered by melforge")
     if not git(root, "cat-file", "-t", commit) == "commit":
         raise ReproduceError(f"commit {commit} of {name}/{version} is not in this repository; `git fetch` it first")
-    notes = []
-    if tags.get("git.dirty") == "true":
-        notes.append("the run's working tree had uncommitted changes; the rebuild uses the commit as it is")
+    notes = (["the run's working tree had uncommitted changes; the rebuild uses the commit as it is"]
+             if tags.get("git.dirty") == "true" else [])
+    return tags, commit, model, notes
+
+
+def _recorded_files(name: str, version: str, scratch: str) -> dict[str, Path | None]:
+    """The registered version's dvc.lock, params.yaml and model.pt (downloaded into ``scratch``)."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=scratch))
+    recorded = {n: next(local.rglob(n), None) for n in ("dvc.lock", "params.yaml", "model.pt")}
+    if recorded["dvc.lock"] is None or recorded["params.yaml"] is None:
+        raise ReproduceError(f"{name}/{version} carries no dvc.lock / params.yaml; cannot tell its data version")
+    return recorded
+
+
+def _rebuild(root: Path, worktree: Path, recorded: dict[str, Path | None], what: str,
+             say: Callable[[str], None]) -> list[str]:
+    """In ``worktree`` (the commit): the recorded params and data version, then every model stage and the
+    evaluation re-run; returns the data stages that did not match the recorded lock."""
+    shutil.copy(recorded["dvc.lock"], worktree / "dvc.lock")
+    shutil.copy(recorded["params.yaml"], worktree / "params.yaml")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree), os.environ.get("PYTHONPATH")])),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    _share_dvc_storage(root, worktree, env)
+    say("pulling the recorded data version from the DVC remote")
+    _pull_data(root, worktree, env, what)
+    status = _dvc(worktree, env, "status", *DATA_STAGES, "--json", what="dvc status")
+    stale = json.loads(status.strip().splitlines()[-1] or "{}") if status.strip() else {}
+    say(f"re-running the model stages ({', '.join(MODEL_STAGES)}) and evaluate")
+    _dvc(worktree, env, "repro", "--force", "--downstream", *MODEL_STAGES, what="dvc repro of the model stages")
+    return list(stale)
+
+
+def _compare_metrics(comparison: Comparison, rebuilt: ProjectPaths, model: str, tags: dict[str, str]) -> None:
+    """Each registered metric against the rebuilt evaluation's (RTF left out: it measures the machine)."""
+    results = json.loads((rebuilt.evaluation / "metrics.json").read_text())
+    rows = [r for r in results["models"] if r["model"] == model]
+    row = max(rows, key=lambda r: r["steps"]) if rows else None
+    for metric, old in sorted(recorded_metrics(tags).items()):
+        new = row["metrics"].get(metric, {}).get("value") if row else None
+        within = new is not None and abs(new - old.value) <= comparison.tolerance * max(abs(old.value), 1e-12)
+        comparison.metrics.append({"metric": metric, "registered": old.value, "rebuilt": new, "within": within})
+
+
+def _add_worktree(root: Path, commit: str, say: Callable[[str], None]) -> Path:
+    worktree = Path(tempfile.mkdtemp(prefix="melforge-reproduce-wt-"))
+    shutil.rmtree(worktree)
+    say(f"worktree at {worktree} (commit {commit[:12]})")
+    if not git(root, "worktree", "add", "--detach", str(worktree), commit) and not worktree.is_dir():
+        raise ReproduceError(f"git worktree add {worktree} {commit} failed")
+    return worktree
+
+
+def reproduce(client, root: Path, name: str, version: str, *, tolerance: float, keep: bool = False,
+              say: Callable[[str], None] = print) -> Comparison:
+    """Rebuild a registered model from its commit, params and data version; compare weights and metrics."""
+    import yaml
+
+    tags, commit, model, notes = _registered(client, root, name, version)
     with tempfile.TemporaryDirectory(prefix="melforge-reproduce-") as scratch:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=scratch))
-        recorded = {n: next(local.rglob(n), None) for n in ("dvc.lock", "params.yaml", "model.pt")}
-        if recorded["dvc.lock"] is None or recorded["params.yaml"] is None:
-            raise ReproduceError(f"{name}/{version} carries no dvc.lock / params.yaml; cannot tell its data version")
+        recorded = _recorded_files(name, version, scratch)
         lock = yaml.safe_load(recorded["dvc.lock"].read_text())
-        worktree = Path(tempfile.mkdtemp(prefix="melforge-reproduce-wt-"))
-        shutil.rmtree(worktree)
-        say(f"worktree at {worktree} (commit {commit[:12]})")
-        if not git(root, "worktree", "add", "--detach", str(worktree), commit) and not worktree.is_dir():
-            raise ReproduceError(f"git worktree add {worktree} {commit} failed")
+        worktree = _add_worktree(root, commit, say)
         try:
-            shutil.copy(recorded["dvc.lock"], worktree / "dvc.lock")
-            shutil.copy(recorded["params.yaml"], worktree / "params.yaml")
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree), os.environ.get("PYTHONPATH")])),
-                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-            _share_dvc_storage(root, worktree, env)
-            say("pulling the recorded data version from the DVC remote")
-            _pull_data(root, worktree, env, f"{name}/{version}")
-            status = _dvc(worktree, env, "status", *DATA_STAGES, "--json", what="dvc status")
-            stale = json.loads(status.strip().splitlines()[-1] or "{}") if status.strip() else {}
+            stale = _rebuild(root, worktree, recorded, f"{name}/{version}", say)
             if stale:
                 notes.append(f"data stages not matching the recorded lock: {', '.join(stale)}")
-            say("re-running the model stages (vocoder, train, distill, gan, evaluate)")
-            _dvc(worktree, env, "repro", "--force", "--downstream", "vocoder", "train",
-                 *(f"gan@{family}" for family in GAN_FAMILIES), what="dvc repro of the model stages")
-            rebuilt_lock = yaml.safe_load((worktree / "dvc.lock").read_text())
             rebuilt = ProjectPaths(root=worktree)
             comparison = Comparison(
                 model=model, version=str(version), commit=commit, data_recorded=tags.get("dvc.data_digest", _features_digest(lock)),
-                data_rebuilt=_features_digest(rebuilt_lock) if not stale else "differs",
+                data_rebuilt=_features_digest(yaml.safe_load((worktree / "dvc.lock").read_text())) if not stale else "differs",
                 weights_identical=_same_weights(recorded["model.pt"], rebuilt.models / model / MODEL_FILE),
                 tolerance=tolerance, notes=notes)
-            results = json.loads((rebuilt.evaluation / "metrics.json").read_text())
-            rows = [r for r in results["models"] if r["model"] == model]
-            row = max(rows, key=lambda r: r["steps"]) if rows else None
-            for metric, old in sorted(recorded_metrics(tags).items()):  # RTF left out: it measures the machine
-                new = row["metrics"].get(metric, {}).get("value") if row else None
-                within = new is not None and abs(new - old.value) <= tolerance * max(abs(old.value), 1e-12)
-                comparison.metrics.append({"metric": metric, "registered": old.value, "rebuilt": new, "within": within})
+            _compare_metrics(comparison, rebuilt, model, tags)
         finally:
             if keep:
                 say(f"kept the worktree at {worktree}")
