@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperOption
@@ -306,6 +306,11 @@ def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
+    _print_data_summary(summary, manifest, quarantine)
+
+
+def _print_data_summary(summary: dict[str, Any], manifest: Any, quarantine: Any) -> None:
+    """``melforge data summary`` as tables: the clips, each label's values, the quarantine."""
     out = Console()
     head = Table(title="data/clips", show_header=False)
     head.add_row("clips", str(summary["clips"]))
@@ -317,7 +322,7 @@ def data_summary(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
         v = summary["validation"]
         head.add_row("validation", f"{'passed' if v['success'] else 'FAILED'}: {v['passed']}/{v['expectations']} expectations")
     out.print(head)
-    for name, counts in labels.items():
+    for name, counts in summary["labels"].items():
         t = Table(title=f"label {name}")
         t.add_column("value")
         t.add_column("clips", justify="right")
@@ -700,6 +705,33 @@ def _serve_until_stopped(cmd: list[str], env: dict[str, str]) -> int:
         return exit_code(exc)
 
 
+def _run_app() -> int:
+    """Run the command; its exit code. Every failure is said in one line (usage errors included)."""
+    usage_error = typer.BadParameter.__base__  # click's UsageError, which typer vendors without exporting it
+    try:
+        result = app(prog_name="melforge", standalone_mode=False)  # usage errors come back here, to be said in one line
+        return result if isinstance(result, int) else 0
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `melforge`: the help
+            exc.show()
+        else:  # a bad option or value: the user's to fix (exit 2)
+            command = exc.ctx.command_path if exc.ctx is not None else "melforge"
+            console.print(f"[bold red]error:[/] {escape(redact(exc.format_message()))} (see `{escape(command)} --help`)",
+                          soft_wrap=True, highlight=False)
+        return exc.exit_code
+    except typer.TyperException as exc:
+        exc.show()
+        return exc.exit_code
+    except typer.Abort:  # Ctrl-C at a prompt
+        return 130
+    except Exception as exc:  # whatever a command did not catch itself: one line, never a traceback
+        try:
+            _fail_on(exc)
+        except typer.Exit as done:
+            return done.exit_code
+    return 1
+
+
 def main() -> None:
     """Console entry point. Once the command is done (and the atexit handlers have run: Prefect's
     temporary server stopped, logs flushed), the process exits without tearing the interpreter
@@ -707,29 +739,8 @@ def main() -> None:
     if "--debug" in sys.argv[1:]:  # accepted after the command too, not only before it
         os.environ[DEBUG_ENV] = "1"
         sys.argv[1:] = [arg for arg in sys.argv[1:] if arg != "--debug"]
-    usage_error = typer.BadParameter.__base__  # click's UsageError, which typer vendors without exporting it
     try:
-        try:
-            result = app(prog_name="melforge", standalone_mode=False)  # usage errors come back here, to be said in one line
-            code: int = result if isinstance(result, int) else 0
-        except usage_error as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `melforge`: the help
-                exc.show()
-            else:  # a bad option or value: the user's to fix (exit 2)
-                command = exc.ctx.command_path if exc.ctx is not None else "melforge"
-                console.print(f"[bold red]error:[/] {escape(redact(exc.format_message()))} (see `{escape(command)} --help`)",
-                              soft_wrap=True, highlight=False)
-            code = exc.exit_code
-        except typer.TyperException as exc:
-            exc.show()
-            code = exc.exit_code
-        except typer.Abort:  # Ctrl-C at a prompt
-            code = 130
-        except Exception as exc:  # whatever a command did not catch itself: one line, never a traceback
-            try:
-                _fail_on(exc)
-            except typer.Exit as done:
-                code = done.exit_code
+        code = _run_app()
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0

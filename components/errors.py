@@ -149,9 +149,11 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return _os_error(exc)
     text = str(exc)
-    sqlite = _sqlite(text)
-    if sqlite:
-        return sqlite
+    return _sqlite(text) or _by_module(exc, text)
+
+
+def _by_module(exc: BaseException, text: str) -> str:
+    """Tools' errors by the package that raised them: MLflow, DVC, melforge's own, anything else."""
     module = type(exc).__module__ or ""
     first = _first_line(text)
     if module.startswith("mlflow"):

@@ -140,33 +140,36 @@ def generate_to_folder(paths: ProjectPaths | None, model: str, *, n: int, second
     return written, source
 
 
+def _resolve(client, paths: ProjectPaths | None, model: str):
+    """(the text resolved, the registry's answer): a plain word is a registered model's name, or else an
+    alias of registry.model_name."""
+    from components.registry.lookup import RUN_ID, ModelNotFound, quoted, resolve
+
+    name = registry_name(paths)
+    text = model
+    if not ("/" in model or "@" in model or model.isdigit() or RUN_ID.match(model)):
+        text = model if client.search_registered_models(f"name = {quoted(model)}") else f"{name}@{model}"
+    try:
+        return text, resolve(client, text, default_name=name)
+    except ModelNotFound as exc:
+        raise GenerationError(f"{model}: {exc}") from None
+
+
 def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: float | None, seed: int,
                    steps: int | None) -> tuple[np.ndarray, int, str, dict[str, Any]]:
     import mlflow
 
-    from components.registry.lookup import RUN_ID, ModelNotFound, quoted, resolve
     from components.tracking import environment_client
 
-    name = registry_name(paths)
     client = environment_client()
-    text = model
-    if not ("/" in model or "@" in model or model.isdigit() or RUN_ID.match(model)):
-        # a plain word: a registered model's name, or else an alias of registry.model_name
-        text = model if client.search_registered_models(f"name = {quoted(model)}") else f"{name}@{model}"
-    try:
-        resolved = resolve(client, text, default_name=name)
-    except ModelNotFound as exc:
-        raise GenerationError(f"{model}: {exc}") from None
+    text, resolved = _resolve(client, paths, model)
     with tempfile.TemporaryDirectory(prefix="melforge-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=resolved.uri, dst_path=tmp)
         if resolved.version is not None:
             verify_model_file(client.get_model_version(resolved.name, resolved.version), Path(local))
         pyfunc = mlflow.pyfunc.load_model(local)
-    request = {"n": n, "seed": seed}
-    if seconds is not None:
-        request["seconds"] = seconds
-    if steps is not None:
-        request["steps"] = steps
+    request = {"n": n, "seed": seed, **({"seconds": seconds} if seconds is not None else {}),
+               **({"steps": steps} if steps is not None else {})}
     try:
         audio = pyfunc.predict(request)
     except ValueError as exc:  # e.g. longer than a GAN's fixed clip, or steps for a GAN

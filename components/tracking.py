@@ -243,34 +243,48 @@ def log_stage(stage: str, *, summary: dict[str, Any], params: dict[str, Any], ar
     step with its original timestamps, so the curves look as if they had been logged live.
     """
     import mlflow
-    from mlflow.entities import Metric
 
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, nested=True,
                           tags={"melforge.stage": stage, "melforge.skipped": str(skipped).lower()}) as run:
         if params:
             mlflow.log_params(flatten_params(params))
         if history:
-            metrics = [Metric(key, float(value), int(rec.get("time", 0) * 1000), int(rec["step"]))
-                       for rec in history for key, value in rec.items()
-                       if key not in ("step", "time") and isinstance(value, (int, float)) and math.isfinite(value)]
-            client = mlflow.MlflowClient()
-            for start in range(0, len(metrics), 1000):
-                client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
+            _log_history(run.info.run_id, history)
         mlflow.log_metrics({f"final_{k}" if history else k: v for k, v in numeric_metrics(summary).items()})
         mlflow.log_dict(summary, f"{stage}/summary.json")
         verdicts = {f"melforge.{k}": v[:5000] for k, v in summary.items() if k.endswith("verdict") and isinstance(v, str)}
         if verdicts:  # how far each model is from the real data, in words, searchable in the UI
             mlflow.set_tags(verdicts)
-        for path in artifacts:
-            if path.is_dir():
-                mlflow.log_artifacts(str(path), f"{stage}/{path.name}")
-            elif path.is_file():
-                mlflow.log_artifact(str(path), stage)
+        _log_artifacts(stage, artifacts)
         if error:
             mlflow.set_tag("melforge.error", error[:5000])
         if status != "FINISHED":
             mlflow.end_run(status=status)
         return run.info.run_id
+
+
+def _log_history(run_id: str, history: list[dict[str, Any]]) -> None:
+    """A training curve, each value at its step with its original timestamp (batches of 1000)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    metrics = [Metric(key, float(value), int(rec.get("time", 0) * 1000), int(rec["step"]))
+               for rec in history for key, value in rec.items()
+               if key not in ("step", "time") and isinstance(value, (int, float)) and math.isfinite(value)]
+    client = mlflow.MlflowClient()
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+
+
+def _log_artifacts(stage: str, artifacts: list[Path]) -> None:
+    """Files and folders under the stage's name (a missing one is skipped: a failed stage may lack it)."""
+    import mlflow
+
+    for path in artifacts:
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), f"{stage}/{path.name}")
+        elif path.is_file():
+            mlflow.log_artifact(str(path), stage)
 
 
 def log_dataset(manifest_summary: Any, *, name: str, digest: str, source: str, context: str = "features") -> None:

@@ -241,21 +241,32 @@ def _run_stages(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any]
                 stale = stale_stages(paths)
         elif not outcome["skipped"]:
             stale = None
-        ahead = {s for s in order[position + 1:] if stage_row(s.partition("@")[0]).kind == "training"}
-        if ahead and (stale is None or ahead & stale):
-            stage_process.warm_up()  # training will run: its forkserver imports torch meanwhile
+        _warm_up_if_training_ahead(order[position + 1:], stale)
         if stage != "scan":
-            # artifacts only when the stage ran: a skipped stage's files are those of the run that made them
-            outcome["mlflow_run_id"] = tracking.log_stage(
-                stage, summary=outcome["summary"], params=_sections(paths, params, stage),
-                artifacts=[] if outcome["skipped"] else stage_artifacts(paths, stage),
-                skipped=outcome["skipped"], history=_history(paths, stage), run_id=run_id)
-        if stage == "evaluate":
-            report_uri = "" if outcome["skipped"] else tracking.artifact_url(outcome["mlflow_run_id"])
-            publish_evaluation(paths.evaluation / "metrics.json", report_uri=report_uri,
-                               local_report=paths.evaluation / "report.html")
+            _record_stage(paths, params, stage, outcome, run_id)
         logger.info("stage %s: %s", stage, "skipped (unchanged)" if outcome["skipped"] else "ran")
     return outcomes
+
+
+def _warm_up_if_training_ahead(ahead: list[str], stale: set[str] | None) -> None:
+    """Start the training forkserver (it imports torch meanwhile) when a training stage will run."""
+    training = {s for s in ahead if stage_row(s.partition("@")[0]).kind == "training"}
+    if training and (stale is None or training & stale):
+        stage_process.warm_up()
+
+
+def _record_stage(paths: ProjectPaths, params: dict[str, Any], stage: str, outcome: dict[str, Any],
+                  run_id: str | None) -> None:
+    """The stage's nested MLflow run (artifacts only when it ran: a skipped stage's files are those of the
+    run that made them); for the evaluation, its Prefect artifact too."""
+    outcome["mlflow_run_id"] = tracking.log_stage(
+        stage, summary=outcome["summary"], params=_sections(paths, params, stage),
+        artifacts=[] if outcome["skipped"] else stage_artifacts(paths, stage),
+        skipped=outcome["skipped"], history=_history(paths, stage), run_id=run_id)
+    if stage == "evaluate":
+        report_uri = "" if outcome["skipped"] else tracking.artifact_url(outcome["mlflow_run_id"])
+        publish_evaluation(paths.evaluation / "metrics.json", report_uri=report_uri,
+                           local_report=paths.evaluation / "report.html")
 
 
 def _run_stage(paths: ProjectPaths, cfg: MelforgeConfig, params: dict[str, Any], stage: str, *,
@@ -321,12 +332,17 @@ def _summary(paths: ProjectPaths, cfg: MelforgeConfig, outcomes: dict[str, dict[
         "report": str(paths.evaluation / "report.html"),
         "mlflow_run": tracking.run_url(run_id),
     }
-    if registry:
-        summary.update({"registered": registry["candidate"], "promoted": registry["promoted"],
-                        "promotion": registry["action"], "promotion_reason": registry["reason"],
-                        "champion": registry["champion"]})
-        if registry["champion"] != "none":
-            summary["champion_url"] = tracking.model_version_url(*registry["champion"].rsplit("/", 1))
+    return {**summary, **_registry_summary(registry)}
+
+
+def _registry_summary(registry: dict[str, Any]) -> dict[str, Any]:
+    """The registry's part of the run summary (nothing when the registry is off)."""
+    if not registry:
+        return {}
+    summary = {"registered": registry["candidate"], "promoted": registry["promoted"], "promotion": registry["action"],
+               "promotion_reason": registry["reason"], "champion": registry["champion"]}
+    if registry["champion"] != "none":
+        summary["champion_url"] = tracking.model_version_url(*registry["champion"].rsplit("/", 1))
     return summary
 
 

@@ -34,19 +34,21 @@ MEMORY_SIZE = 32  # the memorisation check compares mels pooled to at most 32 x 
 def pick_labels(manifest, requested: list[str]) -> dict[str, list[str]]:
     """The label columns the classifier learns: the requested ones, or every label with 2..512 classes."""
     available = {c.removeprefix(LABEL_PREFIX): manifest[c] for c in manifest.columns if c.startswith(LABEL_PREFIX)}
-    if requested:
-        missing = [name for name in requested if name not in available]
-        if missing:
-            raise ValueError(f"eval.labels: {', '.join(missing)} not in the data; labels present: "
-                             f"{', '.join(available) or 'none'}")
-        chosen = {name: available[name] for name in requested}
-    else:
-        chosen = {name: col for name, col in available.items() if 2 <= col.nunique() <= 512}
+    chosen = _requested(available, requested) if requested else \
+        {name: col for name, col in available.items() if 2 <= col.nunique() <= 512}
     labels = {name: [str(v) for v in col] for name, col in chosen.items() if col.notna().all()}
     if not labels:
         raise ValueError("evaluation needs at least one label column with 2..512 classes and no missing values "
                          f"(labels present: {', '.join(available) or 'none'}); label the data (folders or labels.csv)")
     return labels
+
+
+def _requested(available: dict[str, Any], requested: list[str]) -> dict[str, Any]:
+    missing = [name for name in requested if name not in available]
+    if missing:
+        raise ValueError(f"eval.labels: {', '.join(missing)} not in the data; labels present: "
+                         f"{', '.join(available) or 'none'}")
+    return {name: available[name] for name in requested}
 
 
 def memory_features(normalised: np.ndarray, layout: str) -> np.ndarray:

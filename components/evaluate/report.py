@@ -62,6 +62,15 @@ def _save_figure(fig, axes, path: Path) -> Path:
     return path
 
 
+def _one_shot_points(ax: Any, rows: list[dict[str, Any]], name: str) -> None:
+    """The one-step families (the GANs) as single points, each in its family's style."""
+    for r in rows:
+        if r["kind"] == "gan" and r["status"] == "ok" and name in r["metrics"]:
+            ax.errorbar([r["steps"]], [r["metrics"][name]["value"]], yerr=_yerr(r["metrics"][name]),
+                        marker=family(r["family"]).marker, color=family(r["family"]).colour,
+                        capsize=3, ls="none", label=f"{r['name']} (GAN)")
+
+
 def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]], path: Path) -> Path:
     """One panel per metric: value vs sampling steps (log2 axis) with 95% intervals, the teacher at
     each step count beside the distilled students and the GANs (one step), the real-vs-real floor dashed."""
@@ -83,11 +92,7 @@ def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str,
             err = np.array([[p[1]["value"] - p[1]["low"] for p in points], [p[1]["high"] - p[1]["value"] for p in points]])
             ax.errorbar(steps, value, yerr=np.clip(err, 0, None), color=colour, marker=marker, capsize=3,
                         label="teacher (DDIM)" if kind == "teacher" else "distilled students")
-        for r in rows:
-            if r["kind"] == "gan" and r["status"] == "ok" and name in r["metrics"]:
-                ax.errorbar([r["steps"]], [r["metrics"][name]["value"]], yerr=_yerr(r["metrics"][name]),
-                            marker=family(r["family"]).marker, color=family(r["family"]).colour,
-                            capsize=3, ls="none", label=f"{r['name']} (GAN)")
+        _one_shot_points(ax, rows, name)
         ax.set_xscale("log", base=2)
         _finish_panel(ax, name, floor, "sampling steps (network evaluations per clip)")
     return _save_figure(fig, axes, path)
@@ -174,31 +179,37 @@ def vocoder_section(vocoder: dict[str, Any]) -> str:
     return str(_environment().get_template("vocoder.html.j2").module.vocoder_section(_Lenient(vocoder))).strip()
 
 
+def _model_sections(rows: list[dict[str, Any]], sample_dir: Path) -> list[dict[str, Any]]:
+    """Each model with a spectrogram grid: the grid, its audio players and how its clips were made."""
+    return [{"name": r["name"], "grid": sample_dir / f"{r['name']}.png",
+             "audio": sorted(sample_dir.glob(f"{r['name']}-*.wav")),
+             "how": "one network evaluation (GAN)" if r.get("kind") == "gan" else f"{r['steps']} steps"}
+            for r in rows if (sample_dir / f"{r['name']}.png").is_file()]
+
+
+def _signal_rows(results: dict[str, Any], floor: dict[str, Any]) -> list[dict[str, Any]]:
+    """The signal statistics' table: each with the evaluation clips' range, then the shares in range."""
+    ranges = results.get("signal_range", {})
+    return [{"name": n, "label": metric_info(n).label, "range": rng, "floor": floor.get(n)} for n, rng in ranges.items()] \
+        + [{"name": n, "label": metric_info(n).label, "range": None, "floor": floor[n]}
+           for n in ("level_in_range", "voiced_in_range") if n in floor and ranges]
+
+
 def write_html(path: Path, *, results: dict[str, Any], plot: Path, sample_dir: Path, compute_plot: Path | None = None) -> Path:
     """The report: summary, the leaderboard across families with intervals, the steps and compute
     plots, per-model grids and audio."""
     rows, floor = results["models"], results["floor"]
-    sections = []
-    for r in rows:
-        grid = sample_dir / f"{r['name']}.png"
-        if grid.is_file():
-            sections.append({"name": r["name"], "grid": grid, "audio": sorted(sample_dir.glob(f"{r['name']}-*.wav")),
-                             "how": "one network evaluation (GAN)" if r.get("kind") == "gan" else f"{r['steps']} steps"})
     real_grid = sample_dir / "real.png"
     text = _environment().get_template("report.html.j2").render(
         results=results, rows=[_Lenient(r) for r in rows], floor=floor, primary=results["primary_metric"],
         names=ordered_metrics([n for r in rows for n in r["metrics"]] + list(floor)),
-        signal=[{"name": n, "label": metric_info(n).label, "range": rng, "floor": floor.get(n)}
-                for n, rng in results.get("signal_range", {}).items()]
-        + [{"name": n, "label": metric_info(n).label, "range": None, "floor": floor[n]}
-           for n in ("level_in_range", "voiced_in_range") if n in floor and results.get("signal_range")],
-        sizes=results["matched_sizes"], split=results["split"],
+        signal=_signal_rows(results, floor), sizes=results["matched_sizes"], split=results["split"],
         gammas=", ".join(f"{k} {v:.4g}" for k, v in results.get("imq_gamma2", {}).items()) or "fixed",
         accuracy=", ".join(f"{k}: {v:.3f}" for k, v in results["classifier"]["holdout_accuracy"].items()),
         vocoder=_Lenient(results.get("vocoder", {})), plot=plot,
         compute_plot=compute_plot if compute_plot is not None and compute_plot.is_file() else None,
         real_grid=real_grid if real_grid.is_file() else None, real_audio=sorted(sample_dir.glob("real-*.wav")),
-        sections=sections, nan=float("nan"))
+        sections=_model_sections(rows, sample_dir), nan=float("nan"))
     path.write_text(text)
     return path
 

@@ -32,6 +32,16 @@ def level_ok(row: dict[str, Any], min_level_in_range: float) -> bool:
     return share is None or share["value"] >= min_level_in_range
 
 
+def _level_reason(chosen: dict[str, Any], close: list[dict[str, Any]], any_level: bool, min_level_in_range: float) -> str:
+    """What the level requirement did to the choice, for its reason."""
+    cheaper = [r["name"] for r in close if serving_cost(r) < serving_cost(chosen)]
+    if not any_level and min_level_in_range > 0:
+        return f"; no model that close has {min_level_in_range:.0%} of its clips at the real level"
+    if cheaper:
+        return f" with {min_level_in_range:.0%} of its clips at the real level (cheaper {', '.join(cheaper)}: fewer)"
+    return ""
+
+
 def choose_served(rows: list[dict[str, Any]], metric: str, tolerance: float,
                   min_level_in_range: float = 0.0) -> dict[str, Any]:
     """The cheapest servable model, whatever its family (diffusion teacher, student, GAN), whose
@@ -54,13 +64,7 @@ def choose_served(rows: list[dict[str, Any]], metric: str, tolerance: float,
     name = chosen["model"] if "model" in chosen else chosen["name"].split("@")[0]
     reason = (f"{chosen['name']} is the best on {metric} ({v:.4g})" if chosen is best else
               f"{chosen['name']} has {metric} {v:.4g} vs the best's {b:.4g} ({best['name']}): within {tolerance:.0%}")
-    reason += f", and the cheapest such model ({cost})"
-    cheaper = [r["name"] for r in close if serving_cost(r) < serving_cost(chosen)]
-    if not level and min_level_in_range > 0:
-        reason += f"; no model that close has {min_level_in_range:.0%} of its clips at the real level"
-    elif cheaper:
-        reason += (f" with {min_level_in_range:.0%} of its clips at the real level (cheaper {', '.join(cheaper)}: "
-                   "fewer)")
+    reason += f", and the cheapest such model ({cost})" + _level_reason(chosen, close, bool(level), min_level_in_range)
     return {"metric": metric, "tolerance": tolerance, "min_level_in_range": min_level_in_range,
             "best_model": best["name"], "best_value": b, "model": name, "steps": chosen["steps"],
             "family": chosen.get("family", "diffusion"), "value": v, "cost": cost, "reason": reason}

@@ -86,12 +86,9 @@ def _parse_labels_csv(text: str, where: str) -> dict[str, dict[str, str]]:
         raw = (row.pop(key) or "").strip()
         labels = {k: (v or "").strip() for k, v in row.items() if k}
         rel = posixpath.normpath(raw) if raw else ""
-        if not raw:
-            problems.append(f"line {line}: empty {key!r}")
-        elif raw.startswith("/") or rel == ".." or rel.startswith("../"):
-            problems.append(f"line {line}: {raw!r} is outside the folder of the CSV")
-        elif rel in table and table[rel] != labels:
-            problems.append(f"line {line}: {raw!r} is the file of line {first_line[rel]} with other labels")
+        problem = _row_problem(raw, rel, key, labels, table, first_line)
+        if problem:
+            problems.append(f"line {line}: {problem}")
         else:
             table[rel] = labels
             first_line.setdefault(rel, line)
@@ -99,6 +96,18 @@ def _parse_labels_csv(text: str, where: str) -> dict[str, dict[str, str]]:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise SourceError(f"{where}: {shown} (paths are relative to the folder holding the CSV)")
     return table
+
+
+def _row_problem(raw: str, rel: str, key: str, labels: dict[str, str], table: dict[str, dict[str, str]],
+                 first_line: dict[str, int]) -> str | None:
+    """What is wrong with one row of a labels CSV (None: nothing)."""
+    if not raw:
+        return f"empty {key!r}"
+    if raw.startswith("/") or rel == ".." or rel.startswith("../"):
+        return f"{raw!r} is outside the folder of the CSV"
+    if rel in table and table[rel] != labels:
+        return f"{raw!r} is the file of line {first_line[rel]} with other labels"
+    return None
 
 
 def _labels_for(relative: str, mode: str, table: dict[str, dict[str, str]] | None) -> dict[str, str]:

@@ -70,33 +70,39 @@ def resolve(client, text: str, *, default_name: str) -> ResolvedModel:
     if spec.isdigit():
         spec = f"{default_name}/{spec}"
     if "@" in spec:
-        name, alias = spec.split("@", 1)
-        model = check_name(client, name)
-        try:
-            version = client.get_model_version_by_alias(name, alias)
-        except MlflowException:
-            aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(_aliases(model).items())) or "none"
-            if alias == "champion":
-                raise ModelNotFound(_no_champion(client, name, aliases)) from None
-            raise ModelNotFound(f"model {name!r} has no alias {alias!r}; aliases: {aliases}; versions: "
-                                f"{', '.join(_versions(client, name)) or 'none'}") from None
-        return ResolvedModel(uri=f"models:/{name}/{version.version}", name=name, version=str(version.version))
+        return _by_alias(client, *spec.split("@", 1))
     if "/" in spec:
-        name, version = spec.rsplit("/", 1)
-        try:
-            check_name(client, name)
-        except ModelNotFound as exc:
-            if Path(name).is_dir():  # a mistyped local model folder, not a <name>/<version>
-                raise ModelNotFound(f"no model folder {text!r} (a folder holding model.pt) and {exc}") from None
-            raise
-        versions = _versions(client, name)
-        if version not in versions:
-            raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: {', '.join(versions) or 'none'}")
-        return ResolvedModel(uri=f"models:/{name}/{version}", name=name, version=version)
+        return _by_version(client, text, *spec.rsplit("/", 1))
     model = check_name(client, spec)
     aliases = ", ".join(f"{spec}@{a}" for a in sorted(_aliases(model))) or "none"
     raise ModelNotFound(f"say which version of {spec!r}: {spec}/<version> or an alias ({aliases}); "
                         f"versions: {', '.join(_versions(client, spec)) or 'none'}")
+
+
+def _by_alias(client, name: str, alias: str) -> ResolvedModel:
+    model = check_name(client, name)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(_aliases(model).items())) or "none"
+        if alias == "champion":
+            raise ModelNotFound(_no_champion(client, name, aliases)) from None
+        raise ModelNotFound(f"model {name!r} has no alias {alias!r}; aliases: {aliases}; versions: "
+                            f"{', '.join(_versions(client, name)) or 'none'}") from None
+    return ResolvedModel(uri=f"models:/{name}/{version.version}", name=name, version=str(version.version))
+
+
+def _by_version(client, text: str, name: str, version: str) -> ResolvedModel:
+    try:
+        check_name(client, name)
+    except ModelNotFound as exc:
+        if Path(name).is_dir():  # a mistyped local model folder, not a <name>/<version>
+            raise ModelNotFound(f"no model folder {text!r} (a folder holding model.pt) and {exc}") from None
+        raise
+    versions = _versions(client, name)
+    if version not in versions:
+        raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: {', '.join(versions) or 'none'}")
+    return ResolvedModel(uri=f"models:/{name}/{version}", name=name, version=version)
 
 
 def _check_run(client, run_id: str) -> None:

@@ -167,6 +167,32 @@ def served_vocoder_file(cfg: MelforgeConfig, paths: ProjectPaths) -> Path | None
     return path
 
 
+def _ensure_registered_model(client, name: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="melforge audio generators: mel diffusion teachers and "
+                                                         "students, WaveGAN and SpecGAN baselines (tag melforge.family; "
+                                                         "pyfunc: predict({'n': 8, 'seed': 0}) -> audio)")
+
+
+def _own_rows(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each model at its own step count (the teacher is also evaluated at fewer steps), controls left out."""
+    teacher_steps = max(r["steps"] for r in results["models"] if r["kind"] == "teacher")
+    return {r["model"]: r for r in results["models"]
+            if r["kind"] not in ("teacher", CONTROL) or (r["kind"] == "teacher" and r["steps"] == teacher_steps)}
+
+
+def _served_role(client, name: str, version, outcome: dict[str, Any]) -> str:
+    """What the served model's version page says it is after the gate."""
+    if outcome["action"] == PROMOTED:
+        return f"Champion: {outcome['reason']}"
+    if outcome["action"] == NO_CHANGE:
+        reason = client.get_model_version(name, version.version).tags.get("melforge.promotion_reason", "")
+        return f"Champion (unchanged by this run): {reason}"
+    return f"Served by its evaluation, not champion: {outcome['reason']}"
+
+
 def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str],
             lock: Callable[[], ContextManager[None]] | None = None,
             trained_by: dict[str, str] | None = None) -> dict[str, Any]:
@@ -177,16 +203,8 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
     results = json.loads((paths.evaluation / "metrics.json").read_text())
     name = cfg.registry.model_name
     client = mlflow.MlflowClient()
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description="melforge audio generators: mel diffusion teachers and "
-                                                         "students, WaveGAN and SpecGAN baselines (tag melforge.family; "
-                                                         "pyfunc: predict({'n': 8, 'seed': 0}) -> audio)")
-    # each model at its own step count (the teacher is also evaluated at fewer steps)
-    teacher_steps = max(r["steps"] for r in results["models"] if r["kind"] == "teacher")
-    own_rows = {r["model"]: r for r in results["models"]
-                if r["kind"] not in ("teacher", CONTROL) or (r["kind"] == "teacher" and r["steps"] == teacher_steps)}
+    _ensure_registered_model(client, name)
+    own_rows = _own_rows(results)
     base = {**run_tags, "dvc.lock_sha256": dvc_lock_hash(paths.root), "params_sha256": params_hash(cfg.to_params()),
             "melforge.primary_metric": cfg.registry.primary_metric}
     vocoder_file = served_vocoder_file(cfg, paths)
@@ -216,13 +234,8 @@ def publish(cfg: MelforgeConfig, paths: ProjectPaths, *, run_tags: dict[str, str
         candidate_error=(row.get("error") or "failed") if row["status"] != "ok" else None,
         quality=row.get("gate"), lock=lock)
     for model, version in versions.items():
-        if model == served:
-            role = {PROMOTED: f"Champion: {outcome['reason']}",
-                    NO_CHANGE: "Champion (unchanged by this run): " +
-                               client.get_model_version(name, version.version).tags.get("melforge.promotion_reason", "")
-                    }.get(outcome["action"], f"Served by its evaluation, not champion: {outcome['reason']}")
-        else:
-            role = f"Not served: the evaluation served {served} ({results['served']['reason']})"
+        role = _served_role(client, name, version, outcome) if model == served else \
+            f"Not served: the evaluation served {served} ({results['served']['reason']})"
         client.update_model_version(name, version.version, description=version_description(
             own_rows[model], cfg.registry.primary_metric, role))
     return {"model_name": name, "registered": registered, "candidate": f"{name}/{candidate.version}",

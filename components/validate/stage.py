@@ -87,21 +87,24 @@ def _run_gx(tables: dict[str, pd.DataFrame], checks: list[Check], docs_dir: Path
                            "unexpected_index_column_names": [ROW_ID[table]]},
         ))
         outcome = checkpoint.run(batch_parameters={"dataframe": frame})
-        for run_result in outcome.run_results.values():
-            for r in run_result.results:
-                cfg = r.expectation_config
-                res = r.result or {}
-                results.append({
-                    "check": (cfg.meta or {}).get("check", cfg.type), "expectation": cfg.type, "table": table,
-                    "column": cfg.kwargs.get("column"), "severity": _severity(cfg),
-                    "success": bool(r.success), "element_count": int(res.get("element_count") or len(frame)),
-                    "unexpected_count": int(res.get("unexpected_count") or 0),
-                    "unexpected_ids": [str(x.get(ROW_ID[table])) if isinstance(x, dict) else str(x)
-                                       for x in (res.get("unexpected_index_list") or [])][:1000],
-                    "observed_value": res.get("observed_value"),
-                    "exception": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
-                })
+        results += [_result_row(r, table, frame) for run_result in outcome.run_results.values() for r in run_result.results]
     return results
+
+
+def _result_row(r: Any, table: str, frame: pd.DataFrame) -> dict[str, Any]:
+    """One expectation's outcome as a plain row (the failing rows named by their ids, at most 1000)."""
+    cfg = r.expectation_config
+    res = r.result or {}
+    return {
+        "check": (cfg.meta or {}).get("check", cfg.type), "expectation": cfg.type, "table": table,
+        "column": cfg.kwargs.get("column"), "severity": _severity(cfg),
+        "success": bool(r.success), "element_count": int(res.get("element_count") or len(frame)),
+        "unexpected_count": int(res.get("unexpected_count") or 0),
+        "unexpected_ids": [str(x.get(ROW_ID[table])) if isinstance(x, dict) else str(x)
+                           for x in (res.get("unexpected_index_list") or [])][:1000],
+        "observed_value": res.get("observed_value"),
+        "exception": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
+    }
 
 
 def write_offline_index(docs_dir: Path, summary: dict[str, Any], results: list[dict[str, Any]]) -> Path:
@@ -156,6 +159,27 @@ def _previous_shares(history: Path | None) -> dict[str, float]:
         return {}
 
 
+def _summary(results: list[dict[str, Any]], critical: list[dict[str, Any]], *, rows: int, quarantine: pd.DataFrame,
+             seconds: float) -> dict[str, Any]:
+    """The stage's summary (its metrics): how many checks passed, which failed, each source's quarantined share."""
+    warnings = [r for r in results if not r["success"] and r["severity"] != "critical"]
+    return {
+        "success": not critical, "expectations": len(results),
+        "passed": sum(r["success"] for r in results), "critical_failures": len(critical),
+        "warnings": len(warnings), "rows": rows,
+        "quarantine_share": {r["source"]: round(float(r["share"]), 4) for r in quarantine.to_dict("records")},
+        "failed": [f"{r['check']} ({r['unexpected_count']} of {r['element_count']} rows)" for r in critical + warnings],
+        "seconds": seconds,
+    }
+
+
+def _broken(r: dict[str, Any]) -> str:
+    """A failed check in the stage's error line: its expectation, column and how many rows broke it."""
+    column = f", column {r['column']}" if r["column"] else ""
+    exception = f" ({r['exception']})" if r["exception"] else ""
+    return f"{r['check']} [{r['expectation']}{column}]: {r['unexpected_count']} of {r['element_count']} rows broke it{exception}"
+
+
 def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, *,
                  history: Path | None = None) -> dict[str, Any]:
     """Run the suite; ``history`` keeps each source's quarantined share from the last run that
@@ -174,22 +198,12 @@ def run_validate(cfg: MelforgeConfig, clips_dir: Path, out_dir: Path, *,
                     for r in results if not r["success"] for i in r["unexpected_ids"]]
         pd.DataFrame(failures, columns=["check", "severity", "id"]).to_csv(tmp / FAILURES, index=False)
         critical = [r for r in results if not r["success"] and r["severity"] == "critical"]
-        warnings = [r for r in results if not r["success"] and r["severity"] != "critical"]
-        summary = {
-            "success": not critical, "expectations": len(results),
-            "passed": sum(r["success"] for r in results), "critical_failures": len(critical),
-            "warnings": len(warnings), "rows": int(len(manifest)),
-            "quarantine_share": {r["source"]: round(float(r["share"]), 4) for r in quarantine.to_dict("records")},
-            "failed": [f"{r['check']} ({r['unexpected_count']} of {r['element_count']} rows)" for r in critical + warnings],
-            "seconds": time.perf_counter() - started,
-        }
+        summary = _summary(results, critical, rows=int(len(manifest)), quarantine=quarantine,
+                           seconds=time.perf_counter() - started)
         atomic_write_json(tmp / RESULTS, {"summary": summary, "results": results})
         write_offline_index(tmp / DOCS, summary, results)
     if critical:
-        names = "; ".join(f"{r['check']} [{r['expectation']}"
-                          f"{', column ' + r['column'] if r['column'] else ''}]: {r['unexpected_count']} of "
-                          f"{r['element_count']} rows broke it" + (f" ({r['exception']})" if r["exception"] else "")
-                          for r in critical)
+        names = "; ".join(_broken(r) for r in critical)
         raise ValidationFailed(f"validation failed on {clips_dir / 'manifest.parquet'}: {names}. "
                                f"Details: {out_dir / RESULTS}, {out_dir / FAILURES}, Data Docs {out_dir / DOCS / 'index.html'}")
     if history is not None:
