@@ -36,20 +36,21 @@ from typing import Any
 
 import torch
 
-from components.params_file import apply_overrides, profile_params, validate_params
 from components.distill.objective import student_objective
 from components.evaluate.reference import Reference
+from components.families import family
 from components.features.mel import MelSpec, log_floor_value
 from components.features.plots import save_mel_grid
 from components.features.stats import to_logmel
 from components.features.store import MelStore
 from components.gan.io import save_gan
 from components.gan.stage import prepare_gan
-from components.generation import SpecGANGenerator, WaveGANGenerator
-from components.settings import project_paths
 from components.models.conditioning import Cells, conditioning_meta
 from components.models.io import MODEL_FILE, save_denoiser
 from components.models.unet import UNet1d, parameter_count
+from components.names import GAN_FAMILIES
+from components.params_file import apply_overrides, profile_params, validate_params
+from components.settings import project_paths
 from components.train.loop import LoopSettings, loop_settings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised
@@ -185,7 +186,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=None, help="clips per snapshot (default eval.samples)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default distill.teacher_steps)")
     parser.add_argument("--root", type=Path, default=Path("."), help="the workspace (its data/mels and data/clips)")
-    parser.add_argument("--family", choices=["teacher", "wavegan", "specgan"], default="teacher")
+    parser.add_argument("--family", choices=["teacher", *GAN_FAMILIES], default="teacher")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--distill", action="store_true", help="then distill and score every stage")
     parser.add_argument("--export", type=Path, default=None,
@@ -267,7 +268,7 @@ def build_curve(args: argparse.Namespace) -> Curve:
                                        sample_every=0)
         return Curve(**common, model=setup.model, objective=setup.objective, batches=setup.batch_at, settings=settings,
                      critic=setup.critic, gan_meta=setup.meta,
-                     generator=WaveGANGenerator if args.family == "wavegan" else SpecGANGenerator)
+                     generator=family(args.family).generator)
     torch.manual_seed(cfg.seed)
     cells, cell_index = training_cells(store, cfg.eval.split_labels) if cfg.model.conditioning != "none" else (None, None)
     model = UNet1d(unet_spec(cfg, store.example_shape, classes=0 if cells is None else len(cells.names)))

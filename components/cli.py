@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from components.config_base import MAX_SAMPLING_STEPS, MAX_SEED, ConfigError
+from components.names import STAGE_NAMES
 from components.profiles import PROFILES
 from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
 from components.errors import redact
@@ -222,7 +223,7 @@ def _pipeline_with_local_api(paths: ProjectPaths, cfg, *, profile: str | None, o
 
 @app.command()
 def stage(
-    name: Annotated[str, typer.Argument(help="scan | ingest | validate | features | vocoder | train | distill | gan | evaluate")],
+    name: Annotated[str, typer.Argument(help=" | ".join(STAGE_NAMES))],
     student: Annotated[Optional[str], typer.Option(help="distill only: which student, e.g. student-4 (every profile has it; distill.stages in params.yaml lists them).")] = None,
     family: Annotated[Optional[str], typer.Option(help="gan only: which GAN baseline, wavegan or specgan (see the gan section of params.yaml).")] = None,
     resume: Annotated[bool, typer.Option(help="vocoder/train/distill/gan: continue from the newest checkpoint written under the same config.")] = True,
@@ -230,25 +231,21 @@ def stage(
     """Run one stage directly from params.yaml (what dvc.yaml calls; no Prefect, no MLflow)."""
     paths = _workspace()
     from components.params_file import load_config
-    from components.stages import STAGES, run_stage
+    from components.stages import TABLE, run_stage
 
-    if name not in STAGES:
-        _fail(f"unknown stage {name!r}; allowed: {', '.join(STAGES)}")
+    rows = {row.name: row for row in TABLE}
+    if name not in rows:
+        _fail(f"unknown stage {name!r}; allowed: {', '.join(rows)}")
     try:
         cfg = load_config(paths.params)
     except ConfigError as exc:
         _fail(str(exc))
-    options: dict = {}
-    if name in ("vocoder", "train", "distill", "gan"):
-        options["resume"] = resume
-    if name == "distill":
-        options["student"] = student
-    elif student is not None:
-        _fail("--student applies to the distill stage only")
-    if name == "gan":
-        options["family"] = family
-    elif family is not None:
-        _fail("--family applies to the gan stage only")
+    options: dict = {"resume": resume} if rows[name].kind == "training" else {}
+    for option, value in (("student", student), ("family", family)):  # a foreach stage's item (the table's ``item``)
+        if rows[name].item == option:
+            options[option] = value
+        elif value is not None:
+            _fail(f"--{option} applies to the {next(r.name for r in TABLE if r.item == option)} stage only")
     if name == "train":
         from components.train.launch import maybe_relaunch_distributed
 

@@ -111,3 +111,14 @@ def test_the_runner_writes_every_stage_s_metrics_the_same_way(tmp_path, monkeypa
     assert json.loads((tmp_path / "models" / "metrics" / "student-2.json").read_text()) == {"loss": 0.5}
     with pytest.raises(KeyError, match="unknown stage 'three'; allowed: one, two"):
         stages.run_stage("three", None, paths)
+
+
+def test_melforge_stage_takes_the_table_s_stages_and_their_options():
+    from typer.testing import CliRunner
+
+    from components.cli import app
+    from components.names import STAGE_NAMES
+
+    help_text = "".join(CliRunner().invoke(app, ["stage", "--help"]).output.replace("│", "").split())
+    assert "|".join(STAGE_NAMES) in help_text  # the names as the table and dvc.yaml have them, in order
+    assert "--student" in help_text and "--family" in help_text
