@@ -23,9 +23,8 @@ from components.models.io import MODEL_FILE
 from components.provenance import git
 from components.registry.tags import recorded_metrics
 from components.settings import ProjectPaths
-from components.stages import TABLE
+from components.stages import DATA_STAGES, TABLE
 
-DATA_STAGES = [row.name for row in TABLE if row.kind == "data"]
 MODEL_STAGES = [row.name for row in TABLE if row.kind == "training"]  # a foreach name stands for all its stages
 
 

@@ -201,6 +201,7 @@ TABLE: tuple[Stage, ...] = (
                      "metrics.json", *SAMPLES)),
 )
 STAGES: dict[str, Callable[..., dict[str, Any]]] = {row.name: row.entry for row in TABLE}
+DATA_STAGES = tuple(row.name for row in TABLE if row.kind == "data")
 
 
 def stage_row(name: str) -> Stage:

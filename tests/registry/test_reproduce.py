@@ -28,7 +28,7 @@ def test_data_missing_from_the_remote_is_one_line_naming_the_outputs_and_the_rem
     import yaml
 
     from components.reproduce import ReproduceError, _pull_data
-    from components.names import DATA_STAGES
+    from components.stages import DATA_STAGES
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
