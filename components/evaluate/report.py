@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
-from components.families import family
+from components.families import FAMILIES, family
 from components.metric_table import METRICS, lower_is_better, metric_info
 
 
@@ -62,13 +62,18 @@ def _save_figure(fig, axes, path: Path) -> Path:
     return path
 
 
+def _one_shot(row: dict[str, Any]) -> bool:
+    """Whether an evaluation row is of a one-step family (the family table says; controls are of none)."""
+    return any(f.one_shot and f.name == row.get("family") for f in FAMILIES)
+
+
 def _one_shot_points(ax: Any, rows: list[dict[str, Any]], name: str) -> None:
     """The one-step families (the GANs) as single points, each in its family's style."""
     for r in rows:
-        if r["kind"] == "gan" and r["status"] == "ok" and name in r["metrics"]:
+        if _one_shot(r) and r["status"] == "ok" and name in r["metrics"]:
             ax.errorbar([r["steps"]], [r["metrics"][name]["value"]], yerr=_yerr(r["metrics"][name]),
                         marker=family(r["family"]).marker, color=family(r["family"]).colour,
-                        capsize=3, ls="none", label=f"{r['name']} (GAN)")
+                        capsize=3, ls="none", label=f"{r['name']} ({family(r['family']).label})")
 
 
 def plot_steps_vs_quality(rows: list[dict[str, Any]], floor: dict[str, dict[str, float]], path: Path) -> Path:
@@ -117,8 +122,8 @@ def plot_quality_vs_compute(rows: list[dict[str, Any]], floor: dict[str, dict[st
             if r["status"] != "ok" or name not in r["metrics"] or "rtf" not in r:
                 continue
             colour, marker = (family(r["family"]).colour, family(r["family"]).marker) \
-                if r["kind"] == "gan" else styles[r["kind"]]
-            group = r["family"] if r["kind"] == "gan" else f"diffusion {r['kind']}"
+                if _one_shot(r) else styles[r["kind"]]
+            group = r["family"] if _one_shot(r) else f"diffusion {r['kind']}"
             m = r["metrics"][name]
             ax.errorbar([r["rtf"]], [m["value"]], yerr=_yerr(m), color=colour, marker=marker, capsize=3, ls="none",
                         label=None if group in labelled else group)
@@ -183,7 +188,7 @@ def _model_sections(rows: list[dict[str, Any]], sample_dir: Path) -> list[dict[s
     """Each model with a spectrogram grid: the grid, its audio players and how its clips were made."""
     return [{"name": r["name"], "grid": sample_dir / f"{r['name']}.png",
              "audio": sorted(sample_dir.glob(f"{r['name']}-*.wav")),
-             "how": "one network evaluation (GAN)" if r.get("kind") == "gan" else f"{r['steps']} steps"}
+             "how": f"one network evaluation ({family(r['family']).label})" if _one_shot(r) else f"{r['steps']} steps"}
             for r in rows if (sample_dir / f"{r['name']}.png").is_file()]
 
 
