@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from components.config_base import MAX_SEED, Section
-from components.config_training import DistillConfig, GANConfig, ModelConfig, TrainConfig, VocoderConfig
+from components.config_training import DistillConfig, GANConfig, ModelConfig, TrainConfig, VAEConfig, VocoderConfig
 from components.metric_table import primary_pattern
 from components.names import BUILTIN_NAMES, CHECK_NAMES, STAGE_NAMES
 from components.profiles import PROFILES
@@ -281,6 +281,7 @@ class MelforgeConfig(Section):
     distill: DistillConfig = DistillConfig()
     vocoder: VocoderConfig = VocoderConfig()
     gan: GANConfig = GANConfig()
+    vae: VAEConfig = VAEConfig()
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()

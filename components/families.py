@@ -16,6 +16,8 @@ from components.gan import DIFFUSION, MODEL_FAMILY_KEY
 from components.generation import Generator, MelGenerator, SpecGANGenerator, WaveGANGenerator
 from components.models.io import read_model_file
 from components.names import GAN_FAMILIES
+from components.vae import VAE
+from components.vae.generator import VAEGenerator
 from components.vocoder.interface import Vocoder
 
 
@@ -68,8 +70,11 @@ FAMILIES: tuple[Family, ...] = (
            marker="^", colour="tab:green"),
     Family("specgan", "SpecGAN", SpecGANGenerator, "gan@specgan", _gan_plan("specgan"), one_shot=True,
            marker="v", colour="tab:red"),
+    Family(VAE, "VAE", VAEGenerator, "vae", lambda cfg: [{"name": VAE, "folder": VAE, "kind": VAE, "family": VAE,
+                                                          "steps": 1}] if cfg.vae.steps else [],
+           one_shot=True, marker="D", colour="tab:purple"),
 )
-assert {f.name for f in FAMILIES} == {DIFFUSION, *GAN_FAMILIES}
+assert {f.name for f in FAMILIES} == {DIFFUSION, *GAN_FAMILIES, VAE}
 
 
 def family(name: str) -> Family:

@@ -139,6 +139,12 @@ def _gan(cfg: MelforgeConfig, paths: ProjectPaths, *, family: str | None = None,
     return run_gan(cfg, paths, family, resume=resume)
 
 
+def _vae(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
+    from components.vae.stage import run_vae
+
+    return run_vae(cfg, paths, resume=resume)
+
+
 def _evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     from components.evaluate.stage import run_evaluate
 
@@ -196,6 +202,7 @@ TABLE: tuple[Stage, ...] = (
           items=lambda cfg: cfg.distill.stages, artifacts=SAMPLES),
     Stage("gan", _gan, "training", "models/{item}", "models/metrics/{item}.json", item="family",
           items=lambda cfg: GAN_FAMILIES, artifacts=SAMPLES),
+    Stage("vae", _vae, "training", "models/vae", "models/metrics/vae.json", artifacts=SAMPLES),
     Stage("evaluate", _evaluate, "evaluation", "models/evaluation", "models/metrics/evaluate.json",
           artifacts=("report.html", "steps_vs_quality.png", "quality_vs_compute.png", "steps_vs_quality.csv",
                      "metrics.json", *SAMPLES)),
@@ -223,7 +230,7 @@ def model_stages(cfg: MelforgeConfig) -> list[str]:
     """The stages that train a generator, in run order: the teacher, every student, and every GAN family
     that is on (what a GPU machine runs when training is handed off)."""
     return [s for s in pipeline_order(cfg) if s == "train" or s.startswith("distill@")
-            or (s.startswith("gan@") and s.partition("@")[2] in cfg.gan.enabled)]
+            or (s.startswith("gan@") and s.partition("@")[2] in cfg.gan.enabled) or (s == "vae" and cfg.vae.steps)]
 
 
 def stage_options(stage: str) -> tuple[str, dict[str, str]]:

@@ -88,7 +88,7 @@ def test_the_stage_table_s_outputs_metrics_and_kinds_are_dvc_yaml_s():
         assert spec["metrics"] == [row.metrics.replace("{item}", item)], row.name
         assert ("foreach" in stages[row.name]) == (row.item is not None), row.name
     assert [r.name for r in TABLE if r.kind == "data"] == ["scan", "ingest", "validate", "features"]
-    assert [r.name for r in TABLE if r.kind == "training"] == ["vocoder", "train", "distill", "gan"]
+    assert [r.name for r in TABLE if r.kind == "training"] == ["vocoder", "train", "distill", "gan", "vae"]
 
 
 def test_the_runner_writes_every_stage_s_metrics_the_same_way(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 
 from components.params_file import validate_params, write_params_file
 from components.evaluate.serving import choose_served
-from helpers import tiny_params
+from helpers import TINY_VAE, tiny_params
 from support import run
 
 pytestmark = pytest.mark.integration
@@ -27,21 +27,22 @@ TINY_GANS = {
 }
 
 
-def test_gans_are_trained_scored_served_and_registered_beside_the_diffusion_models(project, prefect_server, mlflow_store):
+def test_gans_and_the_vae_are_trained_scored_served_and_registered_beside_the_diffusion_models(project, prefect_server,
+                                                                                             mlflow_store):
     from flows.pipeline import melforge_pipeline
 
-    write_params_file(project / "params.yaml", validate_params(tiny_params(gan=TINY_GANS, vocoder={"kind": "griffinlim",
-                                                                                                   "steps": 0})))
-    run(["git", "commit", "-qam", "GANs on"], project)
+    write_params_file(project / "params.yaml", validate_params(tiny_params(gan=TINY_GANS, vae=TINY_VAE, vocoder={
+        "kind": "griffinlim", "steps": 0})))
+    run(["git", "commit", "-qam", "GANs and the VAE on"], project)
     summary = melforge_pipeline(root=str(project))
-    assert {"gan@wavegan", "gan@specgan"} <= set(summary["stages_run"])
+    assert {"gan@wavegan", "gan@specgan", "vae"} <= set(summary["stages_run"])
     assert any(m.startswith("wavegan (1 steps") for m in summary["models"])
 
     results = json.loads((project / "models" / "evaluation" / "metrics.json").read_text())
     rows = {r["name"]: r for r in results["models"]}
-    student, wavegan, specgan = rows["student-1"], rows["wavegan"], rows["specgan"]
-    for gan in (wavegan, specgan):  # the same ruler: every metric the diffusion models get, same sample count
-        assert gan["status"] == "ok" and gan["kind"] == "gan" and gan["network_evaluations"] == 1
+    student, wavegan, specgan, vae = rows["student-1"], rows["wavegan"], rows["specgan"], rows["vae"]
+    for gan in (wavegan, specgan, vae):  # the same ruler: every metric the diffusion models get, same sample count
+        assert gan["status"] == "ok" and gan["kind"] in ("gan", "vae") and gan["network_evaluations"] == 1
         assert set(gan["metrics"]) == set(student["metrics"])
         assert gan["metrics"]["fad_classifier"]["n_a"] == student["metrics"]["fad_classifier"]["n_a"]
         assert gan["rtf"] > 0 and set(gan["floor_ratios"]) == set(student["floor_ratios"])
@@ -52,7 +53,7 @@ def test_gans_are_trained_scored_served_and_registered_beside_the_diffusion_mode
     expected = choose_served(results["models"], results["primary_metric"], served["tolerance"], served["min_level_in_range"])
     assert (results["served"]["model"], results["served"]["family"]) == (expected["model"], expected["family"])
     table = pd.read_csv(project / "models" / "evaluation" / "steps_vs_quality.csv")
-    assert {"diffusion", "wavegan", "specgan"} <= set(table["family"].dropna())
+    assert {"diffusion", "wavegan", "specgan", "vae"} <= set(table["family"].dropna())
     assert "fad_classifier_vs_real" in table.columns
     assert "Leaderboard" in (project / "models" / "evaluation" / "report.html").read_text()
 
@@ -70,7 +71,8 @@ def test_gans_are_trained_scored_served_and_registered_beside_the_diffusion_mode
 
     name = "melforge-mel-diffusion"
     versions = {v.tags["melforge.model"]: v for v in client.search_model_versions(f"name = '{name}'")}
-    assert {"teacher", "student-2", "student-1", "wavegan", "specgan"} <= set(versions)
+    assert {"teacher", "student-2", "student-1", "wavegan", "specgan", "vae"} <= set(versions)
+    assert versions["vae"].tags["melforge.family"] == "vae" and versions["vae"].tags["melforge.sampling_steps"] == "1"
     assert versions["wavegan"].tags["melforge.family"] == "wavegan" and versions["teacher"].tags["melforge.family"] == "diffusion"
     assert versions["specgan"].tags["melforge.sampling_steps"] == "1"
     champion = client.get_model_version_by_alias(name, "champion")  # first run, floor relaxed: the served one
@@ -78,7 +80,7 @@ def test_gans_are_trained_scored_served_and_registered_beside_the_diffusion_mode
     assert champion.tags["melforge.family"] == results["served"]["family"]
 
     mel_samples = (64 - 1) * 250  # the tiny mels' length in audio (WaveGAN: the whole 16000-sample clip)
-    for family in ("wavegan", "specgan"):  # any registered generator is served by the same pyfunc model
+    for family in ("wavegan", "specgan", "vae"):  # any registered generator is served by the same pyfunc model
         model = mlflow.pyfunc.load_model(f"models:/{name}/{versions[family].version}")
         audio = model.predict({"n": 2, "seed": 3})
         assert audio.shape[0] == 2 and audio.shape[1] >= mel_samples and abs(audio).max() <= 1

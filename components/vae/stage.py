@@ -1,0 +1,158 @@
+"""The vae stage: RAVE's two stages on the training clips' normalised log-mels -> ``models/vae``.
+
+Stage 1: encoder and decoder, loss = |decode(z) - x| + beta(t) KL(q(z|x) || N(0, I)), z drawn from
+q(z|x) (the reparameterisation), beta rising linearly from 0 over ``vae.beta_warmup_steps``.
+Stage 2 (``vae.adversarial_steps`` > 0): the encoder frozen, the decoder fine-tuned with the same
+reconstruction loss plus ``vae.adversarial_weight`` x -E[D(decode(z))], z ~ N(0, I), against a
+WGAN-GP critic (SpecGAN's) through the training loop's critic hook: the prior's samples, which are
+what the family serves, are pushed towards real mels.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.config import MelforgeConfig
+from components.config_training import VAEConfig
+from components.features.griffinlim import GriffinLim
+from components.features.store import MelStore
+from components.gan.io import save_gan
+from components.gan.specgan import SpecGANCritic
+from components.gan.specs import SpecGANSpec, reachable_shape_problem
+from components.gan.stage import STATUS_FILE, mel_source
+from components.gan.wgan_gp import WGANCritic
+from components.models.io import MODEL_FILE
+from components.settings import ProjectPaths
+from components.storage import atomic_write_json, staged_directory
+from components.train.loop import Objective, loop_settings, train_loop
+from components.train.previews import write_previews
+from components.train.runner import data_fingerprint, fingerprint, resolve_device, work_dir
+from components.vae import VAE
+from components.vae.model import MelVAE, VAESpec, kl_divergence, prior
+
+ARCHITECTURE_VERSION = 1
+# what only stage 2 reads: changing it re-runs stage 2 alone (stage 1's checkpoints are keyed without it)
+STAGE2_KEYS = {"adversarial_steps", "adversarial_weight", "critic_dim", "critic_layers", "n_critic", "penalty_weight",
+               "critic_lr"}
+NOT_TRAINING = {"sample_count", "audio_previews", "device"}
+
+
+def vae_spec(cfg: MelforgeConfig) -> VAESpec:
+    v = cfg.vae
+    return VAESpec(n_mels=cfg.mel.n_mels, frames=cfg.mel.frames, hidden=v.hidden, latent=v.latent, levels=v.levels)
+
+
+def critic_spec(cfg: MelforgeConfig) -> SpecGANSpec:
+    v = cfg.vae
+    return SpecGANSpec(n_mels=cfg.mel.n_mels, frames=cfg.mel.frames, dim=v.critic_dim, layers=v.critic_layers)
+
+
+def shape_problem(cfg: MelforgeConfig) -> str | None:
+    """Why the VAE (or its stage 2 critic) cannot work on these mels; None when it can."""
+    if cfg.mel.layout != "flat":
+        return f"the VAE models the flat mel layout; mel.layout is {cfg.mel.layout!r}"
+    if cfg.mel.frames % 2 ** cfg.vae.levels:
+        return f"mel.frames ({cfg.mel.frames}) must be divisible by 2^vae.levels = {2 ** cfg.vae.levels}"
+    return reachable_shape_problem(critic_spec(cfg), prefix="vae.critic_") if cfg.vae.adversarial_steps else None
+
+
+def beta_at(update: int, v: VAEConfig) -> float:
+    """beta(t) = beta x min(1, t / warm-up): the KL weight, 0 at the first update."""
+    return v.beta * min(1.0, update / v.beta_warmup_steps) if v.beta_warmup_steps else v.beta
+
+
+def reconstruction_objective(v: VAEConfig, elements: int) -> Objective:
+    """Stage 1: |decode(z) - x|_1 + beta(t) KL, z = mean + sigma eps (eps from the step's generator)."""
+
+    def objective(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        vae = getattr(net, "module", net)
+        mean, logvar = vae.encode(batch)
+        eps = torch.randn(mean.shape, generator=generator).to(mean.device)
+        recon = vae.decode(mean + (0.5 * logvar).exp() * eps)
+        beta = beta_at(int(vae.updates), v)
+        vae.updates += 1
+        return (recon - batch).abs().mean() + beta * kl_divergence(mean, logvar, elements)
+
+    return objective
+
+
+def adversarial_objective(v: VAEConfig, critic: WGANCritic, spec: VAESpec, device: str) -> Objective:
+    """Stage 2: |decode(mean(x)) - x|_1 + w x -E[D(decode(z))], z ~ N(0, I); the encoder is frozen."""
+
+    def objective(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        vae = getattr(net, "module", net)
+        with torch.no_grad():
+            mean, _ = vae.encode(batch)
+        fake = vae.decode(prior(batch.shape[0], spec, generator).to(device))
+        return (vae.decode(mean) - batch).abs().mean() - v.adversarial_weight * critic.score(fake).mean()
+
+    return objective
+
+
+def _write_off(out: Path) -> dict[str, Any]:
+    with staged_directory(out) as tmp:
+        atomic_write_json(tmp / STATUS_FILE, {"family": VAE, "trained": False, "reason": "vae.steps is 0 (this family is off)"})
+    return {"family": VAE, "trained": False}
+
+
+def _previews(folder: Path, tag: str, model: MelVAE, z: torch.Tensor, store: MelStore, audio_count: int, title: str) -> None:
+    with torch.no_grad():
+        mels = model(z.to(next(model.parameters()).device)).float().cpu()
+    write_previews(folder, tag, mels, stats=store.stats, layout="flat", mel_index=store.index,
+                   vocoder=GriffinLim.for_index(store.index), audio_count=audio_count, title=title)
+
+
+def run_vae(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
+    """Train (or resume) both stages, or record that the family is off; write models/vae."""
+    v = cfg.vae
+    out = paths.models / VAE
+    if not v.steps:
+        return _write_off(out)
+    problem = shape_problem(cfg)
+    if problem:
+        raise ValueError(problem)
+    device = resolve_device(v.device)
+    store = MelStore(paths.mels)
+    torch.manual_seed(cfg.seed)
+    spec = vae_spec(cfg)
+    model = MelVAE(spec)
+    fp = fingerprint(VAE, ARCHITECTURE_VERSION, v.model_dump(exclude=STAGE2_KEYS | NOT_TRAINING), cfg.seed,
+                     data_fingerprint(store))
+    fp2 = fingerprint(fp, v.model_dump(include=STAGE2_KEYS))
+    work = work_dir(paths, VAE, fp)
+    batch_at = mel_source(store, batch_size=v.batch_size, seed=cfg.seed)
+    run = {"log_every": v.log_every, "checkpoint_every": v.checkpoint_every, "seed": cfg.seed, "device": device}
+    started = time.perf_counter()
+    result = train_loop(model, reconstruction_objective(v, spec.n_mels * spec.frames), batch_at,
+                        loop_settings(v, steps=v.steps, fingerprint=fp, **run), work / "stage1",
+                        resume=resume, label="vae stage 1")
+    stage1 = result["summary"]
+    if v.adversarial_steps:
+        decoder = copy.deepcopy(result["ema"]).train().requires_grad_(True)
+        decoder.encoder.requires_grad_(False)
+        critic = WGANCritic(SpecGANCritic(critic_spec(cfg)), lambda net, n, g: net(prior(n, spec, g).to(device)),
+                            lr=v.critic_lr, n_critic=v.n_critic, penalty_weight=v.penalty_weight)
+        result = train_loop(decoder, adversarial_objective(v, critic, spec, device), batch_at,
+                            loop_settings(v, steps=v.adversarial_steps, fingerprint=fp2, **run),
+                            work / f"stage2-{fp2[:12]}", resume=resume, label="vae stage 2", critic=critic)
+    train_seconds = time.perf_counter() - started
+    final = result["ema"].eval()
+    fixed = prior(v.sample_count, spec, torch.Generator().manual_seed(cfg.seed + 1))
+    parameters = sum(p.numel() for p in final.parameters())
+    with staged_directory(out) as tmp:
+        _previews(tmp / "samples", "final", final, fixed, store, v.audio_previews,
+                  f"vae (EMA): {v.steps} + {v.adversarial_steps} updates, z ~ N(0, I)")
+        save_gan(tmp / MODEL_FILE, VAE, final, sampling_steps=1, mel_stats=store.stats.to_json(), mel_index=store.index,
+                 layout="flat", frames=cfg.mel.frames, fingerprint=fp2, config=cfg.to_params(), parameters=parameters)
+        for stage, name in (("stage1", "metrics.jsonl"), (f"stage2-{fp2[:12]}", "metrics-stage2.jsonl")):  # the flow logs the first
+            if (work / stage / "metrics.jsonl").is_file():
+                shutil.copy(work / stage / "metrics.jsonl", tmp / name)
+    return {**result["summary"], "family": VAE, "trained": True, "sampling_steps": 1, "network_evaluations": 1,
+            "parameters": parameters, "stage1_final_loss": stage1["final_loss"], "adversarial_steps": v.adversarial_steps,
+            "device": device, "train_seconds_this_run": round(train_seconds, 1), "work_dir": str(work)}
