@@ -28,12 +28,12 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     # a run from a deployment or schedule (not `melforge run`) backs the store up itself
     assert [p.name.split("-")[0] for p in (project / ".melforge" / "backups").iterdir()] == ["mlflow"]
     assert summary["stages_run"] == ["scan", "ingest", "validate", "features", "vocoder", "train", "distill@student-2",
-                                     "distill@student-1", "gan@wavegan", "gan@specgan", "evaluate"]
+                                     "distill@student-1", "gan@wavegan", "gan@specgan", "vae", "evaluate"]
     assert summary["clips"] == 8 and summary["validation"] == "passed"
 
     lock = read_yaml(project / "dvc.lock")
     assert set(lock["stages"]) == {"scan", "ingest", "validate", "features", "vocoder", "train", "distill@student-2",
-                                   "distill@student-1", "gan@wavegan", "gan@specgan", "evaluate"}
+                                   "distill@student-1", "gan@wavegan", "gan@specgan", "vae", "evaluate"}
     mels_md5 = next(o["md5"] for o in lock["stages"]["features"]["outs"] if o["path"] == "data/mels")
 
     client = mlflow.MlflowClient(mlflow_store)
@@ -43,7 +43,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["distill@student-1", "distill@student-2", "evaluate",
                                                          "features", "gan@specgan", "gan@wavegan", "ingest", "registry",
-                                                         "train", "validate", "vocoder"]
+                                                         "train", "vae", "validate", "vocoder"]
     vocoder = next(r for r in children if r.info.run_name == "vocoder")
     assert vocoder.data.params["vocoder.kind"] == "learned" and "final_learned.sc_db" in vocoder.data.metrics
     assert "final_learned_vs_griffinlim-2.speedup" in vocoder.data.metrics
@@ -105,7 +105,7 @@ def test_flow_runs_stages_through_dvc_and_logs_nested_mlflow_runs(project, prefe
     lock_before = (project / "dvc.lock").read_text()
     again = melforge_pipeline(root=str(project))
     assert again["stages_skipped"] == ["ingest", "validate", "features", "vocoder", "train", "distill@student-2",
-                                       "distill@student-1", "gan@wavegan", "gan@specgan", "evaluate"]
+                                       "distill@student-1", "gan@wavegan", "gan@specgan", "vae", "evaluate"]
     assert (project / "dvc.lock").read_text() == lock_before
     second_children = [r for r in client.search_runs([experiment.experiment_id])
                        if r.data.tags.get("mlflow.parentRunId") == again["mlflow_run_id"]]
