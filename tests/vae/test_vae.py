@@ -39,20 +39,30 @@ def test_the_kl_weight_warms_up_linearly_from_zero():
     assert [beta_at(t, v) for t in (0, 2, 4, 9)] == pytest.approx([0.0, 0.1, 0.2, 0.2])
 
 
-def test_the_vae_stage_trains_both_stages_and_serves_through_the_family_table(tmp_path):
+@pytest.fixture
+def workspace(tmp_path):
+    """A workspace with the tiny clips and mels, and the tiny config with the VAE on."""
     from helpers import tiny_config
 
-    from components.families import evaluation_plan, load_generator
     from components.features.stage import run_features
     from components.ingest.stage import run_ingest
     from components.settings import ProjectPaths
-    from components.stages import model_stages, run_stage
-    from components.vae.generator import VAEGenerator
 
     paths = ProjectPaths(root=tmp_path)
     cfg = tiny_config(vae=TINY_VAE)
     run_ingest(cfg, paths.clips)
     run_features(cfg, paths.clips, paths.mels)
+    return paths, cfg
+
+
+def test_the_vae_stage_trains_both_stages_and_serves_through_the_family_table(workspace, tmp_path):
+    from helpers import tiny_config
+
+    from components.families import evaluation_plan, load_generator
+    from components.stages import model_stages, run_stage
+    from components.vae.generator import VAEGenerator
+
+    paths, cfg = workspace
     summary = run_stage("vae", cfg, paths)
     assert summary["trained"] and summary["steps"] == 4 and summary["stage1_final_loss"] > 0
     assert (tmp_path / "models" / "metrics" / "vae.json").is_file()
@@ -86,18 +96,12 @@ def test_a_vae_that_is_off_records_it_and_is_not_evaluated(tmp_path):
     assert all(entry["family"] != "vae" for entry in evaluation_plan(cfg))
 
 
-def test_changing_only_stage_2_reuses_stage_1(tmp_path):
+def test_changing_only_stage_2_reuses_stage_1(workspace):
     from helpers import tiny_config
 
-    from components.features.stage import run_features
-    from components.ingest.stage import run_ingest
-    from components.settings import ProjectPaths
     from components.stages import run_stage
 
-    paths = ProjectPaths(root=tmp_path)
-    cfg = tiny_config(vae=TINY_VAE)
-    run_ingest(cfg, paths.clips)
-    run_features(cfg, paths.clips, paths.mels)
+    paths, cfg = workspace
     first = run_stage("vae", cfg, paths)
     second = run_stage("vae", tiny_config(vae={**TINY_VAE, "adversarial_weight": 0.5}), paths)
     assert second["work_dir"] == first["work_dir"] and second["stage1_final_loss"] == first["stage1_final_loss"]
