@@ -172,7 +172,7 @@ class VAEConfig(OptimConfig):
 
     steps: int = Field(default=0, ge=0, description="stage 1 updates (reconstruction + KL); 0 = this family is off")
     adversarial_steps: int = Field(default=0, ge=0, description="stage 2 updates: encoder frozen, decoder against a "
-                                                                "WGAN-GP critic on prior samples; 0 = no stage 2")
+                                                                "mel discriminator on its reconstructions; 0 = no stage 2")
     batch_size: int = Field(default=32, ge=2)
     lr: LearningRate = 1e-3
     warmup_steps: WarmupSteps = 100
@@ -183,11 +183,11 @@ class VAEConfig(OptimConfig):
     levels: int = Field(default=2, ge=0, le=6, description="times the encoder halves the frames")
     beta: float = Field(default=0.1, ge=0, description="the KL weight once warmed up")
     beta_warmup_steps: int = Field(default=1000, ge=0, description="updates over which the KL weight rises from 0")
-    adversarial_weight: float = Field(default=0.1, ge=0, description="stage 2: weight of -E[D(G(z))] beside the reconstruction")
-    critic_dim: int = Field(default=16, ge=1)
-    critic_layers: int = Field(default=3, ge=1, description="stride-2 layers of the critic (SpecGAN's); n_mels and frames must divide by 2^layers")
-    n_critic: int = Field(default=2, ge=1)
-    penalty_weight: float = Field(default=10.0, ge=0)
+    adversarial_weight: float = Field(default=0.1, ge=0, description="stage 2: weight of the hinge loss beside the reconstruction")
+    feature_matching_weight: float = Field(default=1.0, ge=0, description="stage 2: weight of the discriminator's "
+                                                                          "feature matching (RAVE's)")
+    critic_dim: int = Field(default=16, ge=1, description="channels of the discriminator's first layer")
+    critic_layers: int = Field(default=3, ge=1, le=6, description="stride-2 layers of the discriminator")
     critic_lr: float = Field(default=1e-4, gt=0)
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=0, description="0 = only at the end")

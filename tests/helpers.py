@@ -20,7 +20,7 @@ TINY_NSYNTH = {"programs": [0, 40], "pitches": [60, 67], "velocities": [100, 127
 
 # the VAE family at seconds of work: both stages, on the tiny mels (32 x 64)
 TINY_VAE = {"steps": 6, "adversarial_steps": 4, "batch_size": 4, "hidden": 8, "latent": 2, "levels": 1,
-            "beta_warmup_steps": 4, "critic_dim": 2, "critic_layers": 2, "n_critic": 1, "log_every": 2,
+            "beta_warmup_steps": 4, "critic_dim": 2, "critic_layers": 2, "log_every": 2,
             "checkpoint_every": 3, "sample_count": 2, "audio_previews": 1, "warmup_steps": 1}
 
 

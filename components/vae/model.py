@@ -65,6 +65,25 @@ class MelVAE(nn.Module):
         return self.decode(z)
 
 
+class MelDiscriminator(nn.Module):
+    """Stage 2's critic: strided 2D convolutions over a mel (bins x frames) to a map of patch scores,
+    keeping each layer's output for feature matching; returns [(scores, features)] as the vocoder's
+    discriminators do, so the same hinge and feature-matching losses apply."""
+
+    def __init__(self, width: int, layers: int) -> None:
+        super().__init__()
+        chans = [1, *(width * 2 ** min(i, 3) for i in range(layers))]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 5, 2, padding=2) for a, b in zip(chans, chans[1:]))
+        self.out = nn.Conv2d(chans[-1], 1, 3, padding=1)
+
+    def forward(self, mels: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        x, features = mels[:, None], []
+        for conv in self.convs:
+            x = nn.functional.leaky_relu(conv(x), 0.2)
+            features.append(x)
+        return [(self.out(x).flatten(1), features)]
+
+
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor, elements: int) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, I)) = 1/2 sum(mean^2 + exp(logvar) - 1 - logvar) per example,
     averaged over the batch and divided by ``elements``, the mel cells of one example (so its weight

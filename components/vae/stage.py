@@ -2,10 +2,11 @@
 
 Stage 1: encoder and decoder, loss = |decode(z) - x| + beta(t) KL(q(z|x) || N(0, I)), z drawn from
 q(z|x) (the reparameterisation), beta rising linearly from 0 over ``vae.beta_warmup_steps``.
-Stage 2 (``vae.adversarial_steps`` > 0): the encoder frozen, the decoder fine-tuned with the same
-reconstruction loss plus ``vae.adversarial_weight`` x -E[D(decode(z))], z ~ N(0, I), against a
-WGAN-GP critic (SpecGAN's) through the training loop's critic hook: the prior's samples, which are
-what the family serves, are pushed towards real mels.
+Stage 2 (``vae.adversarial_steps`` > 0), as RAVE's: the encoder frozen, the decoder fine-tuned on its
+reconstructions with the same L1 loss plus a hinge adversarial loss and the discriminator's feature
+matching, against a mel discriminator updated once per step through the training loop's critic hook
+(the vocoder's hinge critic). A WGAN-GP critic on prior samples, tried first, made the digits VAE
+worse at both weights measured (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ from components.config_training import VAEConfig
 from components.features.griffinlim import GriffinLim
 from components.features.store import MelStore
 from components.gan.io import save_gan
-from components.gan.specgan import SpecGANCritic
-from components.gan.specs import SpecGANSpec, reachable_shape_problem
 from components.gan.stage import STATUS_FILE, mel_source
-from components.gan.wgan_gp import WGANCritic
 from components.models.io import MODEL_FILE
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json, staged_directory
@@ -34,11 +32,12 @@ from components.train.loop import Objective, loop_settings, train_loop
 from components.train.previews import write_previews
 from components.train.runner import data_fingerprint, fingerprint, resolve_device, work_dir
 from components.vae import VAE
-from components.vae.model import MelVAE, VAESpec, kl_divergence, prior
+from components.vae.model import MelDiscriminator, MelVAE, VAESpec, kl_divergence, prior
+from components.vocoder.adversarial import AdversarialCritic, feature_matching, generator_hinge
 
 ARCHITECTURE_VERSION = 1
 # what only stage 2 reads: changing it re-runs stage 2 alone (stage 1's checkpoints are keyed without it)
-STAGE2_KEYS = {"adversarial_steps", "adversarial_weight", "critic_dim", "critic_layers", "n_critic", "penalty_weight",
+STAGE2_KEYS = {"adversarial_steps", "adversarial_weight", "feature_matching_weight", "critic_dim", "critic_layers",
                "critic_lr"}
 NOT_TRAINING = {"sample_count", "audio_previews", "device"}
 
@@ -48,18 +47,13 @@ def vae_spec(cfg: MelforgeConfig) -> VAESpec:
     return VAESpec(n_mels=cfg.mel.n_mels, frames=cfg.mel.frames, hidden=v.hidden, latent=v.latent, levels=v.levels)
 
 
-def critic_spec(cfg: MelforgeConfig) -> SpecGANSpec:
-    v = cfg.vae
-    return SpecGANSpec(n_mels=cfg.mel.n_mels, frames=cfg.mel.frames, dim=v.critic_dim, layers=v.critic_layers)
-
-
 def shape_problem(cfg: MelforgeConfig) -> str | None:
     """Why the VAE (or its stage 2 critic) cannot work on these mels; None when it can."""
     if cfg.mel.layout != "flat":
         return f"the VAE models the flat mel layout; mel.layout is {cfg.mel.layout!r}"
     if cfg.mel.frames % 2 ** cfg.vae.levels:
         return f"mel.frames ({cfg.mel.frames}) must be divisible by 2^vae.levels = {2 ** cfg.vae.levels}"
-    return reachable_shape_problem(critic_spec(cfg), prefix="vae.critic_") if cfg.vae.adversarial_steps else None
+    return None
 
 
 def beta_at(update: int, v: VAEConfig) -> float:
@@ -82,15 +76,26 @@ def reconstruction_objective(v: VAEConfig, elements: int) -> Objective:
     return objective
 
 
-def adversarial_objective(v: VAEConfig, critic: WGANCritic, spec: VAESpec, device: str) -> Objective:
-    """Stage 2: |decode(mean(x)) - x|_1 + w x -E[D(decode(z))], z ~ N(0, I); the encoder is frozen."""
+def reconstruct(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, decode(mean(x))): a real batch and its reconstruction through the frozen encoder."""
+    vae = getattr(net, "module", net)
+    with torch.no_grad():
+        mean, _ = vae.encode(batch)
+    return batch, vae.decode(mean)
+
+
+def adversarial_objective(v: VAEConfig, critic: AdversarialCritic) -> Objective:
+    """Stage 2: |x^ - x|_1 + w_adv hinge(D(x^)) + w_fm FM(D(x), D(x^)), x^ = decode(mean(x))."""
 
     def objective(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        vae = getattr(net, "module", net)
-        with torch.no_grad():
-            mean, _ = vae.encode(batch)
-        fake = vae.decode(prior(batch.shape[0], spec, generator).to(device))
-        return (vae.decode(mean) - batch).abs().mean() - v.adversarial_weight * critic.score(fake).mean()
+        real, fake = reconstruct(net, batch)
+        loss = (fake - real).abs().mean()
+        if critic.active:
+            fake_out, real_out = critic.module(fake), critic.module(real)
+            loss = loss + v.adversarial_weight * generator_hinge(fake_out) \
+                + v.feature_matching_weight * feature_matching(real_out, fake_out)
+        return loss
 
     return objective
 
@@ -136,9 +141,8 @@ def run_vae(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) ->
     if v.adversarial_steps:
         decoder = copy.deepcopy(result["ema"]).train().requires_grad_(True)
         decoder.encoder.requires_grad_(False)
-        critic = WGANCritic(SpecGANCritic(critic_spec(cfg)), lambda net, n, g: net(prior(n, spec, g).to(device)),
-                            lr=v.critic_lr, n_critic=v.n_critic, penalty_weight=v.penalty_weight)
-        result = train_loop(decoder, adversarial_objective(v, critic, spec, device), batch_at,
+        critic = AdversarialCritic(MelDiscriminator(v.critic_dim, v.critic_layers), lr=v.critic_lr, make_pair=reconstruct)
+        result = train_loop(decoder, adversarial_objective(v, critic), batch_at,
                             loop_settings(v, steps=v.adversarial_steps, fingerprint=fp2, **run),
                             work / f"stage2-{fp2[:12]}", resume=resume, label="vae stage 2", critic=critic)
     train_seconds = time.perf_counter() - started
