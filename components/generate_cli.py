@@ -178,7 +178,8 @@ def _from_registry(paths: ProjectPaths | None, model: str, *, n: int, seconds: f
 
     meta = pyfunc.metadata.metadata
     tags = client.get_model_version(resolved.name, resolved.version).tags if resolved.version else {}
-    from components.families import DIFFUSION, family
+    from components.families import family
+    from components.gan import DIFFUSION
 
     row = family(tags.get("melforge.family", DIFFUSION))
     used = {"model": meta.get("melforge_model"), "family": row.name, "registered": resolved.name,

@@ -11,7 +11,8 @@ import pytest
 from components.features.split import EVAL, TRAIN
 from components.features.stage import run_features
 from components.features.store import MelStore
-from components.gan.stage import mel_source, train_locations, waveform_source
+from components.gan.stage import train_locations, waveform_source
+from components.train.runner import mel_source
 from components.ingest.stage import run_ingest
 from components.ingest.store import open_clips, read_manifest
 from components.train.runner import data_fingerprint

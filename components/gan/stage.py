@@ -22,7 +22,6 @@ from components.config import MelforgeConfig
 from components.config_training import GANTrainingConfig
 from components.features.griffinlim import GriffinLim
 from components.features.mel import LogMel, MelSpec, fit_frames, log_floor_value
-from components.features.packing import unpack_snake
 from components.features.plots import save_mel_grid
 from components.features.store import MelStore
 from components.gan.io import SPECGAN, WAVEGAN, latent, save_gan
@@ -31,15 +30,14 @@ from components.gan.specs import specgan_spec, wavegan_spec
 from components.gan.wavegan import WaveGANCritic, WaveGANNetwork
 from components.gan.wgan_gp import WGANCritic
 from components.ingest.store import open_clips, read_manifest
-from components.models.io import MODEL_FILE
+from components.models.io import MODEL_FILE, STATUS_FILE
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
 from components.train.loop import BatchAt, LoopSettings, Objective, loop_settings, train_loop
 from components.train.previews import write_previews
-from components.train.runner import data_fingerprint, fingerprint, resolve_device, work_dir
+from components.train.runner import data_fingerprint, fingerprint, mel_source, resolve_device, work_dir
 
 ARCHITECTURE_VERSION = 1
-STATUS_FILE = "status.json"
 
 
 def waveform_source(clips: ShardReader, locations: list[tuple[str, int]], *, batch_size: int, samples: int,
@@ -64,19 +62,6 @@ def train_locations(clip_manifest, store: MelStore) -> list[tuple[str, int]]:
     train_ids = set(store.manifest()["clip_id"].to_numpy()[store.rows()])
     picked = clip_manifest[clip_manifest["clip_id"].isin(train_ids)]
     return [(s, int(r)) for s, r in zip(picked["shard"], picked["row"])]
-
-
-def mel_source(store: MelStore, *, batch_size: int, seed: int):
-    """batch_at(step): normalised log-mels of training clips, in the flat (n_mels, frames) layout SpecGAN generates."""
-    train_rows = store.rows()
-
-    def batch_at(step: int) -> torch.Tensor:
-        rng = np.random.default_rng([seed, step, 29])
-        rows = np.sort(train_rows[rng.choice(len(train_rows), size=batch_size, replace=len(train_rows) < batch_size)])
-        mels = np.asarray(store.batch(rows), dtype=np.float32)
-        return torch.from_numpy(unpack_snake(mels) if store.layout == "snake" else mels)
-
-    return batch_at
 
 
 def _loop_settings(g: GANTrainingConfig, seed: int, device: str, fp: str) -> LoopSettings:

@@ -11,6 +11,7 @@ from components.models.unet import UNet1d, UNetSpec
 from components.storage import atomic_save_torch, load_torch
 
 MODEL_FILE = "model.pt"
+STATUS_FILE = "status.json"  # in a model folder instead of MODEL_FILE: the family is off in this config
 
 
 def save_denoiser(path: Path, model: torch.nn.Module, spec: UNetSpec, **meta: Any) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from components.features.griffinlim import GriffinLim
+from components.features.packing import unpack_snake
 from components.features.store import MelStore
 from components.models.conditioning import Cells, conditioning_meta, evaluations_per_step, label_v_function
 from components.models.io import MODEL_FILE, save_denoiser
@@ -70,6 +71,20 @@ def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, 
             batch = augment(batch, np.random.default_rng([seed, step, 31, rank]))
         x = torch.from_numpy(batch)
         return x if cell_index is None else LabelledBatch(x, torch.from_numpy(cell_index[mine]))
+
+    return batch_at
+
+
+def mel_source(store: MelStore, *, batch_size: int, seed: int):
+    """batch_at(step): normalised log-mels of training clips, in the flat (n_mels, frames) layout
+    the one-shot mel families (SpecGAN, the VAE) generate."""
+    train_rows = store.rows()
+
+    def batch_at(step: int) -> torch.Tensor:
+        rng = np.random.default_rng([seed, step, 29])
+        rows = np.sort(train_rows[rng.choice(len(train_rows), size=batch_size, replace=len(train_rows) < batch_size)])
+        mels = np.asarray(store.batch(rows), dtype=np.float32)
+        return torch.from_numpy(unpack_snake(mels) if store.layout == "snake" else mels)
 
     return batch_at
 

@@ -24,13 +24,12 @@ from components.config_training import VAEConfig
 from components.features.griffinlim import GriffinLim
 from components.features.store import MelStore
 from components.gan.io import save_gan
-from components.gan.stage import STATUS_FILE, mel_source
-from components.models.io import MODEL_FILE
+from components.models.io import MODEL_FILE, STATUS_FILE
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json, staged_directory
 from components.train.loop import Objective, loop_settings, train_loop
 from components.train.previews import write_previews
-from components.train.runner import data_fingerprint, fingerprint, resolve_device, work_dir
+from components.train.runner import data_fingerprint, fingerprint, mel_source, resolve_device, work_dir
 from components.vae import VAE
 from components.vae.model import MelDiscriminator, MelVAE, VAESpec, kl_divergence, prior
 from components.vocoder.adversarial import AdversarialCritic, feature_matching, generator_hinge
