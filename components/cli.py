@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from components.config_base import MAX_SAMPLING_STEPS, MAX_SEED, ConfigError
-from components.names import STAGE_NAMES
+from components.stages import STAGE_NAMES
 from components.profiles import PROFILES
 from components.generate_cli import MAX_COUNT, MAX_SECONDS, MAX_TOTAL_SECONDS
 from components.errors import redact

@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.config import MelforgeConfig
 from components.gan import DIFFUSION, MODEL_FAMILY_KEY
-from components.generation import Generator, MelGenerator, SpecGANGenerator, WaveGANGenerator
-from components.models.io import read_model_file
 from components.names import GAN_FAMILIES
+from components.stage_row import SAMPLES, Stage
 from components.vae import VAE
-from components.vae.generator import VAEGenerator
-from components.vocoder.interface import Vocoder
+
+if TYPE_CHECKING:
+    from components.generation import Generator
+    from components.vocoder.interface import Vocoder
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,19 @@ class Family:
 
     name: str  # the model file's family marker (``MODEL_FAMILY_KEY``) and the registry's melforge.family tag
     label: str  # how reports name it
-    generator: type[Generator]  # how it makes audio (loaded from its model file)
+    # its generation class (how it makes audio from its model file), imported on use: the table itself
+    # loads no torch, so the stage table and the CLI can read it cheaply
+    generator_class: Callable[[], type[Generator]]
     trained_by: str  # the DVC stage(s) that write its model folders
     plan: Callable[[MelforgeConfig], list[dict[str, Any]]]
     one_shot: bool  # one network evaluation per clip: served at 1 step only
     marker: str = "o"  # its points in the report's plots
     colour: str = "tab:blue"
+    stage: Stage | None = None  # the stage row of a family that trains in a stage of its own
+
+    @property
+    def generator(self) -> type[Generator]:
+        return self.generator_class()
 
     def sampling(self, steps: int) -> str:
         """How one of its clips is made, for the evaluation's samples."""
@@ -64,15 +72,39 @@ def _gan_plan(family: str) -> Callable[[MelforgeConfig], list[dict[str, Any]]]:
     return plan
 
 
+def _mel_generator() -> type[Generator]:
+    from components.generation import MelGenerator
+    return MelGenerator
+
+
+def _wavegan_generator() -> type[Generator]:
+    from components.generation import WaveGANGenerator
+    return WaveGANGenerator
+
+
+def _specgan_generator() -> type[Generator]:
+    from components.generation import SpecGANGenerator
+    return SpecGANGenerator
+
+
+def _vae_generator() -> type[Generator]:
+    from components.vae.generator import VAEGenerator
+    return VAEGenerator
+
+
+def _vae_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
+    return [{"name": VAE, "folder": VAE, "kind": VAE, "family": VAE, "steps": 1}] if cfg.vae.steps else []
+
+
 FAMILIES: tuple[Family, ...] = (
-    Family(DIFFUSION, "diffusion", MelGenerator, "train and distill", _diffusion_plan, one_shot=False),
-    Family("wavegan", "WaveGAN", WaveGANGenerator, "gan@wavegan", _gan_plan("wavegan"), one_shot=True,
+    Family(DIFFUSION, "diffusion", _mel_generator, "train and distill", _diffusion_plan, one_shot=False),
+    Family("wavegan", "WaveGAN", _wavegan_generator, "gan@wavegan", _gan_plan("wavegan"), one_shot=True,
            marker="^", colour="tab:green"),
-    Family("specgan", "SpecGAN", SpecGANGenerator, "gan@specgan", _gan_plan("specgan"), one_shot=True,
+    Family("specgan", "SpecGAN", _specgan_generator, "gan@specgan", _gan_plan("specgan"), one_shot=True,
            marker="v", colour="tab:red"),
-    Family(VAE, "VAE", VAEGenerator, "vae", lambda cfg: [{"name": VAE, "folder": VAE, "kind": VAE, "family": VAE,
-                                                          "steps": 1}] if cfg.vae.steps else [],
-           one_shot=True, marker="D", colour="tab:purple"),
+    Family(VAE, "VAE", _vae_generator, "vae", _vae_plan, one_shot=True, marker="D", colour="tab:purple",
+           stage=Stage("vae", "components.vae.stage:run_vae", "training", "models/vae", "models/metrics/vae.json",
+                       artifacts=SAMPLES)),
 )
 assert {f.name for f in FAMILIES} == {DIFFUSION, *GAN_FAMILIES, VAE}
 
@@ -93,6 +125,8 @@ def evaluation_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
 def load_generator(path: Path, device: str = "cpu", vocoder: Vocoder | None = None) -> Generator:
     """Any melforge model file -> its family's generator. A learned ``vocoder`` must match the model's
     mel settings (a family that makes waveforms needs none and ignores it)."""
+    from components.models.io import read_model_file
+
     payload = read_model_file(Path(path))
     gen = family(payload.get(MODEL_FAMILY_KEY, DIFFUSION)).generator.from_payload(payload, device, vocoder)
     gen.check_vocoder(f"the model {path}")

@@ -2,9 +2,6 @@
 imports, so the configuration can check a key against them without loading a stage package.
 dvc.yaml, the validation suite and the built-in datasets each have a test holding them equal."""
 
-# the stage table's names in run order (components/stages.py holds each stage's row; a test keeps them equal)
-STAGE_NAMES = ("scan", "ingest", "validate", "features", "vocoder", "train", "distill", "gan", "vae", "evaluate")
-
 # the checks the validation suite builds (components/validate/suite.py): what validate.warn_only may list
 CHECK_NAMES = ("row_count", "sample_rate", "duration", "finite", "peak", "rms", "unique_clip_ids", "labels",
                "quarantine_share", "quarantine_increase", "min_clips_per_class")

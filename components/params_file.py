@@ -67,9 +67,20 @@ def validate_params(params: dict[str, Any], origin: str = "params.yaml") -> Melf
         config = MelforgeConfig.model_validate(params)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, origin)) from None
-    for problem in family_problems(config):
+    for problem in [*table_problems(config), *family_problems(config)]:
         raise ConfigError(f"{origin}: {problem}")
     return config
+
+
+def table_problems(cfg: MelforgeConfig) -> list[str]:
+    """Keys that name a stage the stage table does not have (the schema knows no stage, so they are
+    checked here, where the table may be read)."""
+    from components.stages import STAGE_NAMES
+
+    allowed = {"default", *STAGE_NAMES, "registry"}
+    unknown = sorted(set(cfg.orchestration.stage_timeout_minutes) - allowed)
+    return [f"'orchestration.stage_timeout_minutes': unknown stage(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"] if unknown else []
 
 
 def family_problems(cfg: MelforgeConfig) -> list[str]:

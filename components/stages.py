@@ -6,17 +6,17 @@ Each reads params.yaml (the record DVC tracks), runs its component and writes it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from components.config import MelforgeConfig
+from components.families import FAMILIES, evaluation_plan
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json
 from components.vocoder import EVALUATION_FILE
 from components.ingest.store import QUARANTINE
 from components.names import GAN_FAMILIES
+from components.stage_row import SAMPLES, Stage
 
 
 def _declared(root: Path, stage: str, field: str) -> list[str]:
@@ -139,12 +139,6 @@ def _gan(cfg: MelforgeConfig, paths: ProjectPaths, *, family: str | None = None,
     return run_gan(cfg, paths, family, resume=resume)
 
 
-def _vae(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any]:
-    from components.vae.stage import run_vae
-
-    return run_vae(cfg, paths, resume=resume)
-
-
 def _evaluate(cfg: MelforgeConfig, paths: ProjectPaths) -> dict[str, Any]:
     from components.evaluate.stage import run_evaluate
 
@@ -170,24 +164,8 @@ def _check_rows(validation: Path) -> list[dict[str, Any]] | None:
     return [{k: r[k] for k in keys} for r in json.loads(path.read_text())["results"]]
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One row of the stage table: what ``melforge stage NAME`` runs and what it leaves where.
-    ``{item}`` in a path is the foreach item (``distill@student-8`` -> student-8)."""
-
-    name: str
-    entry: Callable[..., dict[str, Any]]  # the component's entry point (imported on use)
-    kind: Literal["data", "training", "evaluation"]  # training runs in a child process a timeout can stop
-    output: str  # the folder (or file) it writes, relative to the workspace
-    metrics: str  # its metrics file, relative to the workspace
-    item: str | None = None  # the option a foreach item is passed as (--student, --family)
-    items: Callable[[MelforgeConfig], Iterable[str]] | None = None  # the foreach items this config runs
-    artifacts: tuple[str, ...] = ()  # logged to its MLflow run, relative to ``output``
-    table: Callable[[Path], list[dict[str, Any]] | None] | None = None  # rows of its Prefect artifact, from ``output``
-    announced: bool = True  # whether the flow leaves a Prefect artifact for it (scan is a listing only)
-
-
-SAMPLES = ("samples",)
+# the stages in run order; a family that trains in a stage of its own declares that row in its family row
+# (components/families.py), and it runs after the GAN baselines, before evaluation
 TABLE: tuple[Stage, ...] = (
     Stage("scan", _scan, "data", "data/sources.json", "data/metrics/scan.json", announced=False),
     Stage("ingest", _ingest, "data", "data/clips", "data/metrics/ingest.json", artifacts=(QUARANTINE,),
@@ -202,12 +180,12 @@ TABLE: tuple[Stage, ...] = (
           items=lambda cfg: cfg.distill.stages, artifacts=SAMPLES),
     Stage("gan", _gan, "training", "models/{item}", "models/metrics/{item}.json", item="family",
           items=lambda cfg: GAN_FAMILIES, artifacts=SAMPLES),
-    Stage("vae", _vae, "training", "models/vae", "models/metrics/vae.json", artifacts=SAMPLES),
+    *(row.stage for row in FAMILIES if row.stage),
     Stage("evaluate", _evaluate, "evaluation", "models/evaluation", "models/metrics/evaluate.json",
           artifacts=("report.html", "steps_vs_quality.png", "quality_vs_compute.png", "steps_vs_quality.csv",
                      "metrics.json", *SAMPLES)),
 )
-STAGES: dict[str, Callable[..., dict[str, Any]]] = {row.name: row.entry for row in TABLE}
+STAGE_NAMES = tuple(row.name for row in TABLE)
 DATA_STAGES = tuple(row.name for row in TABLE if row.kind == "data")
 
 
@@ -227,10 +205,11 @@ def pipeline_order(cfg: MelforgeConfig) -> list[str]:
 
 
 def model_stages(cfg: MelforgeConfig) -> list[str]:
-    """The stages that train a generator, in run order: the teacher, every student, and every GAN family
-    that is on (what a GPU machine runs when training is handed off)."""
-    return [s for s in pipeline_order(cfg) if s == "train" or s.startswith("distill@")
-            or (s.startswith("gan@") and s.partition("@")[2] in cfg.gan.enabled) or (s == "vae" and cfg.vae.steps)]
+    """The stages that train a generator the evaluation scores, in run order: the teacher, every student,
+    every other family that is on (what a GPU machine runs when training is handed off). A stage whose
+    output folder the evaluation plan names is one."""
+    scored = {f"models/{entry['folder']}" for entry in evaluation_plan(cfg)}
+    return [s for s in pipeline_order(cfg) if stage_row(s.partition("@")[0]).output.format(item=s.partition("@")[2]) in scored]
 
 
 def stage_options(stage: str) -> tuple[str, dict[str, str]]:
@@ -245,7 +224,7 @@ def run_stage(name: str, cfg: MelforgeConfig, paths: ProjectPaths, **options: An
     """Run a stage's entry point and write what it returns as its metrics file, the same way for every
     stage (atomically; a stage that fails writes none). None: a rank other than 0 of a distributed run."""
     row = stage_row(name)
-    summary = row.entry(cfg, paths, **options)
+    summary = row.entry_point()(cfg, paths, **options)
     if summary is not None:
         item = options.get(row.item, "") if row.item else ""
         atomic_write_json(paths.root / row.metrics.format(item=item), summary)

@@ -1,7 +1,7 @@
 """Each DVC stage's code deps are exactly the code it runs: the import closure of its entry point.
 
 The entry point of stage NAME is what ``components/stages.py``'s ``_NAME`` imports (read from the source
-with ast, like the whole closure), so a change to any module a stage imports makes DVC re-run it, and a
+with ast, like the whole closure), or the module a family's own stage row names, so a change to any module a stage imports makes DVC re-run it, and a
 change to a module it never imports does not. The schema modules are the one exception: params.yaml
 holds every value they resolve, and DVC tracks those values as the stage's params.
 """
@@ -18,11 +18,16 @@ from test_import_graph import MODULES, ROOT, _imports, _owner
 
 # the schema and its vocabularies: their effect on a stage is params.yaml, which is always complete and resolved
 SCHEMA = {"components.config", "components.config_base", "components.config_training", "components.names",
-          "components.profiles"}
+          "components.profiles", *(m for m in MODULES if m.endswith(".settings") and m != "components.settings")}
 
 
 def entry_modules(stage: str) -> set[str]:
-    """The modules ``components/stages.py``'s ``_<stage>`` function imports: the stage's own entry point."""
+    """The stage's own entry point: the module its table row names by path (a family's own stage), else the
+    modules ``components/stages.py``'s ``_<stage>`` function imports."""
+    from components.stages import stage_row
+
+    if isinstance(entry := stage_row(stage).entry, str):
+        return {entry.partition(":")[0]}
     tree = ast.parse((ROOT / "components" / "stages.py").read_text())
     function = next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == f"_{stage}"), None)
     if function is None:
@@ -85,7 +90,7 @@ STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 def test_a_stage_s_code_deps_are_the_import_closure_of_its_entry_point(stage):
     expected = expected_deps(stage)
     assert declared_deps(stage) == expected, (
-        f"dvc.yaml's stage {stage!r} should list exactly these code deps:\n"
+        f"dvc.yaml's stage {stage!r} should list exactly these code deps (python tests/test_dvc_deps.py writes them):\n"
         + "\n".join(f"        - {d}" for d in expected))
 
 
@@ -99,3 +104,45 @@ def test_a_folder_stands_for_its_files_only_when_the_stage_runs_all_of_them():
     deps = expected_deps("train")
     assert "components/models" in deps  # every model module reaches the teacher
     assert "components/features" not in deps and "components/features/mel.py" in deps
+
+
+def rewrite_dvc_yaml(path: Path = ROOT / "dvc.yaml") -> list[str]:
+    """Replace each stage's code deps in dvc.yaml by its closure, in place (comments and the other deps
+    kept; written to a temporary file, then renamed). Returns the stages whose deps changed."""
+    lines = path.read_text().splitlines(keepends=True)
+    changed, out, stage, i = [], [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
+            stage = line.strip().rstrip(":")
+        stripped = line.strip()
+        if stage in STAGES and stripped.startswith("- ") and stripped[2:].startswith(("components/", "flows/")):
+            indent = line[: len(line) - len(line.lstrip())]
+            block = []
+            while i < len(lines) and lines[i].strip()[2:].startswith(("components/", "flows/")):
+                block.append(lines[i].strip()[2:])
+                i += 1
+            expected = expected_deps(stage)
+            changed += [stage] if block != expected else []
+            out += [f"{indent}- {dep}\n" for dep in expected]
+            continue
+        out.append(line)
+        i += 1
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(out))
+    temporary.replace(path)
+    return changed
+
+
+if __name__ == "__main__":  # python tests/test_dvc_deps.py: make dvc.yaml's code deps the closures again
+    print("rewrote the code deps of:", ", ".join(rewrite_dvc_yaml()) or "nothing (already current)")
+
+
+def test_the_rewriter_restores_the_closures_and_keeps_everything_else(tmp_path):
+    original = (ROOT / "dvc.yaml").read_text()
+    stale = original.replace("      - components/vae/stage.py\n", "", 1).replace(
+        "      - components/vae/model.py\n", "      - components/vae/model.py\n      - components/cli.py\n", 1)
+    (tmp_path / "dvc.yaml").write_text(stale)
+    assert rewrite_dvc_yaml(tmp_path / "dvc.yaml") == ["vae"]
+    assert (tmp_path / "dvc.yaml").read_text() == original
+    assert rewrite_dvc_yaml(tmp_path / "dvc.yaml") == []

@@ -46,11 +46,21 @@ def test_the_model_stages_are_the_training_part_of_the_pipeline_order():
 def test_the_stage_names_are_dvc_yaml_s_and_the_stage_table_s():
     import yaml
 
-    from components.names import STAGE_NAMES
-    from components.stages import STAGES
+    from components.stages import STAGE_NAMES, TABLE
 
     assert tuple(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]) == STAGE_NAMES
-    assert tuple(STAGES) == STAGE_NAMES
+    assert STAGE_NAMES == tuple(row.name for row in TABLE)
+
+
+def test_a_family_s_own_stage_joins_the_table_and_its_entry_resolves():
+    from components.families import family
+    from components.stages import stage_row
+
+    row = family("vae").stage
+    assert stage_row("vae") is row and isinstance(row.entry, str)  # declared in the family row, by path
+    from components.vae.stage import run_vae
+
+    assert row.entry_point() is run_vae
 
 
 def test_warn_only_accepts_exactly_the_suite_s_checks():
@@ -63,7 +73,7 @@ def test_warn_only_accepts_exactly_the_suite_s_checks():
 
 
 def test_a_dvc_stage_name_maps_to_its_entry_point_and_options():
-    from components.stages import STAGES, stage_options
+    from components.stages import stage_options, stage_row
 
     assert stage_options("train") == ("train", {})
     assert stage_options("distill@student-8") == ("distill", {"student": "student-8"})
@@ -71,7 +81,7 @@ def test_a_dvc_stage_name_maps_to_its_entry_point_and_options():
     cfg = load_config(ROOT / "params.yaml")
     for stage in pipeline_order(cfg):  # every option is one its entry point takes
         name, options = stage_options(stage)
-        assert set(options) <= set(inspect.signature(STAGES[name]).parameters), stage
+        assert set(options) <= set(inspect.signature(stage_row(name).entry_point()).parameters), stage
 
 
 def test_the_stage_table_s_outputs_metrics_and_kinds_are_dvc_yaml_s():
@@ -116,7 +126,7 @@ def test_melforge_stage_takes_the_table_s_stages_and_their_options():
     from typer.testing import CliRunner
 
     from components.cli import app
-    from components.names import STAGE_NAMES
+    from components.stages import STAGE_NAMES
 
     help_text = "".join(CliRunner().invoke(app, ["stage", "--help"]).output.replace("│", "").split())
     assert "|".join(STAGE_NAMES) in help_text  # the names as the table and dvc.yaml have them, in order

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from components.config import MelforgeConfig
-from components.config_training import VAEConfig
 from components.features.griffinlim import GriffinLim
 from components.features.store import MelStore
 from components.gan.io import save_gan
@@ -32,6 +31,7 @@ from components.train.previews import write_previews
 from components.train.runner import data_fingerprint, fingerprint, mel_source, resolve_device, work_dir
 from components.vae import VAE
 from components.vae.model import MelDiscriminator, MelVAE, VAESpec, kl_divergence, prior
+from components.vae.settings import VAEConfig
 from components.vocoder.adversarial import AdversarialCritic, feature_matching, generator_hinge
 
 ARCHITECTURE_VERSION = 1

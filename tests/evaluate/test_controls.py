@@ -3,7 +3,6 @@ must, and none of them may ever become champion."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from components.evaluate.controls import BLUR, CONTROLS, MEMORISER, NOISE, control_failures, control_mels
