@@ -1,6 +1,6 @@
 """The schema of the trainable sections of params.yaml: the U-Net, teacher training, distillation,
 the vocoder and the GAN baselines (a family added later keeps its section in its own package's
-``settings.py``, like ``components/vae/settings.py``). Each inherits the one optimiser section (``OptimConfig``)."""
+``settings.py``). Each inherits the one optimiser section (``OptimConfig``)."""
 
 from __future__ import annotations
 

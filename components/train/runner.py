@@ -77,7 +77,7 @@ def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, 
 
 def mel_source(store: MelStore, *, batch_size: int, seed: int):
     """batch_at(step): normalised log-mels of training clips, in the flat (n_mels, frames) layout
-    the one-shot mel families (SpecGAN, the VAE) generate."""
+    the one-shot mel families generate."""
     train_rows = store.rows()
 
     def batch_at(step: int) -> torch.Tensor:
