@@ -8,7 +8,7 @@ from torch import nn
 from components.models.diffusion import ddim_step, diffuse, distillation_target, x_from_z_v, x_loss_weight
 from components.models.conditioning import label_v_function
 from components.models.sampler import VFunction, predict_x
-from components.train.loop import LabelledBatch, examples_and_labels
+from components.train.loop import Draws, LabelledBatch, examples_and_labels
 
 
 @torch.no_grad()
@@ -30,11 +30,11 @@ def student_objective(teacher: nn.Module, student_steps: int, weighting: str, gu
     (the w-fixed case of Meng et al. 2023, "On Distillation of Guided Diffusion Models")."""
     n = student_steps
 
-    def objective(student: nn.Module, batch: torch.Tensor | LabelledBatch, generator: torch.Generator) -> torch.Tensor:
+    def objective(student: nn.Module, batch: torch.Tensor | LabelledBatch, draws: Draws) -> torch.Tensor:
         x, labels = examples_and_labels(batch)
-        i = torch.randint(1, n + 1, (x.shape[0],), generator=generator).to(x.device)
+        i = draws.randint(1, n + 1, x.shape[0]).to(x.device)
         t = i.to(x.dtype) / n
-        eps = torch.randn(x.shape, generator=generator).to(x.device)
+        eps = draws.randn(x.shape).to(x.device)
         z_t = diffuse(x, eps, t)
         teacher_v = label_v_function(teacher, labels, guidance)
         x_tilde = distillation_target(z_t, two_teacher_steps(teacher_v, z_t, t, n), t, t - 1.0 / n)

@@ -33,7 +33,7 @@ from components.ingest.store import open_clips, read_manifest
 from components.models.io import MODEL_FILE, STATUS_FILE
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
-from components.train.loop import BatchAt, LoopSettings, Objective, loop_settings, train_loop
+from components.train.loop import BatchAt, Draws, LoopSettings, Objective, loop_settings, train_loop
 from components.train.previews import write_previews
 from components.train.runner import data_fingerprint, fingerprint, mel_source, resolve_device, work_dir
 
@@ -110,9 +110,9 @@ def prepare_gan(cfg: MelforgeConfig, paths: ProjectPaths, family: str, store: Me
     critic = WGANCritic(critic_net, sample_fake, lr=g.lr, betas=g.betas, n_critic=g.n_critic,
                         penalty_weight=g.penalty_weight)
 
-    def objective(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def objective(net: torch.nn.Module, batch: torch.Tensor, draws: Draws) -> torch.Tensor:
         """L_G = -E[D(G(z))]."""
-        return -critic.score(sample_fake(net, batch.shape[0], generator), generator).mean()
+        return -critic.score(sample_fake(net, batch.shape[0], draws.generator), draws.generator).mean()
 
     meta = {"sampling_steps": 1, "mel_stats": store.stats.to_json(), "mel_index": store.index, "layout": "flat",
             "clip_samples": cfg.audio.clip_samples, "frames": cfg.mel.frames, "fingerprint": fp,

@@ -12,6 +12,7 @@ has, travel in the model file, so a generator draws labels as often as the train
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,12 +79,12 @@ def conditioning_of(meta: dict[str, Any]) -> tuple[Cells | None, float]:
     return (Cells.from_json(meta["cells"]) if "cells" in meta else None), float(meta.get("guidance", 1.0))
 
 
-def drop_labels(labels: torch.Tensor, share: float, classes: int, generator: torch.Generator) -> torch.Tensor:
+def drop_labels(labels: torch.Tensor, share: float, classes: int, uniform: Callable[[int], torch.Tensor]) -> torch.Tensor:
     """``labels`` with a random ``share`` replaced by ``classes`` (no label): the unconditional
-    prediction that guidance needs is learned by the same network."""
+    prediction that guidance needs is learned by the same network. ``uniform(n)``: n draws from U(0, 1)."""
     if share <= 0:
         return labels
-    dropped = torch.rand(labels.shape[0], generator=generator).to(labels.device) < share
+    dropped = uniform(labels.shape[0]).to(labels.device) < share
     return torch.where(dropped, torch.full_like(labels, classes), labels)
 
 

@@ -49,18 +49,20 @@ class Augment:
     def active(self) -> bool:
         return self.gain_db > 0 or self.shift_frames > 0
 
-    def __call__(self, normalised: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A batch of stored examples (normalised, in the store's layout) -> augmented, same layout."""
+    def __call__(self, normalised: np.ndarray, rng: np.random.Generator, rank: int = 0, world: int = 1) -> np.ndarray:
+        """A batch of stored examples (normalised, in the store's layout) -> augmented, same layout. Under
+        DDP the batch is rows ``rank::world`` of the global one, and so are its draws (the global batch's
+        draws, sliced): W ranks augment exactly as one process does."""
         if not self.active:
             return normalised
         flat = unpack_snake(normalised) if self.layout == "snake" else normalised
         # a silent cell may have been clipped at -clip_sigma on the way in: put it back on the floor
         silent = flat <= self.stats.normalise(np.full((1, flat.shape[-2], 1), self.floor)) + 1e-6
         logmel = np.where(silent, self.floor, self.stats.denormalise(flat))
-        n = len(logmel)
+        n = len(logmel) * world
         if self.gain_db > 0:
-            logmel = gain(logmel, rng.uniform(-self.gain_db, self.gain_db, size=n), self.floor)
+            logmel = gain(logmel, rng.uniform(-self.gain_db, self.gain_db, size=n)[rank::world], self.floor)
         if self.shift_frames > 0:
-            logmel = shift(logmel, rng.integers(-self.shift_frames, self.shift_frames + 1, size=n), self.floor)
+            logmel = shift(logmel, rng.integers(-self.shift_frames, self.shift_frames + 1, size=n)[rank::world], self.floor)
         out = self.stats.normalise(logmel)
         return pack_snake(out, normalised.shape[-3]) if self.layout == "snake" else out

@@ -47,7 +47,7 @@ def examples_and_labels(batch: torch.Tensor | LabelledBatch) -> tuple[torch.Tens
     return (batch.x, batch.labels) if isinstance(batch, LabelledBatch) else (batch, None)
 
 
-Objective = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
+Objective = Callable[[nn.Module, Any, "Draws"], torch.Tensor]  # (model, this rank's batch, the step's draws) -> loss
 BatchAt = Callable[[int], "torch.Tensor | LabelledBatch"]
 
 
@@ -107,9 +107,45 @@ def lr_factor(step: int, *, steps: int, warmup: int, min_ratio: float) -> float:
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
-    """The random stream of one step; ``salt`` separates streams within a step (per DDP rank, and
-    the critic's from the model's), so no two of them draw the same t and noise."""
+    """The random stream of one step; ``salt`` separates streams within a step (the critic's from the
+    model's, and a critic's per DDP rank), so no two of them draw the same values."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + salt) % (2**63))
+
+
+@dataclass(frozen=True)
+class Draws:
+    """A step's per-example random draws, as one process at the global batch makes them: each call
+    draws the whole global batch's values from the step's one stream and keeps this rank's rows
+    (``rank::world``, the rows ``batch_source`` deals it). So W DDP ranks together draw exactly what
+    one process draws, every rank draws different values, and with one process nothing changes."""
+
+    stream: torch.Generator
+    rank: int = 0
+    world: int = 1
+
+    def _mine(self, values: torch.Tensor) -> torch.Tensor:
+        return values[self.rank::self.world] if self.world > 1 else values
+
+    def rand(self, n: int) -> torch.Tensor:
+        """U(0, 1), one per example of this rank's ``n``."""
+        return self._mine(torch.rand(n * self.world, generator=self.stream))
+
+    def randn(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+        """N(0, 1) of ``shape``, whose first axis is this rank's examples."""
+        return self._mine(torch.randn((shape[0] * self.world, *shape[1:]), generator=self.stream))
+
+    def randint(self, low: int, high: int, n: int) -> torch.Tensor:
+        """Integers in [low, high), one per example of this rank's ``n``."""
+        return self._mine(torch.randint(low, high, (n * self.world,), generator=self.stream))
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The step's stream itself, for objectives that draw other than per example (one process only:
+        under DDP every rank would draw the same values from it)."""
+        if self.world > 1:
+            raise RuntimeError("this objective draws from the step's generator directly, which every DDP rank "
+                               "shares; draw per example through Draws.rand/randn/randint to train on several ranks")
+        return self.stream
 
 
 @torch.no_grad()
@@ -172,14 +208,13 @@ class _Run:
                 **({"critic": self.critic.state_dict()} if self.critic is not None else {})})
 
     def update(self, forward_net: nn.Module, objective: Objective, batch: torch.Tensor, step: int, rank: int,
-               autocast: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+               world: int, autocast: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One step: the critic's update (if any), then the model's; (loss, grad norm, critic loss)."""
         s = self.settings
-        generator = step_generator(s.seed, step, salt=2 * rank)  # each rank its own t and noise
         critic_loss = None if self.critic is None else \
             self.critic.update(forward_net, batch, step_generator(s.seed, step, salt=2 * rank + 1), step)
         with autocast:
-            loss = objective(forward_net, batch, generator)
+            loss = objective(forward_net, batch, Draws(step_generator(s.seed, step), rank, world))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)  # read when logged: no sync per step
@@ -221,13 +256,23 @@ class _Log:
                 "samples_per_s": sum(h["samples_per_s"] for h in recent) / len(recent) if recent else 0.0}
 
 
+def global_mean(value: torch.Tensor, world: int) -> torch.Tensor:
+    """The mean of ``value`` over the DDP ranks (equal shares of the global batch: the global batch's
+    loss); itself with one process. Called only when a step is logged, so training does not sync on it."""
+    if world == 1:
+        return value
+    total = value.detach().float().clone()
+    torch.distributed.all_reduce(total)
+    return total / world
+
+
 def _due(every: int, done: int) -> bool:
     return bool(every) and done % every == 0
 
 
 def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settings: LoopSettings, out_dir: Path, *,
                on_sample: Callable[[int, nn.Module], None] | None = None, resume: bool = True,
-               label: str = "train", rank: int = 0, ddp_model: nn.Module | None = None,
+               label: str = "train", rank: int = 0, world: int = 1, ddp_model: nn.Module | None = None,
                stop_after: int | None = None, critic: Critic | None = None) -> dict[str, Any]:
     """Train ``model`` for ``settings.steps``; return {model, ema, summary}. Writes checkpoints and
     ``metrics.jsonl`` under ``out_dir`` (only on rank 0). ``stop_after`` ends the run early
@@ -249,11 +294,11 @@ def train_loop(model: nn.Module, objective: Objective, batch_at: BatchAt, settin
         task = progress.add_task(label, total=settings.steps, completed=start, info="")
         for step in range(start, last):
             batch = batch_at(step).to(device, non_blocking=True)
-            loss, grad_norm, critic_loss = run.update(forward_net, objective, batch, step, rank, autocast)
+            loss, grad_norm, critic_loss = run.update(forward_net, objective, batch, step, rank, world, autocast)
             log.window_samples += batch.shape[0]
             done = step + 1
             if done % settings.log_every == 0 or done == settings.steps:
-                record = log.write(done, loss, run.optimizer.param_groups[0]["lr"], grad_norm, critic_loss)
+                record = log.write(done, global_mean(loss, world), run.optimizer.param_groups[0]["lr"], grad_norm, critic_loss)
                 loss_value = record["loss"]
                 progress.update(task, info=f"loss {loss_value:.4f}  {record['samples_per_s']:.0f} samples/s")
             if _due(settings.checkpoint_every, done) and done < settings.steps:

@@ -1,4 +1,4 @@
-"""Training objectives: (model, clean batch, generator) -> scalar loss."""
+"""Training objectives: (model, clean batch, the step's draws) -> scalar loss."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from torch import nn
 
 from components.models.conditioning import drop_labels
 from components.models.diffusion import diffuse, v_from_x_eps, v_loss_weight
-from components.train.loop import LabelledBatch, examples_and_labels
+from components.train.loop import Draws, LabelledBatch, examples_and_labels
 
 
 def _per_example_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -20,15 +20,15 @@ def teacher_v_objective(weighting: str, *, classes: int = 0, label_dropout: floa
     ``label_dropout`` of its labels replaced by "no label" (index ``classes``: the unconditional
     prediction that classifier-free guidance needs)."""
 
-    def objective(model: nn.Module, batch: torch.Tensor | LabelledBatch, generator: torch.Generator) -> torch.Tensor:
+    def objective(model: nn.Module, batch: torch.Tensor | LabelledBatch, draws: Draws) -> torch.Tensor:
         x, labels = examples_and_labels(batch)
-        t = torch.rand(x.shape[0], generator=generator).to(x.device)
-        eps = torch.randn(x.shape, generator=generator).to(x.device)
+        t = draws.rand(x.shape[0]).to(x.device)
+        eps = draws.randn(x.shape).to(x.device)
         z = diffuse(x, eps, t)
         if labels is None:
             v_hat = model(z, t)
         else:
-            v_hat = model(z, t, drop_labels(labels, label_dropout, classes, generator))
+            v_hat = model(z, t, drop_labels(labels, label_dropout, classes, draws.rand))
         return (v_loss_weight(t, weighting) * _per_example_mse(v_hat, v_from_x_eps(x, eps, t))).mean()
 
     return objective

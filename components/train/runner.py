@@ -68,7 +68,7 @@ def batch_source(store: MelStore, batch_size: int, seed: int, *, rank: int = 0, 
         mine = rows[rank::world]
         batch = np.stack([np.asarray(store[int(i)], dtype=np.float32) for i in mine])
         if augment is not None:  # an inactive Augment returns the batch as it is
-            batch = augment(batch, np.random.default_rng([seed, step, 31, rank]))
+            batch = augment(batch, np.random.default_rng([seed, step, 31, 0]), rank, world)  # one stream, sliced per rank
         x = torch.from_numpy(batch)
         return x if cell_index is None else LabelledBatch(x, torch.from_numpy(cell_index[mine]))
 

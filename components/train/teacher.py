@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from components.models.conditioning import Cells
 from components.models.unet import ARCHITECTURE_VERSION, UNet1d, UNetSpec
 from components.settings import ProjectPaths
 from components.train.augment import Augment
+from components.train.launch import join_process_group
 from components.train.loop import loop_settings, train_loop
 from components.train.objectives import teacher_v_objective
 from components.train.previews import sample_normalised, write_previews
@@ -65,10 +65,8 @@ def teacher_fingerprint_model(cfg: MelforgeConfig) -> dict[str, Any]:
 
 def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) -> dict[str, Any] | None:
     """Train (or resume) the teacher; write models/teacher; return its summary (None on ranks other than 0)."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(cfg.train.device)
-    if world > 1:
-        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    rank, world = join_process_group(device, cfg.train.batch_size, "train.batch_size")
     torch.manual_seed(cfg.seed)
     store = MelStore(paths.mels)
     cells, cell_index = (None, None) if cfg.model.conditioning == "none" else training_cells(store, cfg.eval.split_labels)
@@ -99,7 +97,7 @@ def run_train(cfg: MelforgeConfig, paths: ProjectPaths, *, resume: bool = True) 
     objective = teacher_v_objective(t.loss_weighting, classes=spec.classes, label_dropout=cfg.model.label_dropout)
     result = train_loop(model, objective, teacher_batches(cfg, store, rank=rank, world=world, cell_index=cell_index),
                         settings, work, on_sample=on_sample, resume=resume, label="teacher", rank=rank,
-                        ddp_model=ddp)
+                        world=world, ddp_model=ddp)
     if world > 1:
         torch.distributed.barrier()
     if rank != 0:

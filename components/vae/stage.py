@@ -26,7 +26,7 @@ from components.gan.io import save_gan
 from components.models.io import MODEL_FILE, STATUS_FILE
 from components.settings import ProjectPaths
 from components.storage import atomic_write_json, staged_directory
-from components.train.loop import Objective, loop_settings, train_loop
+from components.train.loop import Draws, Objective, loop_settings, train_loop
 from components.train.previews import write_previews
 from components.train.runner import data_fingerprint, fingerprint, mel_source, resolve_device, work_dir
 from components.vae import VAE
@@ -61,12 +61,12 @@ def beta_at(update: int, v: VAEConfig) -> float:
 
 
 def reconstruction_objective(v: VAEConfig, elements: int) -> Objective:
-    """Stage 1: |decode(z) - x|_1 + beta(t) KL, z = mean + sigma eps (eps from the step's generator)."""
+    """Stage 1: |decode(z) - x|_1 + beta(t) KL, z = mean + sigma eps (eps from the step's draws)."""
 
-    def objective(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def objective(net: torch.nn.Module, batch: torch.Tensor, draws: Draws) -> torch.Tensor:
         vae = getattr(net, "module", net)
         mean, logvar = vae.encode(batch)
-        eps = torch.randn(mean.shape, generator=generator).to(mean.device)
+        eps = draws.randn(mean.shape).to(mean.device)
         recon = vae.decode(mean + (0.5 * logvar).exp() * eps)
         beta = beta_at(int(vae.updates), v)
         vae.updates += 1
@@ -87,7 +87,7 @@ def reconstruct(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Gene
 def adversarial_objective(v: VAEConfig, critic: AdversarialCritic) -> Objective:
     """Stage 2: |x^ - x|_1 + w_adv hinge(D(x^)) + w_fm FM(D(x), D(x^)), x^ = decode(mean(x))."""
 
-    def objective(net: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def objective(net: torch.nn.Module, batch: torch.Tensor, draws: Draws) -> torch.Tensor:
         real, fake = reconstruct(net, batch)
         loss = (fake - real).abs().mean()
         if critic.active:

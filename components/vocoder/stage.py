@@ -29,7 +29,7 @@ from components.features.store import MelStore
 from components.ingest.store import open_clips, read_manifest
 from components.settings import ProjectPaths
 from components.storage import ShardReader, atomic_write_json, staged_directory
-from components.train.loop import loop_settings, train_loop
+from components.train.loop import Draws, loop_settings, train_loop
 from components.train.runner import fingerprint, resolve_device, work_dir
 from components.vocoder.adversarial import (AdversarialCritic, Discriminators, feature_matching,
                                             generator_hinge)
@@ -82,7 +82,7 @@ def reconstruction_objective(logmel: LogMel, resolutions: list[tuple[int, int]],
     """L = L_mrstft + w_mel (L_mel_l1 + L_mel_sc) (+ w_adv L_G + w_fm L_fm once the critic is active).
     ``logmel`` must be on the device the batches arrive on (``LogMel.to``)."""
 
-    def objective(net: torch.nn.Module, audio: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def objective(net: torch.nn.Module, audio: torch.Tensor, draws: Draws) -> torch.Tensor:
         estimate = net(logmel.log_power(audio))
         audio = audio[..., :estimate.shape[-1]]  # (frames - 1) * hop: whole hops only
         mel_l1, mel_sc = mel_losses(audio, estimate, logmel)

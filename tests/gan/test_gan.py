@@ -97,8 +97,8 @@ def test_a_tiny_wgan_gp_moves_its_samples_toward_the_data_through_the_training_l
 
     critic = WGANCritic(critic_net, sample_fake, lr=1e-3, n_critic=5)
 
-    def objective(net, batch, g):
-        return -critic.module(sample_fake(net, batch.shape[0], g)).mean()
+    def objective(net, batch, draws):
+        return -critic.module(sample_fake(net, batch.shape[0], draws.generator)).mean()
 
     def batch_at(step):
         return data_mean + data_std * torch.randn(64, 1, generator=torch.Generator().manual_seed(step))
@@ -141,8 +141,8 @@ def _tiny_wavegan_run(tmp_path, *, stop_after=None):
 
     critic = WGANCritic(critic_net, sample_fake, n_critic=2)
 
-    def objective(g_net, batch, gen):
-        return -critic.score(sample_fake(g_net, batch.shape[0], gen), gen).mean()
+    def objective(g_net, batch, draws):
+        return -critic.score(sample_fake(g_net, batch.shape[0], draws.generator), draws.generator).mean()
 
     def batch_at(step):
         return torch.sin(torch.arange(SMALL.samples) * (0.1 + 0.01 * (step % 3)))[None].repeat(3, 1)

@@ -13,7 +13,7 @@ from components.distill.objective import student_objective
 from components.models.conditioning import Cells, drop_labels, evaluations_per_step, label_v_function
 from components.models.diffusion import guided_v
 from components.models.unet import UNet1d, UNetSpec
-from components.train.loop import LabelledBatch
+from components.train.loop import Draws, LabelledBatch
 from components.train.objectives import teacher_v_objective
 
 SPEC = UNetSpec(example_shape=(8, 16), base_channels=8, channel_mults=(1, 2), attention_levels=(1,),
@@ -91,8 +91,8 @@ def test_an_unknown_cell_is_named():
 
 def test_label_dropout_replaces_the_share_asked_for_by_no_label():
     labels = torch.zeros(10000, dtype=torch.long)
-    assert torch.equal(drop_labels(labels, 0.0, 7, torch.Generator().manual_seed(0)), labels)
-    dropped = drop_labels(labels, 0.1, 7, torch.Generator().manual_seed(0))
+    assert torch.equal(drop_labels(labels, 0.0, 7, lambda n: torch.rand(n, generator=torch.Generator().manual_seed(0))), labels)
+    dropped = drop_labels(labels, 0.1, 7, lambda n: torch.rand(n, generator=torch.Generator().manual_seed(0)))
     assert set(dropped.unique().tolist()) == {0, 7}
     assert float((dropped == 7).float().mean()) == pytest.approx(0.1, abs=0.01)
 
@@ -103,7 +103,7 @@ def test_the_teacher_and_student_objectives_train_the_label_embedding():
     for objective in (teacher_v_objective("min_snr_5", classes=3, label_dropout=0.0),
                       student_objective(_net(), 2, "snr_trunc", guidance=1.5)):
         net = _net().train()
-        objective(net, batch, torch.Generator().manual_seed(4)).backward()
+        objective(net, batch, Draws(torch.Generator().manual_seed(4))).backward()
         grad = net.label_embedding.weight.grad
         assert grad[[0, 1, 2]].abs().sum(dim=1).min() > 0  # every label in the batch is learned
         assert grad[3].abs().sum() == 0  # "no label" was never drawn

@@ -7,7 +7,7 @@ import torch
 
 from components.models.io import load_denoiser
 from components.models.unet import UNet1d, UNetSpec, parameter_count
-from components.train.loop import LoopSettings, lr_factor, step_generator, train_loop
+from components.train.loop import Draws, LoopSettings, lr_factor, step_generator, train_loop
 from components.train.objectives import teacher_v_objective
 
 SPEC = UNetSpec(example_shape=(8, 16), base_channels=16, channel_mults=(1, 2), attention_levels=(1,),
@@ -40,7 +40,7 @@ def test_a_tiny_model_overfits_one_fixed_batch(tmp_path):
     torch.manual_seed(0)
     model = UNet1d(SPEC)
     objective = teacher_v_objective("snr+1")
-    fixed = lambda m, x, _g: objective(m, x, torch.Generator().manual_seed(0))  # noqa: E731 - same t, eps each step
+    fixed = lambda m, x, _d: objective(m, x, Draws(torch.Generator().manual_seed(0)))  # noqa: E731 - same t, eps each step
     batch = _batch()
     settings = LoopSettings(steps=150, lr=3e-3, warmup_steps=5, ema_decay=0.0, log_every=1, grad_clip=10.0)
     history = train_loop(model, fixed, lambda step: batch, settings, tmp_path)["history"]
@@ -48,25 +48,31 @@ def test_a_tiny_model_overfits_one_fixed_batch(tmp_path):
     assert last < first / 10, (first, last)
 
 
-def test_each_ddp_rank_draws_its_own_times_and_noise(tmp_path):
-    """Under DDP every rank runs the same step; each must draw different t and noise, or a global
-    batch holds only batch/world distinct draws. Rank 0 keeps the single-process stream."""
-    draws: dict[int, list[torch.Tensor]] = {}
+def test_ddp_ranks_draw_their_rows_of_what_one_process_draws():
+    """Each of W ranks holds rows rank::W of the global batch; its draws must be those rows of the
+    one-process draw, so W ranks train exactly the one-process run and no two ranks draw alike."""
+    one = Draws(step_generator(7, 3))
+    whole = (one.rand(6), one.randn((6, 2, 3)), one.randint(1, 9, 6))
+    ranks = [Draws(step_generator(7, 3), rank, 2) for rank in (0, 1)]
+    parts = [(d.rand(3), d.randn((3, 2, 3)), d.randint(1, 9, 3)) for d in ranks]
+    for k, values in enumerate(whole):
+        assert torch.equal(values[0::2], parts[0][k]) and torch.equal(values[1::2], parts[1][k])
+        assert not torch.equal(parts[0][k], parts[1][k])
+    assert one.generator is one.stream
+    with pytest.raises(RuntimeError, match="every DDP rank shares"):
+        ranks[1].generator
 
-    def recording(rank):
-        def objective(model, batch, generator):
-            draws.setdefault(rank, []).append(torch.randn(4, generator=generator))
-            return model(batch, torch.full((batch.shape[0],), 0.5)).pow(2).mean()
-        return objective
+
+def test_the_loop_hands_each_step_its_own_stream(tmp_path):
+    seen = []
+
+    def recording(model, batch, draws):
+        seen.append(draws.randn((4,)))
+        return model(batch, torch.full((batch.shape[0],), 0.5)).pow(2).mean()
 
     settings = LoopSettings(steps=2, lr=1e-3, ema_decay=0.0, log_every=1, checkpoint_every=0)
-    for rank in (0, 1):
-        torch.manual_seed(0)
-        train_loop(UNet1d(SPEC), recording(rank), lambda step: _batch(), settings, tmp_path / f"r{rank}",
-                   resume=False, rank=rank)
-    assert not torch.allclose(draws[0][0], draws[1][0]) and not torch.allclose(draws[0][1], draws[1][1])
-    assert torch.equal(draws[0][0], torch.randn(4, generator=step_generator(settings.seed, 0)))
-    assert (tmp_path / "r0" / "metrics.jsonl").is_file() and not (tmp_path / "r1" / "metrics.jsonl").exists()
+    train_loop(UNet1d(SPEC), recording, lambda step: _batch(), settings, tmp_path, resume=False)
+    assert [torch.equal(x, torch.randn(4, generator=step_generator(settings.seed, i))) for i, x in enumerate(seen)] == [True] * 2
 
 
 def test_stopping_and_resuming_gives_the_same_weights_as_training_straight(tmp_path):

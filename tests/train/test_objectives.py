@@ -10,6 +10,7 @@ from torch import nn
 from components.params_file import profile_params
 from components.profiles import PROFILES
 from components.models.diffusion import alpha, sigma, v_from_x_eps
+from components.train.loop import Draws
 from components.train.objectives import teacher_v_objective
 
 
@@ -38,7 +39,7 @@ def test_the_teacher_objective_weights_v_errors_by_min_snr_gamma():
     v = v_from_x_eps(x, eps, t)
     weight = torch.minimum(alpha(t) ** 2, 5 * sigma(t) ** 2)  # min(SNR, 5) / (SNR + 1)
     expected = (weight * v.pow(2).flatten(1).mean(1)).mean()
-    got = teacher_v_objective("min_snr_5")(_Zero(), x, torch.Generator().manual_seed(1))
+    got = teacher_v_objective("min_snr_5")(_Zero(), x, Draws(torch.Generator().manual_seed(1)))
     torch.testing.assert_close(got, expected)
-    plain = teacher_v_objective("snr+1")(_Zero(), x, torch.Generator().manual_seed(1))
+    plain = teacher_v_objective("snr+1")(_Zero(), x, Draws(torch.Generator().manual_seed(1)))
     assert not torch.allclose(got, plain)

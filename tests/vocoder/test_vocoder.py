@@ -11,7 +11,7 @@ import torch
 
 from components.features.griffinlim import nnls_mel_inverse
 from components.features.mel import LogMel, MelSpec
-from components.train.loop import LoopSettings, train_loop
+from components.train.loop import Draws, LoopSettings, train_loop
 from components.vocoder.adversarial import (AdversarialCritic, Discriminators, discriminator_hinge, feature_matching,
                                             generator_hinge)
 from components.vocoder.interface import (GriffinLim, VocoderMismatch, load_vocoder, make_vocoder,
@@ -145,7 +145,7 @@ def test_a_learned_vocoder_fits_one_clip_with_a_loss_well_below_griffin_lims():
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, 600)
     objective = reconstruction_objective(lm, [(128, 32), (256, 64)], 1.0)
     for _ in range(600):
-        loss = objective(model, clip, torch.Generator())
+        loss = objective(model, clip, Draws(torch.Generator()))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -156,7 +156,7 @@ def test_a_learned_vocoder_fits_one_clip_with_a_loss_well_below_griffin_lims():
         griffin = GriffinLim(SPEC, n_iter=16)(logmel)
 
         def loss_of(audio: np.ndarray) -> float:  # the training loss of fixed audio against the clip
-            return float(objective(lambda _: torch.from_numpy(audio), clip, torch.Generator()))
+            return float(objective(lambda _: torch.from_numpy(audio), clip, Draws(torch.Generator())))
 
         assert loss_of(learned) < 0.6 * loss_of(griffin)
 
