@@ -65,11 +65,13 @@ def _diffusion_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
                    for name, s in students.items()]
 
 
+def _one_shot_entry(family: str, kind: str, on: bool) -> list[dict[str, Any]]:
+    """A one-shot family's one evaluation entry (its model folder is its name), or none when it is off."""
+    return [{"name": family, "folder": family, "kind": kind, "family": family, "steps": 1}] if on else []
+
+
 def _gan_plan(family: str) -> Callable[[MelforgeConfig], list[dict[str, Any]]]:
-    def plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
-        on = family in cfg.gan.enabled
-        return [{"name": family, "folder": family, "kind": "gan", "family": family, "steps": 1}] if on else []
-    return plan
+    return lambda cfg: _one_shot_entry(family, "gan", family in cfg.gan.enabled)
 
 
 def _mel_generator() -> type[Generator]:
@@ -93,7 +95,7 @@ def _vae_generator() -> type[Generator]:
 
 
 def _vae_plan(cfg: MelforgeConfig) -> list[dict[str, Any]]:
-    return [{"name": VAE, "folder": VAE, "kind": VAE, "family": VAE, "steps": 1}] if cfg.vae.steps else []
+    return _one_shot_entry(VAE, VAE, bool(cfg.vae.steps))
 
 
 FAMILIES: tuple[Family, ...] = (

@@ -65,10 +65,15 @@ def metrics_path(paths: ProjectPaths, stage: str) -> Path:
     return paths.root / stage_row(name).metrics.format(item=item)
 
 
+def _output(stage: str) -> str:
+    """A DVC stage's output, relative to the workspace, its foreach item filled in."""
+    name, _, item = stage.partition("@")
+    return stage_row(name).output.format(item=item)
+
+
 def output_path(paths: ProjectPaths, stage: str) -> Path:
     """The folder (or file) a DVC stage (``features``, ``distill@student-8``...) writes."""
-    name, _, item = stage.partition("@")
-    return paths.root / stage_row(name).output.format(item=item)
+    return paths.root / _output(stage)
 
 
 def model_dir(paths: ProjectPaths, stage: str) -> Path | None:
@@ -209,7 +214,7 @@ def model_stages(cfg: MelforgeConfig) -> list[str]:
     every other family that is on (what a GPU machine runs when training is handed off). A stage whose
     output folder the evaluation plan names is one."""
     scored = {f"models/{entry['folder']}" for entry in evaluation_plan(cfg)}
-    return [s for s in pipeline_order(cfg) if stage_row(s.partition("@")[0]).output.format(item=s.partition("@")[2]) in scored]
+    return [s for s in pipeline_order(cfg) if _output(s) in scored]
 
 
 def stage_options(stage: str) -> tuple[str, dict[str, str]]:

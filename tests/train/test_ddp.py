@@ -45,11 +45,17 @@ def _copy(workspace: Path, dest: Path) -> Path:
     return dest
 
 
+CLI = ["-m", "components.cli", "stage", "train"]
+
+
+def _env() -> dict[str, str]:
+    """One thread per rank (two ranks on two cores), this checkout's code."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
 def _train(root: Path, ranks: int, timeout: float = 300) -> subprocess.CompletedProcess:
-    cli = ["-m", "components.cli", "stage", "train"]
     launcher = [] if ranks == 1 else ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.run([sys.executable, *launcher, *cli], cwd=root, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, *launcher, *CLI], cwd=root, env=_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -147,9 +153,8 @@ def test_a_killed_rank_fails_the_stage_fast_naming_it_and_the_rerun_resumes(work
     params = (root / "params.yaml").read_text()
     assert f"  steps: {STEPS}\n" in params
     (root / "params.yaml").write_text(params.replace(f"  steps: {STEPS}\n", "  steps: 400\n", 1))  # time to kill it
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                                 "-m", "components.cli", "stage", "train"], cwd=root, env=env,
+                                 *CLI], cwd=root, env=_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         victim = _rank_process(launcher, 1)
